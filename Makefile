@@ -1,0 +1,37 @@
+# Two commands do all set-up (see README.md):
+#   make book   create .venv/ if missing, install the pinned environment, build the book into _build/html
+#   make test   the same set-up, then the whole test suite (unit tests, strict nbval, the book build)
+# Also: make test-fast (unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test test-fast execute sync clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --nbval --nbval-current-env --sanitize-with tests/sanitize.cfg
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow"
+
+# Re-run one chapter top to bottom in a fresh kernel, store its outputs, refresh its .py twin.
+execute: $(STAMP)
+	$(BIN)/python tools/execute.py $(NB)
+
+# After editing a chapter's .py twin: carry the edit into the .ipynb (then `make execute`).
+sync: $(STAMP)
+	$(BIN)/jupytext --sync chapters/*.ipynb
+
+clean:
+	rm -rf _build

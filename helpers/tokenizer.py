@@ -1,0 +1,290 @@
+"""Byte-level byte-pair encoding (BPE), built step by step in Chapter 1 (Tokenization).
+
+One class, :class:`BPETokenizer`, serves both halves of the chapter:
+
+* ``BPETokenizer().train(text, vocab_size, pattern)`` learns merges from scratch, and
+* ``BPETokenizer.from_gpt2_files(encoder_json, vocab_bpe)`` loads OpenAI's GPT-2 merges, after
+  which ``encode`` gives exactly the ids of ``tiktoken.get_encoding("gpt2")``.
+
+Vocabulary layout. Token ids ``0..255`` (in some order) stand for the 256 single bytes; every
+merge ``(left, right) -> new_id`` adds one token whose bytes are ``left`` + ``right``. A merge
+learned earlier has a smaller ``new_id``, so "lowest new id first" is the merge priority when
+encoding. Trained tokenizers give byte ``b`` the id ``b``; GPT-2 permutes the 256 byte ids (see
+:func:`bytes_to_unicode`), which ``byte_ids`` records.
+
+Tie rule when training: the most frequent adjacent pair wins; among equally frequent pairs the one
+with the smaller ``(left, right)`` ids wins. Chapter 1's naive loop uses the same rule, and the
+tests check that both give the same merges.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import regex
+
+# GPT-2's pre-tokenization pattern, as tiktoken's "gpt2" encoding spells it.
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# Llama 3's pattern (also GPT-4's cl100k_base): case-insensitive contractions, digits in groups of 3.
+LLAMA3_SPLIT_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+ENDOFTEXT = "<|endoftext|>"
+FORMAT_VERSION = 1
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from the 256 byte values to printable unicode characters.
+
+    ``encoder.json`` and ``vocab.bpe`` store tokens as strings of these characters, so that no
+    token is whitespace or a control character. Printable bytes map to themselves; the other 68
+    are moved to code points 256 and up, in byte order.
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars)))
+
+
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every non-overlapping occurrence of ``pair`` in ``ids``, left to right, by ``new_id``."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer with regex pre-splitting and special tokens."""
+
+    def __init__(self, pattern: str = GPT2_SPLIT_PATTERN):
+        self.pattern = pattern
+        self.byte_ids: list[int] = list(range(256))  # byte value -> token id
+        self.merges: dict[tuple[int, int], int] = {}  # (left id, right id) -> new id
+        self.special_tokens: dict[str, int] = {}  # "<|endoftext|>" -> id
+        self._rebuild()
+
+    # ------------------------------------------------------------------ state
+    def _rebuild(self) -> None:
+        """Recompute the derived tables after ``pattern``, ``byte_ids``, ``merges`` or specials change."""
+        self._split = regex.compile(self.pattern)
+        self.vocab: dict[int, bytes] = {tid: bytes([b]) for b, tid in enumerate(self.byte_ids)}
+        for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1]):
+            self.vocab[new_id] = self.vocab[left] + self.vocab[right]
+        for text, tid in self.special_tokens.items():
+            self.vocab[tid] = text.encode("utf-8")
+        self._special_split = (
+            regex.compile("(" + "|".join(regex.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
+            if self.special_tokens
+            else None
+        )
+        self._cache: dict[bytes, list[int]] = {}
+
+    @property
+    def n_vocab(self) -> int:
+        """Number of token ids, special tokens included."""
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return self.n_vocab
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(n_vocab={self.n_vocab}, merges={len(self.merges)}, special={list(self.special_tokens)})"
+
+    # --------------------------------------------------------------- training
+    def train(self, text: str, vocab_size: int, pattern: str | None = None, verbose: bool = False) -> "BPETokenizer":
+        """Learn ``vocab_size - 256`` merges from ``text`` (special tokens are added afterwards).
+
+        Pair counts are kept per distinct pre-split chunk and updated incrementally after each
+        merge, so training a 2,000-token vocabulary on a short story takes about a second.
+        """
+        if vocab_size < 256:
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small: a byte-level BPE vocabulary starts with the 256 "
+                f"single bytes, so choose vocab_size >= 256 (256 means no merges)."
+            )
+        if not text:
+            raise ValueError("cannot train on an empty text: pass the training corpus as a non-empty string.")
+        if pattern is not None:
+            self.pattern = pattern
+        self.byte_ids, self.merges, self.special_tokens = list(range(256)), {}, {}
+        chunk_counts = Counter(regex.findall(self.pattern, text))
+        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
+        freqs = list(chunk_counts.values())
+
+        pair_counts: Counter = Counter()
+        where: dict[tuple[int, int], set[int]] = defaultdict(set)
+        for wi, word in enumerate(words):
+            for pair in zip(word, word[1:]):
+                pair_counts[pair] += freqs[wi]
+                where[pair].add(wi)
+        heap = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(heap)
+
+        for new_id in range(256, vocab_size):
+            best = None
+            while heap:
+                neg_count, pair = heapq.heappop(heap)
+                if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
+                    best = pair
+                    break
+            if best is None:
+                raise ValueError(
+                    f"the training text runs out of pairs to merge after {new_id - 256} merges, so "
+                    f"vocab_size={vocab_size} cannot be reached: use vocab_size <= {new_id} or a longer text."
+                )
+            self.merges[best] = new_id
+            changed: set[tuple[int, int]] = set()
+            for wi in where.pop(best):
+                word, freq = words[wi], freqs[wi]
+                for pair in zip(word, word[1:]):
+                    pair_counts[pair] -= freq
+                    changed.add(pair)
+                word = words[wi] = merge_pair(word, best, new_id)
+                for pair in zip(word, word[1:]):
+                    pair_counts[pair] += freq
+                    where[pair].add(wi)
+                    changed.add(pair)
+            for pair in changed:
+                if pair_counts[pair] <= 0:
+                    del pair_counts[pair]
+                else:
+                    heapq.heappush(heap, (-pair_counts[pair], pair))
+            if verbose:
+                print(f"merge {new_id - 255}/{vocab_size - 256}: {best} -> {new_id}")
+        self._rebuild()
+        return self
+
+    def register_special_tokens(self, special_tokens: dict[str, int] | list[str]) -> "BPETokenizer":
+        """Add special tokens. A list gets the next free ids, in order; a dict gives explicit ids."""
+        if not isinstance(special_tokens, dict):
+            start = max(self.vocab) + 1
+            special_tokens = {s: start + i for i, s in enumerate(special_tokens)}
+        for text, tid in special_tokens.items():
+            if tid in self.vocab and self.vocab[tid] != text.encode("utf-8"):
+                raise ValueError(f"special token {text!r} cannot take id {tid}: that id is already a regular token.")
+        self.special_tokens = {**self.special_tokens, **special_tokens}
+        self._rebuild()
+        return self
+
+    # --------------------------------------------------------------- encoding
+    def _encode_chunk(self, chunk: bytes) -> list[int]:
+        cached = self._cache.get(chunk)
+        if cached is not None:
+            return cached
+        ids = [self.byte_ids[b] for b in chunk]
+        merges = self.merges
+        while len(ids) >= 2:
+            # The pair that was merged earliest during training (smallest new id) goes first.
+            pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
+            if pair not in merges:
+                break
+            ids = merge_pair(ids, pair, merges[pair])
+        self._cache[chunk] = ids
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text``, treating special-token strings as ordinary text."""
+        ids: list[int] = []
+        for chunk in self._split.findall(text):
+            ids.extend(self._encode_chunk(chunk.encode("utf-8")))
+        return ids
+
+    def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = frozenset()) -> list[int]:
+        """Encode ``text``. Special tokens become single ids only when listed in ``allowed_special``
+        (or ``allowed_special="all"``); finding any other special-token string is an error, as in tiktoken."""
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        unknown = allowed - set(self.special_tokens)
+        if unknown:
+            raise ValueError(f"allowed_special names {sorted(unknown)}, which are not special tokens of this tokenizer: register them first.")
+        if self._special_split is None:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        for i, part in enumerate(self._special_split.split(text)):
+            if i % 2 == 1:  # the separators captured by the split are the special tokens
+                if part not in allowed:
+                    raise ValueError(
+                        f"the text contains the special token {part!r}: pass allowed_special={{{part!r}}} to encode it "
+                        f"as one token, or call encode_ordinary to encode it as plain text."
+                    )
+                ids.append(self.special_tokens[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    def decode_bytes(self, ids) -> bytes:
+        """The raw bytes of ``ids`` (a token may hold part of a multi-byte character)."""
+        try:
+            return b"".join(self.vocab[int(i)] for i in ids)
+        except KeyError as err:
+            raise ValueError(
+                f"token id {err.args[0]} is not in this tokenizer's vocabulary (valid ids are 0..{self.n_vocab - 1}): "
+                f"were these ids made by a different tokenizer?"
+            ) from None
+
+    def decode(self, ids) -> str:
+        """Text of ``ids``; bytes that are not valid UTF-8 on their own become U+FFFD, as in tiktoken."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the tokenizer as JSON (pattern, byte ids, merges in order, special tokens)."""
+        path = Path(path)
+        merges = [[left, right, new_id] for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1])]
+        data = {"format": "helpers.BPETokenizer", "version": FORMAT_VERSION, "pattern": self.pattern,
+                "byte_ids": self.byte_ids, "merges": merges, "special_tokens": self.special_tokens}
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BPETokenizer":
+        """Read a tokenizer written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read a tokenizer from {path}: {err}. Pass a file written by BPETokenizer.save.") from None
+        if not isinstance(data, dict) or data.get("format") != "helpers.BPETokenizer":
+            raise ValueError(f"{path} is not a file written by BPETokenizer.save (no 'format' marker).")
+        tok = cls(data["pattern"])
+        tok.byte_ids = list(data["byte_ids"])
+        tok.merges = {(left, right): new_id for left, right, new_id in data["merges"]}
+        tok.special_tokens = dict(data["special_tokens"])
+        tok._rebuild()
+        return tok
+
+    @classmethod
+    def from_gpt2_files(cls, encoder_json: str | Path, vocab_bpe: str | Path) -> "BPETokenizer":
+        """Load OpenAI's GPT-2 tokenizer from its two files (``encoder.json`` and ``vocab.bpe``)."""
+        encoder = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
+        lines = Path(vocab_bpe).read_text(encoding="utf-8").split("\n")
+        merge_lines = [line for line in lines[1:] if line]  # the first line is "#version: 0.2"
+        byte_to_char = bytes_to_unicode()
+        tok = cls(GPT2_SPLIT_PATTERN)
+        tok.byte_ids = [encoder[byte_to_char[b]] for b in range(256)]
+        for rank, line in enumerate(merge_lines):
+            left, right = line.split(" ")
+            new_id = encoder[left + right]
+            if new_id != 256 + rank:  # GPT-2's ids for merged tokens follow merge order
+                raise ValueError(f"{vocab_bpe}: merge {rank} ({line!r}) has id {new_id}, expected {256 + rank}.")
+            tok.merges[(encoder[left], encoder[right])] = new_id
+        tok.special_tokens = {ENDOFTEXT: encoder[ENDOFTEXT]}
+        tok._rebuild()
+        return tok
