@@ -20,7 +20,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --nbval --nbval-current-env --sanitize-with tests/sanitize.cfg
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"

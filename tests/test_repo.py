@@ -1,0 +1,143 @@
+"""The project's own promises: pinned environments agree, notebooks are paired and come from one
+clean run, every chapter has its Colab setup cell, exercises and table-of-contents entry."""
+
+import json
+import re
+import sys
+import tomllib
+import types
+from pathlib import Path
+from unittest import mock
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("ch*.ipynb"))
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+chapter_param = pytest.mark.parametrize("nb_path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+
+
+def pins(lines):
+    out = {}
+    for line in lines:
+        m = re.match(r"^\s*(?:-\s*)?([A-Za-z0-9_.\-]+)==([^\s#]+)", line)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return out
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "chapters/ holds no chapter notebooks"
+
+
+def test_environment_yml_pins_agree_with_requirements():
+    req = pins((ROOT / "requirements.txt").read_text().splitlines())
+    env_yml = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env_yml["dependencies"] if isinstance(d, dict))
+    env = pins(pip_section)
+    assert env, "environment.yml pins nothing"
+    assert req["torch"] == env["torch"] == "2.13.0"
+    mismatched = {name: (ver, req.get(name)) for name, ver in env.items() if req.get(name) != ver}
+    assert not mismatched, f"environment.yml and requirements.txt disagree (env, req): {mismatched}"
+
+
+def test_every_package_dependency_is_pinned():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    req = pins((ROOT / "requirements.txt").read_text().splitlines())
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    names = {re.split(r"[<>=!~\[ ]", d)[0].lower().replace("_", "-") for d in deps}
+    assert names - set(req) == set(), f"not pinned in requirements.txt: {names - set(req)}"
+
+
+def test_repository_url_is_the_same_everywhere():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == REPO_URL
+    assert REPO_URL in (ROOT / "STYLE.md").read_text()
+
+
+def test_toc_lists_every_chapter_and_every_entry_exists():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        assert any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), f"_toc.yml names a missing page: {f}"
+    for nb in CHAPTERS:
+        assert f"chapters/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
+
+
+def test_data_readme_lists_the_checksums():
+    from helpers.data import THE_VERDICT_SHA256
+
+    readme = (ROOT / "data" / "README.md").read_text()
+    assert "the-verdict.txt" in readme and THE_VERDICT_SHA256 in readme
+
+
+@chapter_param
+def test_notebook_and_twin_are_in_sync(nb_path):
+    twin = nb_path.with_suffix(".py")
+    assert twin.exists(), f"{nb_path.name} has no paired {twin.name}: run `make sync`"
+    expected = jupytext.writes(jupytext.read(nb_path), fmt="py:percent")
+    assert twin.read_text().strip() == expected.strip(), f"{twin.name} is out of sync with {nb_path.name}: run `make sync`"
+
+
+@chapter_param
+def test_outputs_come_from_one_clean_run(nb_path):
+    nb = json.loads(nb_path.read_text())
+    cells = [c for c in code_cells(nb) if "".join(c["source"]).strip()]
+    assert len(cells) == len(code_cells(nb)), f"{nb_path.name} has empty code cells"
+    counts = [c["execution_count"] for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), (
+        f"{nb_path.name}: execution counts {counts[:5]}... are not 1..{len(cells)}: re-run it with `make execute NB={nb_path.relative_to(ROOT)}`"
+    )
+    for c in cells:
+        tags = c.get("metadata", {}).get("tags", [])
+        for out in c["outputs"]:
+            assert out["output_type"] != "error" or "raises-exception" in tags, f"{nb_path.name}: a cell failed:\n{''.join(c['source'])}"
+            text = json.dumps(out)
+            assert not re.search(r"(/work/|/root/|/home/\w+/|/tmp/)", text), f"{nb_path.name}: an output shows a local path"
+            assert "Traceback" not in text or "raises-exception" in tags
+
+
+@chapter_param
+def test_every_ignored_output_says_why(nb_path):
+    for cell in code_cells(json.loads(nb_path.read_text())):
+        lines = "".join(cell["source"]).splitlines()
+        for i, line in enumerate(lines):
+            if line.strip() == "# NBVAL_IGNORE_OUTPUT":
+                assert i + 1 < len(lines) and re.match(r"#\s*Why:\s*\S", lines[i + 1].strip()), (
+                    f"{nb_path.name}: NBVAL_IGNORE_OUTPUT without a '# Why:' line in:\n" + "\n".join(lines[:4])
+                )
+
+
+@chapter_param
+def test_first_code_cell_installs_helpers_only_in_colab(nb_path):
+    source = "".join(code_cells(json.loads(nb_path.read_text()))[0]["source"])
+    assert f'REPO = "{REPO_URL}"' in source, f"{nb_path.name}: the setup cell must use the address in pyproject.toml"
+    calls = []
+    with mock.patch("subprocess.run", side_effect=lambda cmd, **kw: calls.append(cmd)):
+        exec(compile(source, "setup-cell", "exec"), {})  # not in Colab: nothing happens
+        assert calls == []
+        with mock.patch.dict(sys.modules, {"google.colab": types.ModuleType("google.colab")}):
+            exec(compile(source, "setup-cell", "exec"), {})
+    assert len(calls) == 1
+    cmd = calls[0]
+    assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and cmd[-1] == f"git+{REPO_URL}"
+    assert not any(arg.startswith(("torch", "--upgrade", "-U")) for arg in cmd), "Colab's own torch must stay"
+
+
+@chapter_param
+def test_chapter_has_summary_and_at_least_four_exercises_with_solutions(nb_path):
+    nb = json.loads(nb_path.read_text())
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "## Summary" in markdown and "## Exercises" in markdown
+    exercises = re.findall(r"\*\*Exercise (\d+\.\d+)\.\*\*", markdown)
+    solutions = re.findall(r"```\{admonition\} Solution (\d+\.\d+)", markdown)
+    assert len(exercises) >= 4 and exercises == solutions, f"{nb_path.name}: exercises {exercises}, solutions {solutions}"
+    solution_cells = [c for c in code_cells(nb) if "hide-cell" in c.get("metadata", {}).get("tags", [])]
+    assert len(solution_cells) >= len(exercises), f"{nb_path.name}: each exercise needs a runnable solution cell tagged hide-cell"
+    assert all("assert" in "".join(c["source"]) for c in solution_cells), f"{nb_path.name}: every solution cell checks its result"
