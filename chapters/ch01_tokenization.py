@@ -37,8 +37,8 @@ import torch
 from helpers.bench import tokenizer_benchmark
 from helpers.data import count_windows, create_dataloader, fetch_the_verdict
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
-from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN, BPETokenizer, bytes_to_unicode,
-                               merge_pair)
+from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN,
+                               BPETokenizer, bytes_to_unicode, merge_pair)
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 
@@ -189,7 +189,8 @@ for new_id in range(256, 259):
     pair = most_frequent_pair(counts)
     names[new_id] = names[pair[0]] + names[pair[1]]
     ids = merge_pair(ids, pair, new_id)
-    print(f"merge {pair} ({names[pair[0]]!r}+{names[pair[1]]!r}, seen {counts[pair]}x) -> {new_id}: {ids}")
+    left, right = names[pair[0]], names[pair[1]]
+    print(f"merge {pair} ({left!r}+{right!r}, seen {counts[pair]}x) -> {new_id}: {ids}")
 
 # %% [markdown]
 # Three merges turned eleven tokens into five. After the first merge, `(256, 97)` and `(97, 98)` are
@@ -299,7 +300,7 @@ gpt2 = BPETokenizer.from_gpt2_files(files["encoder.json"], files["vocab.bpe"])
 tiktoken_gpt2 = gpt2_encoding()  # tiktoken.get_encoding("gpt2"), without the network
 print(gpt2)
 print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gpt2.eot_token}")
-print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files; ' the' is {gpt2.encode(' the')}")
+print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files")
 
 # %% [markdown]
 # Our class, loaded with these merges, must give exactly tiktoken's ids. The test suite checks this on
@@ -309,8 +310,8 @@ print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files;
 # %%
 sample = f"Hello, do you like tea? {ENDOFTEXT} In the sunlit terraces of someunknownPlace."
 assert gpt2.encode(text) == tiktoken_gpt2.encode(text)
-assert gpt2.encode(sample, allowed_special="all") == tiktoken_gpt2.encode(sample, allowed_special="all")
 ids = gpt2.encode(sample, allowed_special="all")
+assert ids == tiktoken_gpt2.encode(sample, allowed_special="all")
 print(ids)
 print([gpt2.decode([i]) for i in ids])
 assert gpt2.decode(ids) == sample
@@ -362,7 +363,8 @@ for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
 # Why: wall-clock timings differ on every run and every machine.
 r = tokenizer_benchmark(text, vocab_size=2000, repeat=3)
 print(f"training a 2,000-token BPE on the story: {r['train_seconds']:.2f} s")
-print(f"encoding the story: ours {r['ours_encode_seconds'] * 1e3:.1f} ms, tiktoken {r['tiktoken_encode_seconds'] * 1e3:.1f} ms")
+ours_ms, theirs_ms = r["ours_encode_seconds"] * 1e3, r["tiktoken_encode_seconds"] * 1e3
+print(f"encoding the story: ours {ours_ms:.1f} ms, tiktoken {theirs_ms:.1f} ms")
 print(f"tiktoken is {r['slowdown']:.0f}x faster")
 
 # %% [markdown]
@@ -406,10 +408,13 @@ assert torch.equal(inputs[:, 1:], targets[:, :-1])
 # batches a configuration yields follows from the window count:
 
 # %%
-for context_length, stride, batch_size in [(4, 4, 8), (4, 1, 8), (256, 256, 2), (256, 128, 2), (1024, 1024, 1)]:
+configs = [(4, 4, 8), (4, 1, 8), (256, 256, 2), (256, 128, 2), (1024, 1024, 1)]
+for context_length, stride, batch_size in configs:
     n = count_windows(len(token_ids), context_length, stride)
-    loader = create_dataloader(token_ids, batch_size=batch_size, context_length=context_length, stride=stride)
-    print(f"context {context_length:4}, stride {stride:4}, batch {batch_size}: {n:5} windows -> {len(loader):4} batches")
+    loader = create_dataloader(token_ids, batch_size=batch_size,
+                               context_length=context_length, stride=stride)
+    print(f"context {context_length:4}, stride {stride:4}, batch {batch_size}: "
+          f"{n:5} windows -> {len(loader):4} batches")
 
 # %% [markdown]
 # `drop_last=True` (the default) drops a final, smaller batch, so every batch has the same shape. Bad
@@ -491,7 +496,8 @@ assert predicted == len(loader)
 
 # %% tags=["hide-cell"]
 small = BPETokenizer().train(text, vocab_size=260)
-counts = Counter(p for chunk in regex.findall(GPT2_SPLIT_PATTERN, text) for p in pair_counts(list(chunk.encode())))
+chunks = regex.findall(GPT2_SPLIT_PATTERN, text)
+counts = Counter(p for chunk in chunks for p in pair_counts(list(chunk.encode())))
 best = most_frequent_pair(counts)
 print(best, repr(bytes(best).decode()), counts[best], "times")
 assert small.merges[best] == 256
@@ -531,4 +537,5 @@ import tempfile
 with tempfile.TemporaryDirectory() as tmp:
     loaded = BPETokenizer.load(bpe_llama.save(Path(tmp) / "llama-pattern-bpe.json"))
 print(loaded)
-assert loaded.pattern == LLAMA3_SPLIT_PATTERN and loaded.encode(text) == bpe_llama.encode(text)
+assert loaded.pattern == LLAMA3_SPLIT_PATTERN
+assert loaded.encode(text) == bpe_llama.encode(text)
