@@ -1,0 +1,190 @@
+"""Causal multi-head self-attention, built step by step in Chapter 3 (Attention).
+
+:class:`MultiHeadAttention` is the layer GPT-2 uses: one query, key and value projection of width
+``d_out`` split into ``num_heads`` heads of ``head_dim = d_out // num_heads`` features, a causal mask,
+dropout on the attention weights, and an output projection. It has two paths that compute the same
+function:
+
+* ``forward(x)`` (the fast path) calls ``torch.nn.functional.scaled_dot_product_attention`` with
+  ``is_causal=True``, which never stores the ``(B, h, T, T)`` weights;
+* ``forward(x, return_weights=True)`` runs :func:`causal_attention`, the chapter's explicit
+  ``softmax(Q K^T / sqrt(d_h)) V``, and also returns the weights for plotting.
+
+The returned weights are the softmax *before* dropout, so each row sums to 1 and everything above the
+diagonal is 0. In training mode with ``dropout > 0`` the output uses the dropped-out weights, and the
+two paths draw different dropout masks; in eval mode, or with ``dropout=0``, they agree to float
+rounding (Chapter 3 and ``tests/test_attention.py`` check 1e-6 in float32).
+
+:func:`attention_benchmark` is the measurement that Chapter 3 reports and ``benchmarks/attention.py``
+prints: the explicit path against SDPA, forward and backward, on CPU or GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def causal_mask(num_tokens: int, device=None) -> torch.Tensor:
+    """``(T, T)`` bool tensor, True strictly above the diagonal: the future positions a query may not see."""
+    return torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device), diagonal=1)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+                     dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Explicit causal scaled dot-product attention over ``(..., T, d_h)`` queries, keys and values.
+
+    Returns ``(context, weights)``: ``context`` is ``(..., T, d_h)``; ``weights`` is the ``(..., T, T)``
+    softmax before dropout (rows sum to 1). ``mask`` (True = hidden) defaults to :func:`causal_mask`.
+    Dropout with probability ``dropout_p`` is applied to the weights that multiply ``v`` only.
+    """
+    num_tokens, head_dim = q.shape[-2], q.shape[-1]
+    if mask is None:
+        mask = causal_mask(num_tokens, device=q.device)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(head_dim)  # (..., T, T)
+    scores = scores.masked_fill(mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (..., T, T), rows sum to 1
+    dropped = F.dropout(weights, p=dropout_p, training=dropout_p > 0)
+    return dropped @ v, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Causal multi-head self-attention: ``x (B, T, d_in) -> (B, T, d_out)``.
+
+    Attributes: ``W_query``, ``W_key``, ``W_value`` (``nn.Linear(d_in, d_out, bias=qkv_bias)``),
+    ``out_proj`` (``nn.Linear(d_out, d_out)``), ``num_heads``, ``head_dim``, ``context_length``,
+    ``dropout`` (a probability) and ``mask``, a ``(context_length, context_length)`` bool buffer
+    registered with ``persistent=False``: it is rebuilt from ``context_length``, never stored in a
+    ``state_dict``. Parameters are created in the order query, key, value, output projection, so
+    ``torch.manual_seed(123)`` before construction gives Chapter 3's numbers.
+    """
+
+    def __init__(self, d_in: int, d_out: int, context_length: int, num_heads: int, dropout: float = 0.0,
+                 qkv_bias: bool = False):
+        super().__init__()
+        for name, value in (("d_in", d_in), ("d_out", d_out), ("context_length", context_length), ("num_heads", num_heads)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer.")
+        if d_out % num_heads != 0:
+            nearest = min((n for n in range(1, d_out + 1) if d_out % n == 0), key=lambda n: abs(n - num_heads))
+            raise ValueError(
+                f"d_out={d_out} is not divisible by num_heads={num_heads}: every head needs the same number of "
+                f"features, d_out // num_heads; use a num_heads that divides d_out (e.g. {nearest}) or a d_out "
+                f"that is a multiple of num_heads (e.g. {num_heads * max(1, round(d_out / num_heads))})."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout} must be a probability in [0, 1): it is the chance of zeroing one attention weight.")
+        self.d_in, self.d_out = d_in, d_out
+        self.num_heads, self.head_dim = num_heads, d_out // num_heads
+        self.context_length, self.dropout = context_length, float(dropout)
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)  # mixes the heads' outputs
+        self.register_buffer("mask", causal_mask(context_length), persistent=False)
+
+    def extra_repr(self) -> str:
+        return (f"d_in={self.d_in}, d_out={self.d_out}, context_length={self.context_length}, "
+                f"num_heads={self.num_heads}, head_dim={self.head_dim}, dropout={self.dropout}")
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a tensor of shape (batch_size, num_tokens, d_in), got {type(x).__name__}.")
+        if x.ndim != 3:
+            hint = " add a batch dimension with x.unsqueeze(0)." if x.ndim == 2 else " pass (batch_size, num_tokens, d_in)."
+            raise ValueError(f"x has shape {tuple(x.shape)} ({x.ndim} dimensions), expected 3 dimensions "
+                             f"(batch_size, num_tokens, d_in={self.d_in}):{hint}")
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"x has {x.shape[-1]} features in its last dimension (shape {tuple(x.shape)}), "
+                             f"but this layer was built with d_in={self.d_in}.")
+        if x.shape[1] > self.context_length:
+            raise ValueError(f"the input has num_tokens={x.shape[1]}, more than this layer's context_length="
+                             f"{self.context_length}: keep only the last {self.context_length} tokens, or build "
+                             f"the layer with context_length >= {x.shape[1]}.")
+
+    def forward(self, x: torch.Tensor, return_weights: bool = False):
+        """``x (B, T, d_in)`` -> ``out (B, T, d_out)``; with ``return_weights=True``, ``(out, weights)`` where
+        ``weights (B, num_heads, T, T)`` is the softmax before dropout."""
+        self._check_input(x)
+        B, T, _ = x.shape
+        # (B, T, d_out) -> (B, T, h, d_h) -> (B, h, T, d_h): each head sees its own slice of d_out
+        q = self.W_query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.W_key(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.W_value(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        if return_weights:
+            context, weights = causal_attention(q, k, v, self.mask[:T, :T], dropout_p=p)  # (B, h, T, d_h)
+        else:
+            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, h, T, d_h)
+        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # (B, T, d_out): heads side by side
+        out = self.out_proj(context)
+        return (out, weights) if return_weights else out
+
+
+def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Run ``fn()`` and count the bytes of the tensors autograd keeps for the backward pass.
+
+    Tensors that share storage (views of one another) are counted once. This is the memory a training
+    step must hold between forward and backward, and unlike a peak-memory reading it repeats exactly.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(storages.values())
+
+
+def attention_benchmark(batch_size: int = 8, num_tokens: int = 1024, emb_dim: int = 768, num_heads: int = 12,
+                        repeat: int = 3, device: str = "cpu", seed: int = 0) -> dict[str, float]:
+    """Chapter 3's measurement: :func:`causal_attention` against SDPA on queries, keys and values of
+    shape ``(batch_size, num_heads, num_tokens, emb_dim // num_heads)`` (GPT-2 small by default).
+
+    Returns median seconds (``{path}_forward_s``, ``{path}_backward_s``, the backward being forward-and-
+    backward minus forward), ``{path}_saved_MiB`` (see :func:`saved_tensor_bytes`) for path ``naive``
+    and ``sdpa``, the ratios ``forward_speedup``, ``backward_speedup``, ``saved_ratio``, and on CUDA
+    ``{path}_peak_MiB``.
+    """
+    from helpers.bench import time_call
+
+    if emb_dim % num_heads != 0:
+        raise ValueError(f"emb_dim={emb_dim} is not divisible by num_heads={num_heads}.")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    shape = (batch_size, num_heads, num_tokens, emb_dim // num_heads)
+    q, k, v = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(3))
+    mask = causal_mask(num_tokens, device=device)
+    paths = {"naive": lambda: causal_attention(q, k, v, mask)[0],
+             "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)}
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    result: dict[str, float] = {}
+    for name, fn in paths.items():
+        def forward():
+            fn()
+            sync()
+
+        def forward_backward():
+            fn().sum().backward()
+            q.grad = k.grad = v.grad = None
+            sync()
+
+        fwd = time_call(forward, repeat=repeat)
+        both = time_call(forward_backward, repeat=repeat)
+        result[f"{name}_forward_s"], result[f"{name}_backward_s"] = fwd, max(both - fwd, 0.0)
+        result[f"{name}_saved_MiB"] = saved_tensor_bytes(fn)[1] / 2**20
+        if str(device).startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            forward_backward()
+            result[f"{name}_peak_MiB"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+    result["forward_speedup"] = result["naive_forward_s"] / result["sdpa_forward_s"]
+    result["backward_speedup"] = result["naive_backward_s"] / max(result["sdpa_backward_s"], 1e-12)
+    result["saved_ratio"] = result["naive_saved_MiB"] / result["sdpa_saved_MiB"]
+    return result
