@@ -141,3 +141,82 @@ def plot_similarity_by_distance(table, starts: Sequence[int], max_distance: int,
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+# --------------------------------------------------------------------------- Chapters 4 and 5 (Block, GPT)
+
+
+def plot_curves(x, curves: dict, ax=None, title: str | None = None, xlabel: str = "x", ylabel: str = "y",
+                logy: bool = False, zero_line: bool = True):
+    """Several curves over the same ``x``, one line per ``{label: y}`` item of ``curves`` (e.g. ReLU and
+    both GELUs, or their derivatives, or loss curves). ``logy`` uses a log scale for y; ``zero_line``
+    draws a thin line at y = 0 (linear scale only). Returns the figure."""
+    xs = _as_numpy(x)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for k, (label, y) in enumerate(curves.items()):
+        ys = _as_numpy(y)
+        if ys.shape != xs.shape:
+            raise ValueError(f"curve {label!r} has shape {ys.shape} but x has shape {xs.shape}.")
+        ax.plot(xs, ys, label=label, color=f"C{k}", linestyle=("-", "--", ":", "-.")[k % 4])
+    if logy:
+        ax.set_yscale("log")
+    elif zero_line:
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def plot_per_layer(series: dict, ax=None, title: str | None = None, ylabel: str = "value",
+                   xlabel: str = "layer", logy: bool = True, first_layer: int = 0):
+    """One line with markers per ``{label: values}`` item, ``values[i]`` belonging to layer
+    ``first_layer + i`` (e.g. the mean absolute gradient of each layer's weights, or the residual
+    stream's standard deviation after each block). Log scale for y by default. Returns the figure."""
+    from matplotlib.ticker import MaxNLocator
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for k, (label, values) in enumerate(series.items()):
+        v = _as_numpy(values)
+        ax.plot(np.arange(first_layer, first_layer + len(v)), v, marker="o", label=label, color=f"C{k}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- Chapter 6 (Pretraining)
+
+
+def plot_losses(history, ax=None, label: str | None = None, color: str | None = None, title: str | None = None,
+                epochs_axis: bool = True):
+    """Training (solid) and validation (dashed) loss of a ``helpers.train.History`` against tokens seen.
+    Call it again on the same ``ax`` with another ``label`` and ``color`` to compare runs. With
+    ``epochs_axis`` a top axis counts epochs (from ``history.tokens_per_epoch``). Returns the figure."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
+    prefix = f"{label}: " if label else ""
+    tokens = _as_numpy(history.tokens_seen)
+    (line,) = ax.plot(tokens, _as_numpy(history.train_loss), color=color, label=f"{prefix}training loss")
+    ax.plot(tokens, _as_numpy(history.val_loss), color=line.get_color(), linestyle="--",
+            label=f"{prefix}validation loss")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("cross-entropy loss (nats)")
+    ax.legend(fontsize=8)
+    per_epoch = getattr(history, "tokens_per_epoch", 0)
+    if epochs_axis and per_epoch and not any(getattr(a, "_is_epochs_axis", False) for a in ax.child_axes):
+        top = ax.secondary_xaxis("top", functions=(lambda t: t / per_epoch, lambda e: e * per_epoch))
+        top.set_xlabel("epochs")
+        top._is_epochs_axis = True
+    if title:
+        ax.set_title(title)
+    return ax.figure
