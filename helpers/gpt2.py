@@ -1,0 +1,360 @@
+"""OpenAI's GPT-2 weights in and out of our model, built in Chapter 8 (Loading GPT-2's weights).
+
+The weights live on the Hugging Face hub (:data:`HUB_MODELS`) as ``config.json`` plus one
+``model.safetensors``, the format of ``transformers.GPT2LMHeadModel``. Only safetensors are read: a
+``.bin`` file is a pickle, which can run code when it is loaded.
+
+* :func:`config_from_hf` / :func:`config_to_hf`: GPT-2's ``config.json`` <-> :class:`GPTConfig`;
+* :func:`weight_mapping`: one :class:`WeightRow` per hub tensor; loader, exporter and Chapter 8's
+  table all read it;
+* :func:`load_hf_state_dict` (strict), :func:`resolve_checkpoint`, :func:`read_hf_checkpoint` and
+  :func:`load_hf_checkpoint`: a hub name (``"gpt2"``, ``"openai-community/gpt2-xl"``) or a path in;
+* :func:`hf_state_dict`, :func:`save_hf_checkpoint`: ours out, loadable by ``from_pretrained``.
+
+Decisions. Names are read with or without the ``transformer.`` prefix (``save_pretrained`` writes
+it, the hub's GPT-2 files lack it). Older files hold each block's causal mask ``h.i.attn.bias``
+(and ``h.i.attn.masked_bias``): buffers, not weights, skipped, as our attention builds its own.
+``lm_head.weight`` may be absent when tied to ``wte``; if present it must equal it. GPT-2's format
+always has query/key/value biases: ``qkv_bias=False`` is saved as zero biases (the same function)
+and loads zero biases only. Errors derive from :class:`CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from helpers.model import GPTConfig, GPTModel, predicted_parameters
+from helpers.offline import sha256_file
+
+
+class CheckpointError(Exception):
+    """Base of this module's errors; each carries one sentence (a command line: exit code 2)."""
+
+
+class UnknownModelError(CheckpointError, ValueError):
+    """Neither a known hub model nor an existing path."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A path, or a file that a checkpoint directory needs, is missing."""
+
+
+class HubUnreachableError(CheckpointError, ConnectionError):
+    """No network (or downloads switched off) and no cached copy."""
+
+
+class CheckpointFormatError(CheckpointError, ValueError):
+    """Corrupt, pickled, or not a model ours can hold (names, shapes, config)."""
+
+
+class HubModel(NamedTuple):
+    repo_id: str
+    preset: str  # GPTConfig.from_preset name
+    n_params: int  # parameters, the tied head counted once
+    param_bytes: int  # n_params * 4: the float32 parameters; the file also holds a header (and
+    # in older files the h.i.attn.bias mask buffers), so model.safetensors is somewhat larger
+
+
+def _hub_model(repo_id: str, preset: str) -> HubModel:
+    n = predicted_parameters(GPTConfig.from_preset(preset))
+    return HubModel(repo_id, preset, n, 4 * n)
+
+
+HUB_MODELS = {  # short alias -> where it lives; sizes computed from the presets, not measured
+    "gpt2": _hub_model("openai-community/gpt2", "gpt2-small"),
+    "gpt2-medium": _hub_model("openai-community/gpt2-medium", "gpt2-medium"),
+    "gpt2-large": _hub_model("openai-community/gpt2-large", "gpt2-large"),
+    "gpt2-xl": _hub_model("openai-community/gpt2-xl", "gpt2-xl"),
+}
+_HUB_NAMES = {k: m for alias, m in HUB_MODELS.items() for k in (alias, m.repo_id, m.preset)}
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # GPT-2's GELU: our layers.GELU("tanh")
+LAYER_NORM_EPS = 1e-5  # our LayerNorm's eps
+_PICKLE = "a pickle, which can run any code when it is loaded"
+
+
+# -- config.json ---------------------------------------------------------------------------------
+def config_from_hf(hf: dict, drop_rate: float | None = None) -> GPTConfig:
+    """A :class:`GPTConfig` from GPT-2's ``config.json`` (missing fields take GPT2Config's defaults).
+
+    Raises :class:`CheckpointFormatError` for a model ours cannot represent. The three dropout
+    rates become one ``drop_rate``; if they differ, pass ``drop_rate`` to choose.
+    """
+    def refuse(key, ours):
+        raise CheckpointFormatError(f"config.json has {key}={hf.get(key)!r}, but our GPTModel only "
+                                    f"implements {ours}: this checkpoint is not a model it can hold.")
+    if hf.get("model_type", "gpt2") != "gpt2":
+        refuse("model_type", "'gpt2'")
+    missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in hf]
+    if missing:
+        raise CheckpointFormatError(f"config.json lacks {missing}: it is not a GPT-2 config.")
+    if hf.get("activation_function", "gelu_new") not in TANH_GELUS:
+        refuse("activation_function", f"GELU's tanh form {TANH_GELUS}")
+    if abs(hf.get("layer_norm_epsilon", 1e-5) - LAYER_NORM_EPS) > 1e-12:
+        refuse("layer_norm_epsilon", f"{LAYER_NORM_EPS}")
+    if hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
+        refuse("n_inner", "a feed-forward width of 4 * n_embd")
+    for key, ours in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                      ("add_cross_attention", False)):
+        if bool(hf.get(key, ours)) != ours:
+            refuse(key, f"{key}={ours}")
+    if drop_rate is None:
+        rates = {hf.get(k, 0.1) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+        if len(rates) > 1:
+            raise CheckpointFormatError(f"config.json has different dropout rates {sorted(rates)}; our "
+                                        f"model has one drop_rate: pass drop_rate=... to choose it.")
+        drop_rate = rates.pop()
+    return GPTConfig(vocab_size=hf["vocab_size"], context_length=hf["n_positions"], emb_dim=hf["n_embd"],
+                     n_heads=hf["n_head"], n_layers=hf["n_layer"], drop_rate=drop_rate, qkv_bias=True,
+                     tie_weights=bool(hf.get("tie_word_embeddings", True)))
+
+
+def config_to_hf(cfg: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
+    """GPT-2's ``config.json`` for ``cfg``, as ``GPT2Config`` reads it (``qkv_bias`` has no field:
+    see :func:`hf_state_dict`). ``<|endoftext|>`` (50256) is bos/eos only if the vocabulary has it."""
+    eot = 50256 if cfg.vocab_size > 50256 else None
+    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
+            "n_positions": cfg.context_length, "n_embd": cfg.emb_dim, "n_layer": cfg.n_layers,
+            "n_head": cfg.n_heads, "n_inner": None, "activation_function": "gelu_new",
+            "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
+            "layer_norm_epsilon": LAYER_NORM_EPS, "initializer_range": 0.02, "scale_attn_weights": True,
+            "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+            "tie_word_embeddings": cfg.tie_weights, "bos_token_id": eot, "eos_token_id": eot,
+            "use_cache": True, "dtype": str(dtype).removeprefix("torch.")}
+
+
+# -- the mapping ---------------------------------------------------------------------------------
+COPY, TRANSPOSE, TIED = "copy", "transpose", "tied to wte"
+SPLIT, SPLIT_T = "split in 3", "split in 3 along dim 1, transpose each"
+ZEROS = "zeros (our model has no qkv biases)"
+
+
+class WeightRow(NamedTuple):
+    hub_name: str
+    hub_shape: tuple[int, ...]
+    our_names: tuple[str, ...]
+    our_shape: tuple[int, ...]  # of each of our_names
+    transform: str
+
+
+def weight_mapping(cfg: GPTConfig) -> list[WeightRow]:
+    """One row per tensor of GPT-2's checkpoint, in the hub's order. GPT-2 stores its linear layers
+    as ``Conv1D`` with weight ``(in, out)`` (``x @ W``); ``nn.Linear`` holds ``(out, in)``, hence the
+    transposes; ``c_attn`` is query, key and value side by side, ``(C, 3C)``."""
+    C, V, T, H = cfg.emb_dim, cfg.vocab_size, cfg.context_length, 4 * cfg.emb_dim
+    rows = [WeightRow("wte.weight", (V, C), ("tok_emb.weight",), (V, C), COPY),
+            WeightRow("wpe.weight", (T, C), ("pos_emb.weight",), (T, C), COPY)]
+    for i in range(cfg.n_layers):
+        h, b = f"h.{i}.", f"trf_blocks.{i}."
+        qkv = [f"{b}att.W_{n}" for n in ("query", "key", "value")]
+        bias = (tuple(f"{n}.bias" for n in qkv), (C,), SPLIT) if cfg.qkv_bias else ((), (), ZEROS)
+        rows += [WeightRow(h + "ln_1.weight", (C,), (b + "norm1.weight",), (C,), COPY),
+                 WeightRow(h + "ln_1.bias", (C,), (b + "norm1.bias",), (C,), COPY),
+                 WeightRow(h + "attn.c_attn.weight", (C, 3 * C), tuple(f"{n}.weight" for n in qkv), (C, C), SPLIT_T),
+                 WeightRow(h + "attn.c_attn.bias", (3 * C,), *bias),
+                 WeightRow(h + "attn.c_proj.weight", (C, C), (b + "att.out_proj.weight",), (C, C), TRANSPOSE),
+                 WeightRow(h + "attn.c_proj.bias", (C,), (b + "att.out_proj.bias",), (C,), COPY),
+                 WeightRow(h + "ln_2.weight", (C,), (b + "norm2.weight",), (C,), COPY),
+                 WeightRow(h + "ln_2.bias", (C,), (b + "norm2.bias",), (C,), COPY),
+                 WeightRow(h + "mlp.c_fc.weight", (C, H), (b + "ff.fc.weight",), (H, C), TRANSPOSE),
+                 WeightRow(h + "mlp.c_fc.bias", (H,), (b + "ff.fc.bias",), (H,), COPY),
+                 WeightRow(h + "mlp.c_proj.weight", (H, C), (b + "ff.proj.weight",), (C, H), TRANSPOSE),
+                 WeightRow(h + "mlp.c_proj.bias", (C,), (b + "ff.proj.bias",), (C,), COPY)]
+    rows += [WeightRow("ln_f.weight", (C,), ("final_norm.weight",), (C,), COPY),
+             WeightRow("ln_f.bias", (C,), ("final_norm.bias",), (C,), COPY),
+             WeightRow("lm_head.weight", (V, C), ("out_head.weight",), (V, C), TIED if cfg.tie_weights else COPY)]
+    return rows
+
+
+# Each transform, hub tensor -> our tensors and back (Conv1D is (in, out), nn.Linear (out, in)).
+_TO_OURS = {COPY: lambda t: [t], TRANSPOSE: lambda t: [t.T], SPLIT: lambda t: list(t.chunk(3)),
+            SPLIT_T: lambda t: [w.T for w in t.chunk(3, dim=1)]}  # (C, 3C) -> 3 x (C, C)
+_TO_HUB = {COPY: lambda ts: ts[0], TRANSPOSE: lambda ts: ts[0].T, SPLIT: torch.cat,
+           SPLIT_T: lambda ts: torch.cat([w.T for w in ts], dim=1)}  # 3 x (C, C) -> (C, 3C)
+
+
+# -- loading -------------------------------------------------------------------------------------
+def _checked_state_dict(model: GPTModel) -> dict[str, torch.Tensor]:
+    """``model.state_dict()``, after checking that it is what ``weight_mapping(model.cfg)`` expects."""
+    ours, rows = model.state_dict(), weight_mapping(model.cfg)
+    if {n for r in rows for n in r.our_names} != set(ours) or any(
+            tuple(ours[n].shape) != r.our_shape for r in rows for n in r.our_names):
+        raise ValueError("the model's parameters do not match weight_mapping(model.cfg): is it a GPTModel?")
+    if model.cfg.tie_weights and ours["out_head.weight"].data_ptr() != ours["tok_emb.weight"].data_ptr():
+        raise ValueError("model.cfg.tie_weights is True but out_head.weight is no longer tok_emb.weight: "
+                         "tie them again (model.out_head.weight = model.tok_emb.weight) or set tie_weights=False.")
+    return ours
+
+
+def load_hf_state_dict(model: GPTModel, hf_tensors: dict[str, torch.Tensor]) -> GPTModel:
+    """Copy GPT-2's tensors (names with or without ``transformer.``) into ``model``, strictly.
+
+    A missing, unexpected or wrong-shaped tensor raises :class:`CheckpointFormatError` naming it,
+    before anything is copied, so the model is unchanged. Skipped: the mask buffers
+    ``h.i.attn.bias`` / ``h.i.attn.masked_bias``. Returns the model.
+    """
+    cfg, ours, rows = model.cfg, _checked_state_dict(model), weight_mapping(model.cfg)
+    tensors = {}
+    for name, t in hf_tensors.items():
+        short = name.removeprefix("transformer.")
+        if short in tensors:
+            raise CheckpointFormatError(f"the checkpoint holds {short!r} twice (with and without 'transformer.').")
+        tensors[short] = t
+    buffers = {f"h.{i}.attn.{b}" for i in range(cfg.n_layers) for b in ("bias", "masked_bias")}
+    expected = {r.hub_name: r for r in rows}
+    unexpected = sorted(set(tensors) - set(expected) - buffers)
+    missing = [r.hub_name for r in rows if r.hub_name not in tensors and r.transform != TIED]
+    for names, what in ((missing, "lacks the tensor"), (unexpected, "has a tensor this model has no place for:")):
+        if names:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            raise CheckpointFormatError(f"the checkpoint {what} {names[0]!r}{more}: it does not fit this "
+                                        f"model (n_layers={cfg.n_layers}, tie_weights={cfg.tie_weights}); "
+                                        f"build the model from the checkpoint's config.json. Nothing was loaded.")
+    plan = []
+    for name, row in expected.items():
+        if name not in tensors:
+            continue
+        t = tensors[name]
+        if tuple(t.shape) != row.hub_shape:
+            raise CheckpointFormatError(f"tensor {name!r} has shape {tuple(t.shape)} in the checkpoint, but this "
+                                        f"model needs {row.hub_shape}: the checkpoint is for another model size; "
+                                        f"build the model from its config.json. Nothing was loaded.")
+        if row.transform == ZEROS and t.count_nonzero():
+            raise CheckpointFormatError(f"tensor {name!r} holds non-zero query/key/value biases, which this model "
+                                        f"(qkv_bias=False) has no place for; build it with qkv_bias=True.")
+        if row.transform == TIED and not torch.equal(t, tensors["wte.weight"]):
+            raise CheckpointFormatError(f"tensor {name!r} differs from 'wte.weight' but this model ties them "
+                                        f"(tie_weights=True): build it with tie_weights=False. Nothing was loaded.")
+        if row.transform not in (ZEROS, TIED):
+            plan += zip(row.our_names, _TO_OURS[row.transform](t))
+    with torch.no_grad():
+        for name, t in plan:
+            ours[name].copy_(t)  # state_dict() tensors share storage with the parameters
+    return model
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
+                       local_files_only: bool = False, timeout: float = 10.0,
+                       verify: bool = True) -> tuple[Path, Path]:
+    """``(config.json, model.safetensors)`` for a local directory (or .safetensors file), or for a hub
+    name from :data:`HUB_MODELS`, downloaded through ``huggingface_hub`` into its cache (resumed if
+    interrupted). An existing path wins over a hub name. A cached copy is used without asking the
+    network; otherwise one quick request (``timeout`` seconds, no retries) checks the hub first.
+    ``verify`` re-hashes a cached weights file against its sha256 (the cache's blob name)."""
+    path = Path(path_or_name).expanduser()
+    if not path.exists() and str(path_or_name) in _HUB_NAMES:
+        repo = _HUB_NAMES[str(path_or_name)].repo_id
+        config = _hub_file(repo, "config.json", cache_dir, local_files_only, timeout)
+        weights = _hub_file(repo, "model.safetensors", cache_dir, local_files_only, timeout)
+        blob = Path(os.path.realpath(weights))
+        if verify and re.fullmatch(r"[0-9a-f]{64}", blob.name) and sha256_file(blob) != blob.name:
+            raise CheckpointFormatError(f"the cached model.safetensors of {repo} is corrupt (its sha256 is not "
+                                        f"{blob.name[:12]}...): delete {blob} and run again to download it afresh.")
+        return config, weights
+    known = ", ".join(HUB_MODELS)
+    if not path.exists():
+        if any(c in str(path_or_name) for c in "/\\") or path.suffix or str(path_or_name).startswith("."):
+            raise CheckpointNotFoundError(f"no file or directory at {path}: give a directory with config.json "
+                                          f"and model.safetensors, or a hub model ({known}).")
+        raise UnknownModelError(f"unknown model {str(path_or_name)!r}: use one of {known}, or the path of a "
+                                f"directory with config.json and model.safetensors.")
+    if path.is_file() and path.suffix != ".safetensors":
+        what = _PICKLE if path.suffix in (".bin", ".pt", ".pth", ".ckpt") else "not a safetensors file"
+        raise CheckpointFormatError(f"{path} is {what}; this book reads model.safetensors only.")
+    directory, weights = (path, path / "model.safetensors") if path.is_dir() else (path.parent, path)
+    if not weights.exists():
+        pickles = sorted(p.name for p in directory.glob("*.bin"))
+        raise (CheckpointFormatError(f"{directory} has no model.safetensors, only {pickles[0]}, {_PICKLE}; "
+                                     f"this book reads model.safetensors only.") if pickles
+               else CheckpointNotFoundError(f"{directory} has no model.safetensors."))
+    if not (directory / "config.json").exists():
+        raise CheckpointNotFoundError(f"{directory} has no config.json: a checkpoint directory holds config.json "
+                                      f"and model.safetensors (as save_hf_checkpoint writes them).")
+    return directory / "config.json", weights
+
+
+def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeout: float) -> Path:
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:  # the cache first: no network at all when the file is there
+        return Path(hf_hub_download(repo, filename, cache_dir=cache_dir, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    if local_files_only or constants.HF_HUB_OFFLINE:
+        why = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
+        raise HubUnreachableError(f"{repo} ({filename}) is not in the Hugging Face cache and downloads are off "
+                                  f"({why}): run once with a network, or pass a local checkpoint directory.")
+    try:  # one request without retries, so that no network fails in `timeout` seconds, not minutes
+        get_hf_file_metadata(hf_hub_url(repo, filename), timeout=timeout)
+        return Path(hf_hub_download(repo, filename, cache_dir=cache_dir, etag_timeout=timeout))
+    except Exception as err:  # connection refused, DNS, timeouts, hub errors: all the same to the reader
+        raise HubUnreachableError(f"could not download {filename} of {repo} ({type(err).__name__}: {err}) and "
+                                  f"there is no cached copy: connect to the network, or pass a local "
+                                  f"checkpoint directory.") from err
+
+
+def read_hf_checkpoint(path_or_name, **resolve_kwargs) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config.json as a dict, {hub name: tensor})`` of a checkpoint (see :func:`resolve_checkpoint`)."""
+    config_path, weights = resolve_checkpoint(path_or_name, **resolve_kwargs)
+    try:
+        hf_config = json.loads(config_path.read_text(encoding="utf-8"))
+        with safe_open(weights, framework="pt") as f:
+            return hf_config, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointFormatError(f"{weights.parent} holds a corrupt or truncated checkpoint ({err}): "
+                                    f"download or save it again.") from None
+
+
+def load_hf_checkpoint(path_or_name, *, cache_dir=None, local_files_only: bool = False, timeout: float = 10.0,
+                       verify: bool = True, drop_rate: float | None = None) -> GPTModel:
+    """A :class:`GPTModel` holding a GPT-2 checkpoint (a hub name or a directory), in eval mode."""
+    hf_config, tensors = read_hf_checkpoint(path_or_name, cache_dir=cache_dir, local_files_only=local_files_only,
+                                            timeout=timeout, verify=verify)
+    model = GPTModel(config_from_hf(hf_config, drop_rate))
+    return load_hf_state_dict(model, tensors).eval()
+
+
+# -- saving --------------------------------------------------------------------------------------
+def hf_state_dict(model: GPTModel, prefix: str = "transformer.") -> dict[str, torch.Tensor]:
+    """Our weights under GPT-2's names, as ``save_pretrained`` writes them: ``prefix`` on the base
+    model's tensors, and ``lm_head.weight`` only when the head is not tied. CPU, contiguous."""
+    ours = _checked_state_dict(model)
+    out = {}
+    for row in weight_mapping(model.cfg):
+        if row.transform == TIED:
+            continue
+        if row.transform == ZEROS:  # GPT-2's format has qkv biases: zeros compute the same function
+            t = torch.zeros(row.hub_shape, dtype=ours["tok_emb.weight"].dtype)
+        else:
+            t = _TO_HUB[row.transform]([ours[n].detach() for n in row.our_names])
+        out[row.hub_name if row.hub_name == "lm_head.weight" else prefix + row.hub_name] = t.cpu().contiguous()
+    return out
+
+
+def save_hf_checkpoint(model: GPTModel, directory: str | os.PathLike) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed), loadable
+    by ``GPT2LMHeadModel.from_pretrained(directory)`` and :func:`load_hf_checkpoint`. Each file is
+    written under a ``.part`` name and renamed when complete, so a failure leaves no partial file."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = hf_state_dict(model)
+    config = config_to_hf(model.cfg, dtype=tensors["transformer.wte.weight"].dtype)
+    parts = {directory / "model.safetensors.part": directory / "model.safetensors",
+             directory / "config.json.part": directory / "config.json"}
+    try:
+        save_file(tensors, directory / "model.safetensors.part", metadata={"format": "pt"})
+        (directory / "config.json.part").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        for part, final in parts.items():
+            os.replace(part, final)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return directory
