@@ -1,5 +1,7 @@
 """Shared fixtures. The test machines have no network: data comes from data/ (see data/README.md)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,18 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def verdict_text() -> str:
     return fetch_the_verdict(ROOT / "data").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The book built once per test session, as `make book` builds it (Sphinx warnings are errors).
+    Returns the folder of the HTML pages."""
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run(
+        [str(jb), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--nitpick", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"jupyter-book build failed:\n{result.stdout[-6000:]}{result.stderr[-6000:]}")
+    return out / "_build" / "html"

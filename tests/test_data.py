@@ -62,13 +62,17 @@ def test_bad_input():
         SlidingWindowDataset(torch.zeros(2, 50, dtype=torch.long), context_length=4, stride=4)
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def server(tmp_path):
     """A file server on 127.0.0.1 serving tmp_path/www, for download tests without the internet."""
     www = tmp_path / "www"
     www.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *args: None
+    handler = partial(QuietHandler, directory=str(www))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
