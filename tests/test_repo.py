@@ -141,3 +141,11 @@ def test_chapter_has_summary_and_at_least_four_exercises_with_solutions(nb_path)
     solution_cells = [c for c in code_cells(nb) if "hide-cell" in c.get("metadata", {}).get("tags", [])]
     assert len(solution_cells) >= len(exercises), f"{nb_path.name}: each exercise needs a runnable solution cell tagged hide-cell"
     assert all("assert" in "".join(c["source"]) for c in solution_cells), f"{nb_path.name}: every solution cell checks its result"
+
+
+def test_exercises_page_is_up_to_date():
+    import subprocess
+
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "exercises_page.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr.strip()
