@@ -15,6 +15,11 @@ diagonal is 0. In training mode with ``dropout > 0`` the output uses the dropped
 two paths draw different dropout masks; in eval mode, or with ``dropout=0``, they agree to float
 rounding (Chapter 3 and ``tests/test_attention.py`` check 1e-6 in float32).
 
+Chapter 7 (Decoding) adds a *KV cache*: ``forward(x, past_kv=(k, v), use_cache=True)`` treats ``x`` as
+the tokens that come after the ``past_len = k.shape[2]`` tokens whose keys and values are cached (each
+``(B, h, past_len, d_h)``), lets them attend to the past and to each other causally (query ``i`` sits
+at absolute position ``past_len + i``), and also returns the cache grown by the new keys and values.
+
 :func:`attention_benchmark` is the measurement that Chapter 3 reports and ``benchmarks/attention.py``
 prints: the explicit path against SDPA, forward and backward, on CPU or GPU.
 """
@@ -91,7 +96,7 @@ class MultiHeadAttention(nn.Module):
         return (f"d_in={self.d_in}, d_out={self.d_out}, context_length={self.context_length}, "
                 f"num_heads={self.num_heads}, head_dim={self.head_dim}, dropout={self.dropout}")
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x: torch.Tensor, past_len: int = 0) -> None:
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a tensor of shape (batch_size, num_tokens, d_in), got {type(x).__name__}.")
         if x.ndim != 3:
@@ -105,24 +110,45 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"the input has num_tokens={x.shape[1]}, more than this layer's context_length="
                              f"{self.context_length}: keep only the last {self.context_length} tokens, or build "
                              f"the layer with context_length >= {x.shape[1]}.")
+        if past_len and past_len + x.shape[1] > self.context_length:
+            raise ValueError(f"{past_len} cached tokens plus num_tokens={x.shape[1]} new ones make "
+                             f"{past_len + x.shape[1]}, more than this layer's context_length="
+                             f"{self.context_length}: start a new cache from the last tokens instead.")
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False):
+    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
         """``x (B, T, d_in)`` -> ``out (B, T, d_out)``; with ``return_weights=True``, ``(out, weights)`` where
-        ``weights (B, num_heads, T, T)`` is the softmax before dropout."""
-        self._check_input(x)
+        ``weights (B, num_heads, T, past_len + T)`` is the softmax before dropout.
+
+        KV cache (Chapter 7): ``past_kv`` is ``None`` or the ``(k, v)`` pair of the tokens before ``x``, each
+        ``(B, h, past_len, d_h)``. With ``use_cache=True`` the result gains one last item, the grown pair
+        ``(k, v)`` of ``(B, h, past_len + T, d_h)``: ``(out, kv)`` or ``(out, weights, kv)``."""
+        past_len = 0 if past_kv is None else past_kv[0].shape[2]
+        self._check_input(x, past_len)
         B, T, _ = x.shape
         # (B, T, d_out) -> (B, T, h, d_h) -> (B, h, T, d_h): each head sees its own slice of d_out
         q = self.W_query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.W_key(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         v = self.W_value(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        if past_kv is not None:  # the cached keys and values come first: (B, h, past_len + T, d_h)
+            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
         p = self.dropout if self.training else 0.0
+        # Query i is the token at position past_len + i: it may see keys 0 .. past_len + i, so the
+        # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length) mask.
+        mask = self.mask[past_len:past_len + T, :past_len + T]  # (T, past_len + T)
         if return_weights:
-            context, weights = causal_attention(q, k, v, self.mask[:T, :T], dropout_p=p)  # (B, h, T, d_h)
-        else:
+            context, weights = causal_attention(q, k, v, mask, dropout_p=p)  # (B, h, T, d_h)
+        elif past_len == 0:
             context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, h, T, d_h)
+        elif T == 1:  # one new token sees every cached one: no mask at all
+            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        else:  # SDPA's bool mask means "may attend", ours "hidden"
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=~mask, dropout_p=p)
         context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # (B, T, d_out): heads side by side
         out = self.out_proj(context)
-        return (out, weights) if return_weights else out
+        result = (out, weights) if return_weights else (out,)
+        if use_cache:
+            result += ((k, v),)
+        return result if len(result) > 1 else out
 
 
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:

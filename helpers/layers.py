@@ -120,13 +120,12 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(emb_dim)
         self.drop_shortcut = nn.Dropout(drop_rate)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False):
+    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
         """``x  # (B, T, C)`` -> ``(B, T, C)``; with ``return_weights=True`` also the attention
-        weights ``(B, h, T, T)``."""
-        if return_weights:
-            a, weights = self.att(self.norm1(x), return_weights=True)
-        else:
-            a = self.att(self.norm1(x))
+        weights ``(B, h, T, past_len + T)``; with ``use_cache=True`` also (last) the attention's grown
+        ``(k, v)`` cache, given the previous one as ``past_kv`` (Chapter 7)."""
+        att = self.att(self.norm1(x), return_weights=return_weights, past_kv=past_kv, use_cache=use_cache)
+        a, extra = (att[0], att[1:]) if isinstance(att, tuple) else (att, ())
         x = x + self.drop_shortcut(a)  # shortcut around attention
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # shortcut around the feed-forward
-        return (x, weights) if return_weights else x
+        return (x, *extra) if extra else x

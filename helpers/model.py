@@ -8,6 +8,8 @@
   (``att.out_proj``, ``ff.proj``) at ``0.02 / sqrt(2 * n_layers)``.
 * :func:`count_parameters` (a built model) and :func:`predicted_parameters` (the closed form from
   a config), :func:`flops_per_token`, and :func:`generate_greedy`, the simplest text loop.
+* A KV cache (Chapter 7): ``logits, cache = model(idx, cache=cache, use_cache=True)``, the cache a
+  tuple of one ``(k, v)`` pair per block, each ``(B, h, past_len, d_h)``; ``helpers.generate`` uses it.
 
 Parameter names follow GPT-2's layout so that Chapter 8 can map OpenAI's checkpoint onto them:
 ``tok_emb`` (wte), ``pos_emb`` (wpe), ``trf_blocks.i.norm1`` (h.i.ln_1), ``att.W_query/W_key/
@@ -116,8 +118,9 @@ class GPTModel(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def check_ids(self, idx: torch.Tensor) -> None:
-        """Raise a ValueError that says what is wrong if ``idx`` is not a valid ``(B, T)`` id tensor."""
+    def check_ids(self, idx: torch.Tensor, past_len: int = 0) -> None:
+        """Raise a ValueError that says what is wrong if ``idx`` is not a valid ``(B, T)`` id tensor
+        (that fits in the context after ``past_len`` cached tokens)."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"token ids must be a (B, T) tensor, got {shape}: "
@@ -128,26 +131,49 @@ class GPTModel(nn.Module):
             raise ValueError(f"the input has {idx.shape[1]} tokens but context_length is "
                              f"{self.cfg.context_length}: keep the last {self.cfg.context_length} "
                              f"tokens (idx[:, -{self.cfg.context_length}:]).")
+        if past_len + idx.shape[1] > self.cfg.context_length:
+            raise ValueError(f"{past_len} cached tokens plus {idx.shape[1]} new ones make "
+                             f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
+                             f"start a new cache from the last {self.cfg.context_length} tokens.")
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
             bad = idx.min().item() if idx.min() < 0 else idx.max().item()
             raise ValueError(f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}.")
 
-    def forward(self, idx: torch.Tensor, return_attention: bool = False):
+    def forward(self, idx: torch.Tensor, return_attention: bool = False, cache=None, use_cache: bool = False):
         """``idx  # (B, T)`` -> logits ``(B, T, V)``; with ``return_attention=True`` also a list of
-        every block's attention weights, each ``(B, h, T, T)``."""
-        self.check_ids(idx)
+        every block's attention weights, each ``(B, h, T, past_len + T)``.
+
+        KV cache (Chapter 7): ``cache`` is None or what a previous call returned, the keys and values
+        of the ``past_len`` tokens before ``idx``: one ``(k, v)`` pair per block, each
+        ``(B, h, past_len, d_h)``. The new tokens take positions ``past_len .. past_len + T - 1``.
+        With ``use_cache=True`` the grown cache is returned last: ``(logits, cache)`` or
+        ``(logits, weights, cache)``."""
+        if cache is not None and len(cache) != len(self.trf_blocks):
+            raise ValueError(f"the cache holds {len(cache)} layers but the model has "
+                             f"{len(self.trf_blocks)}: pass the cache this model returned.")
+        past_len = 0 if cache is None else cache[0][0].shape[2]
+        self.check_ids(idx, past_len)
         T = idx.shape[1]
-        x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C)
+        positions = torch.arange(past_len, past_len + T, device=idx.device)  # continue after the cache
+        x = self.tok_emb(idx) + self.pos_emb(positions)  # (B, T, C)
         x = self.drop_emb(x)
-        weights = []
-        for block in self.trf_blocks:
+        weights, new_cache = [], []
+        for i, block in enumerate(self.trf_blocks):
+            past_kv = None if cache is None else cache[i]
+            out = block(x, return_weights=return_attention, past_kv=past_kv, use_cache=use_cache)
+            if not isinstance(out, tuple):
+                x = out
+                continue
+            x = out[0]
             if return_attention:
-                x, w = block(x, return_weights=True)  # w: (B, h, T, T)
-                weights.append(w)
-            else:
-                x = block(x)
+                weights.append(out[1])  # (B, h, T, past_len + T)
+            if use_cache:
+                new_cache.append(out[-1])  # (k, v), each (B, h, past_len + T, d_h)
         logits = self.out_head(self.final_norm(x))  # (B, T, V)
-        return (logits, weights) if return_attention else logits
+        result = (logits, weights) if return_attention else (logits,)
+        if use_cache:
+            result += (tuple(new_cache),)
+        return result if len(result) > 1 else logits
 
 
 def count_parameters(model: nn.Module) -> int:
