@@ -108,3 +108,13 @@ def test_chapters_show_code_outputs_and_math(report):
 @pytest.mark.slow
 def test_search_finds_a_chapter_term(report):
     assert report["search"]["found"], f"searching {report['search']['term']!r} gave {report['search']['hits'][:5]}"
+
+
+@pytest.mark.slow
+def test_bertviz_views_draw_in_the_visualization_chapter(report):
+    """Chapter 9 shows bertviz's head view and model view; in the browser (require.js, d3 and jQuery
+    served locally in place of the CDN) both must draw attention lines (a view without lines is
+    reported as a page problem above)."""
+    page = report["pages"]["chapters/ch09_visualization.html"]
+    assert page["bertviz"] >= 2, f"expected the head view and the model view, found {page['bertviz']} bertviz views"
+    assert not [p for p in page["problems"] if "bertviz" in p], page["problems"]
