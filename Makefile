@@ -1,14 +1,15 @@
 # Two commands do all set-up (see README.md):
 #   make book   create .venv/ if missing, install the pinned environment, build the book into _build/html
 #   make test   the same set-up, then the whole test suite (unit tests, strict nbval, the book build)
-# Also: make test-fast (unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync.
+# Also: make test-fast (unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync,
+#   make benchmarks (re-measure the appendix tables in book/tables/).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-fast execute sync clean
+.PHONY: book test test-fast execute sync clean benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
 test: $(STAMP) $(BROWSER_STAMP)
-	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"
@@ -40,6 +41,10 @@ execute: $(STAMP)
 # After editing a chapter's .py twin: carry the edit into the .ipynb (then `make execute`).
 sync: $(STAMP)
 	$(BIN)/jupytext --sync chapters/*.ipynb
+
+# The appendix tables (book/tables/*.md), measured on this machine: about 10 minutes on 2 cores.
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf _build
