@@ -223,7 +223,7 @@ print("Llama 3:", regex.findall(LLAMA3_SPLIT_PATTERN, sample))
 #
 # ## 1.7 Training BPE on the-verdict
 #
-# Seed 000 of this book trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do
+# Seed 000 of this book's sources ({ref}`seeds`) trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do
 # the same on the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the pair counts incrementally
 # after each merge instead of recounting the whole text.
 

@@ -140,7 +140,7 @@ assert [round(w, 2) for w in attn_weights_2.tolist()] == [0.14, 0.24, 0.23, 0.12
 
 # %% [markdown]
 # "journey" gives itself the largest weight and "starts" nearly as much. The cell above also
-# checks the two-digit weights that seed 001 prints. We use `torch.softmax` from here on rather than
+# checks the two-digit weights that seed 001 (one of the book's sources, {ref}`seeds`) prints. We use `torch.softmax` from here on rather than
 # `softmax_naive`: the naive version overflows once a score passes about 88, where $e^x$ no longer
 # fits in a float32. `torch.softmax` first subtracts the row's largest score, which changes nothing
 # mathematically (the factor $e^{-m}$ cancels between numerator and denominator) and keeps every

@@ -54,7 +54,7 @@ torch.set_printoptions(precision=4, sci_mode=False)
 #
 # and its output has the shape of its input, so blocks can be stacked: GPT-2 small stacks 12 of
 # them {cite}`radford2019gpt2`. This chapter builds the parts in that order, following the running
-# examples of {cite}`raschka2024llm` (seed 001 of this book's sources), re-computing every number
+# examples of {cite}`raschka2024llm` (seed 001 of this book's sources, {ref}`seeds`), re-computing every number
 # those examples print.
 
 # %% [markdown]
@@ -198,10 +198,11 @@ print("our LayerNorm equals nn.LayerNorm to 1e-6 on a (4, 7, 5) input with rando
 ln = LayerNorm(5)
 bn = nn.BatchNorm1d(5)  # training mode: statistics from the batch
 alone, in_batch = batch_example[:1], batch_example
-print("LayerNorm, row 0 alone and in the batch equal:",
-      torch.allclose(ln(alone)[0], ln(in_batch)[0]))
-print("BatchNorm, row 0 in batches [row0, row1] and [row0, 2 * row1] equal:",
-      torch.allclose(bn(in_batch)[0], bn(torch.cat([alone, 2 * in_batch[1:]]))[0]))
+ln_same = torch.allclose(ln(alone)[0], ln(in_batch)[0])
+bn_same = torch.allclose(bn(in_batch)[0], bn(torch.cat([alone, 2 * in_batch[1:]]))[0])
+print("LayerNorm, row 0 alone and in the batch equal:", ln_same)
+print("BatchNorm, row 0 in batches [row0, row1] and [row0, 2 * row1] equal:", bn_same)
+assert ln_same and not bn_same
 try:
     bn(alone)
 except ValueError as err:
@@ -530,7 +531,9 @@ assert out.shape == x.shape and n_block == 12 * 768**2 + 13 * 768
 block.eval()
 assert torch.equal(block(x), block(x))
 block.train()
-print("eval mode: two passes equal; training mode: two passes equal?", torch.equal(block(x), block(x)))
+train_same = torch.equal(block(x), block(x))
+print("eval mode: two passes equal; training mode: two passes equal?", train_same)
+assert not train_same  # dropout draws new masks on every pass
 
 # %% [markdown]
 # Like attention, the block is causal: the output at position $t$ depends only on the inputs at
@@ -541,9 +544,9 @@ block.eval()
 x_changed = x.clone()
 x_changed[:, -1] = torch.rand(2, 768)
 same_before = torch.allclose(block(x)[:, :-1], block(x_changed)[:, :-1], atol=1e-6)
-print("earlier positions unchanged:", same_before,
-      "| last position changed:", not torch.allclose(block(x)[:, -1], block(x_changed)[:, -1]))
-assert same_before
+last_changed = not torch.allclose(block(x)[:, -1], block(x_changed)[:, -1])
+print("earlier positions unchanged:", same_before, "| last position changed:", last_changed)
+assert same_before and last_changed
 
 # %% [markdown]
 # ## 4.6 Pre-LayerNorm (GPT-2) against post-LayerNorm (the original Transformer)

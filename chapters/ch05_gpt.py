@@ -50,7 +50,7 @@ from helpers.viz import plot_per_layer
 # 3. a final layer normalization, and a linear *output head* of shape `(C, V)` gives the *logits*
 #    `(B, T, V)`: at every position, one score per token of the vocabulary for what comes next.
 #
-# The code follows {cite}`raschka2024llm` (seed 001 of this book's sources), with the changes that
+# The code follows {cite}`raschka2024llm` (seed 001 of this book's sources, {ref}`seeds`), with the changes that
 # make it GPT-2 exactly: query, key and value biases, a tied output head, GPT-2's initialization.
 
 # %% [markdown]
@@ -212,9 +212,10 @@ changed = batch.clone()
 changed[:, -1] = torch.tensor([enc.encode(" me")[0], enc.encode(" the")[0]])
 with torch.no_grad():
     before, after = demo(batch), demo(changed)
-print("first three positions unchanged:", torch.allclose(before[:, :3], after[:, :3], atol=1e-5))
-print("last position changed:          ", not torch.allclose(before[:, 3], after[:, 3]))
-assert torch.allclose(before[:, :3], after[:, :3], atol=1e-5)
+first_same, last_changed = torch.allclose(before[:, :3], after[:, :3], atol=1e-5), not torch.allclose(before[:, 3], after[:, 3])
+print("first three positions unchanged:", first_same)
+print("last position changed:          ", last_changed)
+assert first_same and last_changed
 
 # %% [markdown]
 # ## 5.3 GPT-2 small, and how many parameters it has
