@@ -556,10 +556,11 @@ assert "".join(pieces) == tokenizer.decode(whole[0, prompt_ids.shape[1]:].tolist
 # Move the sliders to see what temperature, top-k and top-p do to the next-token distribution after
 # "Every effort moves you": the bars are the probabilities after temperature, grey and hatched for
 # the tokens the filters remove; the title counts the kept tokens and their share of the probability,
-# which sampling renormalizes to 1. The sliders work in a live notebook (Jupyter or Colab); the figure
-# under them shows three settings for the printed book. On the slider, top-k 0 means off.
+# which sampling renormalizes to 1. The sliders work in a live notebook (Jupyter or Colab), and the
+# rendered book leaves them out (no Python runs behind a web page); the figure after them shows three
+# settings. On the slider, top-k 0 means off.
 
-# %%
+# %% tags=["remove-output"]
 def draw_distribution(temperature=1.0, top_k=0, top_p=1.0, ax=None, n=15):
     probs_t = torch.softmax(logits / temperature, dim=-1)  # (V,) after temperature
     kept = torch.isfinite(filter_logits(logits, temperature, top_k or None, top_p))  # (V,)

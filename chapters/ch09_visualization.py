@@ -614,10 +614,10 @@ def inference_explorer(model, tok, prompt, max_new_tokens=10, top_k=8):
 
 # %% [markdown]
 # Run the next cell in Jupyter or Colab to use it. The rendered book is not connected to a
-# Python kernel, so there the controls do nothing; the static figures after it show the same two
+# Python kernel, so it leaves the controls out; the static figures after them show the same two
 # views.
 
-# %%
+# %% tags=["remove-output"]
 explorer = inference_explorer(model, tok, prompt)
 display(explorer)
 

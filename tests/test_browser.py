@@ -3,7 +3,7 @@
 Every page of the table of contents loads and has its title; images load; math is typeset; chapter
 pages show code cells and outputs and a Colab button that opens their own notebook; internal links
 and anchors resolve; bertviz views draw their attention lines; the search page finds a chapter term.
-The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz) are served from npm
+The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML manager) are served from npm
 packages, so the test needs no network. A screenshot of each chapter's first screen is written to
 ``_build/screenshots/`` for review, with the browser's report (``report.json``).
 
