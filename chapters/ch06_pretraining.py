@@ -29,9 +29,11 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
 
 # %%
+import atexit
 import contextlib
 import dataclasses
 import math
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -318,7 +320,8 @@ print(settings)
 # %%
 torch.manual_seed(123)
 model, optimizer, train_loader, val_loader = setup_pretraining(text, tokenizer, settings, device)
-checkpoint_dir = Path(tempfile.mkdtemp(prefix="ch06-"))
+checkpoint_dir = Path(tempfile.mkdtemp(prefix="ch06-"))  # this chapter's files go here,
+atexit.register(shutil.rmtree, checkpoint_dir, ignore_errors=True)  # deleted when the kernel stops
 resume_epoch = settings.num_epochs - 2
 
 

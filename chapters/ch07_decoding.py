@@ -510,9 +510,9 @@ print("greedy, sampling and beam search: the same ids as the chapter's loops")
 # with the same weights. Greedy and beam search, with "." as end of text, on the twelve prompts:
 
 # %%
-hf_dir = Path(tempfile.mkdtemp(prefix="ch07-"))
-save_hf_checkpoint(model, hf_dir)
-hf_model = transformers.GPT2LMHeadModel.from_pretrained(hf_dir).eval()
+with tempfile.TemporaryDirectory() as directory:  # the checkpoint is needed only to load it
+    save_hf_checkpoint(model, directory)
+    hf_model = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
 
 
 def hf_generate(ids, max_new_tokens, **kw):
