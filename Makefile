@@ -42,7 +42,7 @@ execute: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/jupytext --sync chapters/*.ipynb
 
-# The appendix tables (book/tables/*.md), measured on this machine: about 10 minutes on 2 cores.
+# The appendix tables (book/tables/*.md), measured on this machine: about 8 minutes on 2 cores.
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
