@@ -11,6 +11,7 @@
 # - maps of the embeddings: chosen words in two dimensions, nearest neighbours, and the similarity of positions;
 # - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page);
 # - the logit lens, the model's running guess after every block;
+# - the same head scores and logit lens on OpenAI's GPT-2 (on a stand-in, labelled, where there is no network);
 # - `helpers.insight`, which holds these tools for any `GPTModel`.
 
 # %%
@@ -26,6 +27,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import io
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,12 +41,14 @@ from IPython.display import display
 import helpers.insight
 from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.embeddings import pca_2d
+from helpers.gpt2 import CheckpointError, load_hf_checkpoint, save_hf_checkpoint
 from helpers.insight import (attention_distance, attention_entropy, cosine_similarity_matrix,
                              greedy_trace, key_token_preference, nearest_tokens,
                              token_strings, uniform_attention)
 from helpers.model import GPTConfig, GPTModel, count_parameters
+from helpers.offline import gpt2_encoding
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
-from helpers.train import train
+from helpers.train import book_model, train
 from helpers.viz import (plot_attention, plot_attention_grid, plot_head_scores,
                          plot_logit_lens, plot_next_token_probs, plot_per_layer,
                          plot_similarity_by_distance, plot_table, plot_word_map)
@@ -105,6 +109,7 @@ train_loader = create_dataloader(ids[:split], batch_size=32, context_length=16, 
                                  shuffle=True, seed=123)
 val_loader = create_dataloader(ids[split:], batch_size=32, context_length=16, stride=16,
                                shuffle=False, drop_last=False)
+default_threads = torch.get_num_threads()  # Section 9.10 needs it once more
 torch.set_num_threads(1)
 torch.manual_seed(123)
 model = GPTModel(cfg)
@@ -781,6 +786,76 @@ assert torch.equal(helper_lens[-1], model_logits)
 print("head scores, bertviz inputs, logit lens: the helpers agree with this chapter's code")
 
 # %% [markdown]
+# ## 9.10 The same tools on GPT-2
+#
+# `helpers.insight` works on any `GPTModel`, including one that holds OpenAI's weights (Chapter 8).
+# The next cell asks the Hugging Face hub for GPT-2 small (about 500 MB, once; then from the cache).
+# Where the hub cannot be reached, as on the machines that build this book, it says so in one
+# sentence and uses Chapter 8's stand-in instead: the book's trained small model (one block, four
+# heads), exported in the hub's format and loaded back through the same loader. Every output below
+# names the model it comes from.
+
+# %%
+gpt2_tok = gpt2_encoding()
+try:
+    hub_model = load_hf_checkpoint("gpt2", timeout=5.0)
+    HUB_LABEL = "OpenAI's GPT-2 small (124M)"
+except CheckpointError as err:
+    print(f"OpenAI's GPT-2 small is not available here ({type(err).__name__}); using Chapter 8's stand-in.")
+    torch.set_num_threads(default_threads)  # the threads Chapters 7 and 8 train it with: the same cache entry
+    book, _ = book_model(text, gpt2_tok, log=lambda line: None)  # trained once, then cached (Chapter 6)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as directory:
+        hub_model = load_hf_checkpoint(save_hf_checkpoint(book, directory))
+    HUB_LABEL = "stand-in (book's small model, not OpenAI's weights)"
+L_hub = hub_model.cfg.n_layers
+print(f"[{HUB_LABEL}] {L_hub} layer{'s' if L_hub != 1 else ''} x {hub_model.cfg.n_heads} heads")
+
+# %% [markdown]
+# The head scores of Section 9.4, on eight windows of 64 GPT-2 tokens from the story's validation
+# part, with the strongest head of each kind against an even head on the same windows:
+
+# %%
+val_gpt2 = gpt2_tok.encode(text[int(0.9 * len(text)):])
+X_hub = torch.tensor([val_gpt2[i * 64:(i + 1) * 64] for i in range(8)])  # (8, 64)
+with torch.no_grad():
+    hub_scores = helpers.insight.head_scores(helpers.insight.attention_of(hub_model, X_hub), X_hub)
+    even_scores = helpers.insight.head_scores(uniform_attention(64).expand(8, 1, 64, 64), X_hub)
+print(f"[{HUB_LABEL}]")
+for name, table in hub_scores.items():  # table: (L, h)
+    layer, head = divmod(table.argmax().item(), table.shape[1])
+    print(f"{name:8s} strongest head: layer {layer}, head {head}, score {table.max():.2f} "
+          f"(even head {even_scores[name].item():.2f})")
+assert all(t.shape == (hub_model.cfg.n_layers, hub_model.cfg.n_heads) for t in hub_scores.values())
+
+# %% [markdown]
+# And the logit lens of Section 9.8 on the story's opening words: the top next-token guess for the
+# last position after the embeddings and after every block.
+
+# %%
+opening = torch.tensor([gpt2_tok.encode("I HAD always thought Jack Gisburn rather a cheap")])  # (1, T)
+with torch.no_grad():
+    hub_lens = helpers.insight.logit_lens(hub_model, opening)[:, 0, -1].softmax(dim=-1)  # (L + 1, V)
+    final = hub_model(opening)[0, -1].softmax(dim=-1)  # (V,)
+print(f"[{HUB_LABEL}]")
+for i, probs in enumerate(hub_lens):
+    p, token = probs.max(dim=-1)
+    print(f"{'embeddings' if i == 0 else f'block {i}':>10s}: {gpt2_tok.decode([token.item()])!r:14} {p:.2f}")
+assert torch.allclose(hub_lens[-1], final, atol=1e-5)  # the last row is the model's own answer
+STAND_IN = HUB_LABEL.startswith("stand-in")
+if STAND_IN:  # what the next paragraph says of the stand-in
+    assert all(hub_scores[n].max() < 1.5 * even_scores[n] for n in hub_scores)
+    assert hub_lens[0].argmax() == hub_lens[-1].argmax()
+
+# %% [markdown]
+# The stored outputs of this page come from the stand-in. Its four heads score no higher than an
+# even head on any of the four patterns, and its embeddings alone already give the final guess
+# (the asserts above check both, for the stand-in): one block trained on one short story leaves
+# the tools little to find. GPT-2 small, with 12 layers of 12 heads trained on 40 GB of text, is
+# what they are for; run this section with a network and compare its strongest heads and its
+# lens with the book's five-block model of Sections 9.4 and 9.8.
+
+# %% [markdown]
 # ## Summary
 #
 # - `GPTModel.forward(idx, return_attention=True)` returns every block's attention weights,
@@ -806,6 +881,8 @@ print("head scores, bertviz inputs, logit lens: the helpers agree with this chap
 #   block. With a tied head, the reading before the first block is the input token itself; the
 #   first block makes most of the guess and the later blocks refine it. After the last block the lens *is* the model's
 #   output.
+# - The same tools run unchanged on a model holding OpenAI's GPT-2 weights (Section 9.10): with a
+#   network on GPT-2 small itself, without one on Chapter 8's stand-in, labelled in every output.
 #
 # Moved into `helpers/`:
 #
