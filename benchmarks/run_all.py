@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["train_speed.py", "inference_speed.py", "generate.py", "distributed.py", "memory.py"]
-TAKES_THREADS = {"train_speed.py", "inference_speed.py", "generate.py"}
+SCRIPTS = ["train_speed.py", "inference_speed.py", "generate.py", "weight_layout.py", "distributed.py", "memory.py"]
+TAKES_THREADS = {"train_speed.py", "inference_speed.py", "generate.py", "weight_layout.py"}
 EXTRA = {"generate.py": ["--repeat", "2", "--markdown", "book/tables/generate.md"]}  # Chapter 7's 256-token run
 
 

@@ -811,8 +811,9 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # runs close to `transformers`' `generate` (the last line of the cell above). In short runs like this
 # one `transformers` is usually a little ahead on this CPU; the script's 256-token runs, repeated in
 # turns, measure the comparison better. Timings on a shared machine move by tens of percent from run
-# to run. {doc}`../book/appendix_speed_inference` measures more: a pre-allocated cache, and several
-# prompts generated in one padded batch.
+# to run. {doc}`../book/appendix_speed_inference` measures more: the 256-token comparison, where
+# `transformers` is ahead and why (the layout of the weights in memory), a pre-allocated cache, and
+# several prompts generated in one padded batch.
 #
 # Why one thread? This chapter sets `torch.set_num_threads(1)` after loading the model. Its models are
 # small enough that a second thread gains little; with one thread the order of floating-point sums
