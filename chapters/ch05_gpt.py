@@ -424,14 +424,14 @@ print("ids: ", idx.tolist())
 print("text:", repr(enc.decode(idx[0].tolist())))
 
 # %% [markdown]
-# The untrained model picks token 15926 and then repeats it (the cell above). That token is the
+# The untrained model picks one token and then repeats it (the cell above: 15926 here). That token is the
 # two bytes `e2 97`, the start of a three-byte UTF-8 character, so the decoded text ends in
 # replacement characters. Nothing else could be expected from random weights; Chapter 6 trains
 # them. `helpers.model.generate_greedy` is this loop; it gives the same ids:
 
 # %%
 new_ids = idx[0, 4:].tolist()
-assert new_ids == [15926] * 6
+assert new_ids == new_ids[:1] * 6  # one token, repeated (15926 with the pinned PyTorch's random weights)
 assert torch.equal(helpers.model.generate_greedy(model, torch.tensor([enc.encode(prompt)]), 6), idx)
 print("generate_greedy gives the same ids")
 
