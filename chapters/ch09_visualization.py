@@ -848,10 +848,11 @@ if STAND_IN:  # what the next paragraph says of the stand-in
     assert hub_lens[0].argmax() == hub_lens[-1].argmax()
 
 # %% [markdown]
-# The stored outputs of this page come from the stand-in. Its four heads score no higher than an
-# even head on any of the four patterns, and its embeddings alone already give the final guess
-# (the asserts above check both, for the stand-in): one block trained on one short story leaves
-# the tools little to find. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
+# The label above says which model these outputs come from; the stored outputs of this page come
+# from the stand-in. The stand-in's four heads score no higher than an even head on any of the
+# four patterns, and its embeddings alone already give the final guess (the asserts above check
+# both whenever the stand-in is in use): one block trained on one short story leaves the tools
+# little to find. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
 # {cite}`radford2019gpt2`, is what they are for; run this section with a network and compare its
 # strongest heads and its lens with the book's five-block model of Sections 9.4 and 9.8.
 
