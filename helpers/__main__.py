@@ -91,29 +91,66 @@ class UsageError(Exception):
     """A bad option or input: one sentence, exit status 2."""
 
 
+MAX_NEW_TOKENS = 100_000  # one forward pass each: more is hours of work, ask again to continue
+MAX_BEAMS = 100  # each beam holds its own copy of the cache and a row of V log-probabilities
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+
+
 def _positive(value: str) -> int:
-    n = int(value)
+    n = _integer(value)
     if n < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return n
 
 
 def _non_negative(value: str) -> int:
-    n = int(value)
+    n = _integer(value)
     if n < 0:
         raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive integer")
     return n
 
 
+def _at_most(limit: int, parse):
+    def check(value: str) -> int:
+        n = parse(value)
+        if n > limit:
+            raise argparse.ArgumentTypeError(f"{value} is more than {limit:,}, this command's "
+                                             "limit")
+        return n
+    check.__name__ = parse.__name__
+    return check
+
+
+def _seed(value: str) -> int:
+    n = _integer(value)
+    if not 0 <= n < 2**64:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0..2**64 - 1 (torch takes 64-bit "
+                                         "seeds)")
+    return n
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+
+
 def _temperature(value: str) -> float:
-    t = float(value)
+    t = _float(value)
     if not 0 <= t < float("inf"):
         raise argparse.ArgumentTypeError(f"{value} is not 0 or a positive number")
     return t
 
 
 def _probability(value: str) -> float:
-    p = float(value)
+    p = _float(value)
     if not 0 < p <= 1:
         raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
     return p
@@ -133,16 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
                               help="continue a prompt", description="Continue PROMPT and print the text.")
     gen.add_argument("prompt", metavar="PROMPT", help="the text to continue (quote it)")
     gen.add_argument("--model", default="gpt2", metavar="MODEL", help=MODEL_HELP)
-    gen.add_argument("--max-new-tokens", type=_non_negative, default=50, metavar="N",
-                     help="generate at most N tokens (default: 50)")
+    gen.add_argument("--max-new-tokens", type=_at_most(MAX_NEW_TOKENS, _non_negative), default=50,
+                     metavar="N", help=f"generate at most N tokens (default: 50, at most "
+                                       f"{MAX_NEW_TOKENS:,})")
     gen.add_argument("--temperature", type=_temperature, metavar="T",
                      help="sample with temperature T: below 1 sharper, above 1 flatter, 0 greedy")
     gen.add_argument("--top-k", type=_positive, metavar="K", help="sample among the K most probable tokens")
     gen.add_argument("--top-p", type=_probability, metavar="P",
                      help="sample among the most probable tokens that together carry probability P (0 < P <= 1)")
-    gen.add_argument("--num-beams", type=_positive, default=1, metavar="N",
-                     help="beam search with N beams (default: 1, no beam search)")
-    gen.add_argument("--seed", type=int, metavar="S", help="seed for sampling, to repeat a run exactly")
+    gen.add_argument("--num-beams", type=_at_most(MAX_BEAMS, _positive), default=1, metavar="N",
+                     help=f"beam search with N beams (default: 1, no beam search; at most "
+                          f"{MAX_BEAMS})")
+    gen.add_argument("--seed", type=_seed, metavar="S",
+                     help="seed for sampling (0 to 2**64 - 1), to repeat a run exactly")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
 
     ppl = commands.add_parser("perplexity", formatter_class=formatter, epilog=PERPLEXITY_EPILOG,
@@ -229,6 +269,8 @@ def run_perplexity(args) -> dict:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path} is a directory: give the path of a UTF-8 text file." if path.is_dir()
+                         else f"{path} is not a regular file: give the path of a UTF-8 text file."
+                         if path.exists()
                          else f"there is no file at {path}: give the path of a UTF-8 text file.")
     try:
         text = path.read_text(encoding="utf-8")
@@ -245,6 +287,10 @@ def run_perplexity(args) -> dict:
     if context > model.cfg.context_length:
         raise UsageError(f"--context {context} is longer than the model's context of {model.cfg.context_length} "
                          f"tokens: use at most {model.cfg.context_length}.")
+    if context < 2:
+        raise UsageError(f"--context {context} is too short: a window needs one token to read "
+                         "and one "
+                         f"to score; use at least 2.")
     stride = max(1, context // 2) if args.stride is None else args.stride
     if stride > context:
         raise UsageError(f"--stride {stride} is larger than --context {context}: the tokens between two windows "
@@ -264,6 +310,17 @@ def _print_perplexity(r: dict) -> None:
     print(f"perplexity:    {r['perplexity']:.2f}")
 
 
+def _tolerant(stream) -> None:
+    """Let ``stream`` print what its encoding cannot hold (a lone surrogate from a command line
+    of undecodable bytes, Chinese under cp1252) as ``\\uXXXX`` escapes instead of crashing."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change (closed, or already written)
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -275,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, UsageError) as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+    _tolerant(sys.stdout)
+    if args.json:  # ASCII escapes: valid JSON and valid UTF-8 whatever the text holds
+        print(json.dumps(result, ensure_ascii=True))
     elif args.command == "generate":
         print(result["text"])
     else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -123,6 +124,12 @@ def main(argv=None) -> list[float]:
     from helpers.train import save_checkpoint
 
     args = parse_args(argv)
+    for name in ("batch_size", "steps", "context_length"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} must be a positive "
+                             f"integer.")
+    if not 0 < args.lr < float("inf"):
+        raise ValueError(f"--lr {args.lr} must be a positive number, e.g. 1e-3.")
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     backend = args.backend or ("nccl" if torch.cuda.is_available() else "gloo")
@@ -166,5 +173,17 @@ def main(argv=None) -> list[float]:
             dist.destroy_process_group()
 
 
+def cli(argv=None) -> int:
+    """``main`` for the command line: a user's error (a bad option, a missing file, no network, an
+    unusable backend) is printed once, by rank 0, as one sentence, and every rank exits with 2."""
+    try:
+        main(argv)
+    except (ValueError, FileNotFoundError, ConnectionError) as err:
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(f"python -m helpers.distributed: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

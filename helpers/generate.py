@@ -43,12 +43,17 @@ def _check_min_keep(min_tokens_to_keep: int) -> None:
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """``logits / temperature``: below 1 sharpens the softmax, above 1 flattens it. ``temperature=0``
     is the limit: only the largest logit(s) stay, every other token is set to ``-inf``."""
-    if not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
-        raise ValueError(f"temperature={temperature!r} must be 0 or more: 0 is greedy, 1 leaves the "
-                         f"distribution as it is, larger values flatten it.")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not 0 <= temperature < math.inf):
+        raise ValueError(f"temperature={temperature!r} must be a finite number, 0 or more: 0 is "
+                         f"greedy, 1 leaves the distribution as it is, larger values flatten it.")
     if temperature == 0:
         return logits.masked_fill(logits < logits.amax(dim=-1, keepdim=True), NEG_INF)
-    return logits / temperature
+    scaled = logits / temperature
+    if torch.isinf(scaled[torch.isfinite(logits)]).any():  # a tiny temperature overflowed
+        # the same softmax, shifted so that the largest logit is 0: no overflow, no inf - inf
+        scaled = (logits - logits.amax(dim=-1, keepdim=True)) / temperature
+    return scaled
 
 
 def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
@@ -95,7 +100,8 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 
 
 # -- checks and the model step -------------------------------------------------------------------
-def _check(model, idx, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, eos_id) -> None:
+def _check(model, idx, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, eos_id,
+           seed=None) -> None:
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
         raise ValueError("the prompt must be a (B, T) tensor of token ids: add a batch axis with "
                          "idx.unsqueeze(0).")
@@ -115,7 +121,12 @@ def _check(model, idx, max_new_tokens, temperature, top_k, top_p, num_beams, do_
     if do_sample and num_beams > 1:
         raise ValueError(f"do_sample=True with num_beams={num_beams} (beam sampling) is not implemented: "
                          f"use do_sample=False for beam search, or num_beams=1 to sample.")
-    if eos_id is not None and not 0 <= eos_id < model.cfg.vocab_size:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2**64):
+        raise ValueError(f"seed={seed!r} must be an integer in 0..2**64 - 1 (torch's generators "
+                         f"take 64 bits), or None to draw one.")
+    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int)
+                               or not 0 <= eos_id < model.cfg.vocab_size):
         raise ValueError(f"eos_id={eos_id!r} is not a token id: use one in 0..{model.cfg.vocab_size - 1}.")
 
 
@@ -168,7 +179,7 @@ def stream(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: float 
     The same choices as :func:`generate` with ``num_beams=1``: ``torch.tensor(list(stream(...)))``
     equals ``generate(...)[0, T:]``. Stops after ``max_new_tokens`` ids, or right after yielding
     ``eos_id``. The model is used as it is: call ``model.eval()`` first to switch dropout off."""
-    _check(model, idx, max_new_tokens, temperature, top_k, top_p, 1, do_sample, eos_id)
+    _check(model, idx, max_new_tokens, temperature, top_k, top_p, 1, do_sample, eos_id, seed)
     if idx.shape[0] != 1:
         raise ValueError(f"stream takes one prompt, shape (1, T), got a batch of {idx.shape[0]}: "
                          f"use generate for batches.")
@@ -229,8 +240,8 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, num_beams: int, *
     running_scores = torch.zeros(B, K, device=dev)
     running_scores[:, 1:] = -1.0e9  # at first every beam is the prompt: only beam 0 may expand
     pad = eos_id if eos_id is not None else 0
-    done_seqs = torch.full((B, K, T0 + max_new_tokens), pad, dtype=idx.dtype, device=dev)
-    done_seqs[:, :, :T0] = idx[:, None, :]
+    # finished hypotheses, grown by one column a step (not allocated for max_new_tokens up front)
+    done_seqs = idx[:, None, :].expand(B, K, T0).clone()  # (B, K, T)
     done_scores = torch.full((B, K), -1.0e9, device=dev)
     done_lens = torch.zeros(B, K, dtype=torch.long, device=dev)  # new tokens, eos included
     done = torch.zeros(B, K, dtype=torch.bool, device=dev)
@@ -260,8 +271,8 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, num_beams: int, *
         scores = scores + (done.all(dim=-1, keepdim=True) & (early_stopping is True)).float() * -1.0e9
         scores = scores + (~may_improve).float() * -1.0e9
         scores = scores + (~just_done).float() * -1.0e9
-        padded = torch.full((B, n_cand, done_seqs.shape[2]), pad, dtype=idx.dtype, device=dev)
-        padded[:, :, :cand.shape[2]] = cand
+        done_seqs = torch.nn.functional.pad(done_seqs, (0, 1), value=pad)  # (B, K, T + 1)
+        padded = cand  # (B, 2K, T + 1), as wide as done_seqs now
         merged_scores = torch.cat([done_scores, scores], dim=1)  # (B, 3K)
         best = torch.topk(merged_scores, K).indices  # (B, K)
         done_seqs = torch.gather(torch.cat([done_seqs, padded], 1), 1,
@@ -277,7 +288,7 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, num_beams: int, *
         if not may_improve.any() or (done.all() and early_stopping is True) or ends.all():
             break
     new = int(done_lens[:, 0].max()) if max_new_tokens else 0
-    return done_seqs[:, 0, :T0 + new]
+    return done_seqs[:, 0, :T0 + new].clone()
 
 
 # -- one entry point -----------------------------------------------------------------------------
@@ -292,7 +303,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, temperature: floa
     seeded by ``seed``; ``temperature=0`` is greedy. With ``eos_id``, a row that emits it is padded
     with ``eos_id``, and generation stops once every row has, so ``new`` may be less than
     ``max_new_tokens``. The model is used as it is: call ``model.eval()`` first."""
-    _check(model, idx, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, eos_id)
+    _check(model, idx, max_new_tokens, temperature, top_k, top_p, num_beams, do_sample, eos_id,
+           seed)
     if not math.isfinite(length_penalty):
         raise ValueError(f"length_penalty={length_penalty!r} must be a finite number (1.0: average log-prob).")
     if num_beams > 1:

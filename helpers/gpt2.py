@@ -21,9 +21,15 @@ and loads zero biases only. Errors derive from :class:`CheckpointError`.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import math
 import os
 import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -90,6 +96,11 @@ def config_from_hf(hf: dict, drop_rate: float | None = None) -> GPTConfig:
     def refuse(key, ours):
         raise CheckpointFormatError(f"config.json has {key}={hf.get(key)!r}, but our GPTModel only "
                                     f"implements {ours}: this checkpoint is not a model it can hold.")
+    if not isinstance(hf, dict):
+        raise CheckpointFormatError(f"config.json holds {type(hf).__name__} {str(hf)[:40]!r}, "
+                                    "not a "
+                                    f"JSON object of settings: it is not a GPT-2 config.")
+    _check_config_types(hf, drop_rate)
     if hf.get("model_type", "gpt2") != "gpt2":
         refuse("model_type", "'gpt2'")
     missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in hf]
@@ -111,9 +122,45 @@ def config_from_hf(hf: dict, drop_rate: float | None = None) -> GPTConfig:
             raise CheckpointFormatError(f"config.json has different dropout rates {sorted(rates)}; our "
                                         f"model has one drop_rate: pass drop_rate=... to choose it.")
         drop_rate = rates.pop()
-    return GPTConfig(vocab_size=hf["vocab_size"], context_length=hf["n_positions"], emb_dim=hf["n_embd"],
-                     n_heads=hf["n_head"], n_layers=hf["n_layer"], drop_rate=drop_rate, qkv_bias=True,
-                     tie_weights=bool(hf.get("tie_word_embeddings", True)))
+    if hf["n_embd"] % hf["n_head"]:
+        raise CheckpointFormatError(f"config.json has n_embd={hf['n_embd']}, which n_head="
+                                    f"{hf['n_head']} does not divide: every head needs the same "
+                                    "width; "
+                                    f"the config is corrupt.")
+    try:
+        return GPTConfig(vocab_size=hf["vocab_size"], context_length=hf["n_positions"],
+                         emb_dim=hf["n_embd"], n_heads=hf["n_head"], n_layers=hf["n_layer"],
+                         drop_rate=drop_rate, qkv_bias=True,
+                         tie_weights=bool(hf.get("tie_word_embeddings", True)))
+    except ValueError as err:
+        raise CheckpointFormatError("config.json does not describe a model ours can build "
+                                    f"({err})") \
+            from None
+
+
+_CONFIG_INTS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+_CONFIG_RATES = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+
+
+def _check_config_types(hf: dict, drop_rate) -> None:
+    """One sentence for a size that is not a positive integer, a rate outside [0, 1) or a
+    non-numeric epsilon (JSON allows any value in any field)."""
+    for key in _CONFIG_INTS:
+        value = hf.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointFormatError(f"config.json has {key}={value!r}, which is not a positive "
+                                        f"integer: the config is corrupt; fix or replace it.")
+    rates = {k: hf.get(k, 0.1) for k in _CONFIG_RATES} if drop_rate is None else {}
+    rates["drop_rate"] = 0.0 if drop_rate is None else drop_rate
+    for key, value in rates.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            where = "drop_rate" if key == "drop_rate" else f"config.json has {key}"
+            raise CheckpointFormatError(f"{where}={value!r} is not a dropout rate in [0, 1): "
+                                        f"use a number such as 0.1.")
+    eps = hf.get("layer_norm_epsilon", LAYER_NORM_EPS)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise CheckpointFormatError(f"config.json has layer_norm_epsilon={eps!r}, which is not a "
+                                    f"number: GPT-2 uses {LAYER_NORM_EPS}.")
 
 
 def config_to_hf(cfg: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
@@ -200,7 +247,25 @@ def load_hf_state_dict(model: GPTModel, hf_tensors: dict[str, torch.Tensor]) -> 
     before anything is copied, so the model is unchanged. Skipped: the mask buffers
     ``h.i.attn.bias`` / ``h.i.attn.masked_bias``. Returns the model.
     """
-    cfg, ours, rows = model.cfg, _checked_state_dict(model), weight_mapping(model.cfg)
+    ours = _checked_state_dict(model)
+    plan = _load_plan(model.cfg, hf_tensors)
+    with torch.no_grad():
+        for name, t in plan:
+            ours[name].copy_(t)  # state_dict() tensors share storage with the parameters
+    return model
+
+
+def _load_plan(cfg: GPTConfig,
+               hf_tensors: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """``(our name, tensor)`` pairs to copy, after every check; allocates nothing, so it can check a
+    checkpoint against its config before the model is built."""
+    if cfg.n_layers > len(hf_tensors):
+        raise CheckpointFormatError(f"the config asks for n_layers={cfg.n_layers} but the "
+                                    "checkpoint "
+                                    f"holds only {len(hf_tensors)} tensors: the config does not "
+                                    "fit "
+                                    f"the weights; use the config.json saved with them.")
+    rows = weight_mapping(cfg)
     tensors = {}
     for name, t in hf_tensors.items():
         short = name.removeprefix("transformer.")
@@ -234,29 +299,29 @@ def load_hf_state_dict(model: GPTModel, hf_tensors: dict[str, torch.Tensor]) -> 
                                         f"(tie_weights=True): build it with tie_weights=False. Nothing was loaded.")
         if row.transform not in (ZEROS, TIED):
             plan += zip(row.our_names, _TO_OURS[row.transform](t))
-    with torch.no_grad():
-        for name, t in plan:
-            ours[name].copy_(t)  # state_dict() tensors share storage with the parameters
-    return model
+    return plan
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
                        local_files_only: bool = False, timeout: float = 10.0,
-                       verify: bool = True) -> tuple[Path, Path]:
+                       verify: bool = True, deadline: float | None = None) -> tuple[Path, Path]:
     """``(config.json, model.safetensors)`` for a local directory (or .safetensors file), or for a hub
     name from :data:`HUB_MODELS`, downloaded through ``huggingface_hub`` into its cache (resumed if
     interrupted). An existing path wins over a hub name. A cached copy is used without asking the
     network; otherwise one quick request (``timeout`` seconds, no retries) checks the hub first.
-    ``verify`` re-hashes a cached weights file against its sha256 (the cache's blob name)."""
+    ``verify`` re-hashes a cached weights file against the hub's id for it (the cache's blob name: a
+    sha256, or git's sha1 for small files); a file it cannot check is refused (``verify=False``
+    skips the check). A download runs in a child process that is stopped after ``deadline`` seconds
+    (default: 60 s plus 1 s per MB), so no server can hold it longer; the cache resumes it later."""
     path = Path(path_or_name).expanduser()
     if not path.exists() and str(path_or_name) in _HUB_NAMES:
         repo = _HUB_NAMES[str(path_or_name)].repo_id
-        config = _hub_file(repo, "config.json", cache_dir, local_files_only, timeout)
-        weights = _hub_file(repo, "model.safetensors", cache_dir, local_files_only, timeout)
-        blob = Path(os.path.realpath(weights))
-        if verify and re.fullmatch(r"[0-9a-f]{64}", blob.name) and sha256_file(blob) != blob.name:
-            raise CheckpointFormatError(f"the cached model.safetensors of {repo} is corrupt (its sha256 is not "
-                                        f"{blob.name[:12]}...): delete {blob} and run again to download it afresh.")
+        cap = 2 * _HUB_NAMES[str(path_or_name)].param_bytes + (1 << 20)
+        offline = local_files_only
+        config = _hub_file(repo, "config.json", cache_dir, offline, timeout, deadline, 1 << 20)
+        weights = _hub_file(repo, "model.safetensors", cache_dir, offline, timeout, deadline, cap)
+        if verify:
+            _verify_blob(repo, weights)
         return config, weights
     known = ", ".join(HUB_MODELS)
     if not path.exists():
@@ -280,7 +345,70 @@ def resolve_checkpoint(path_or_name: str | os.PathLike, *, cache_dir: str | os.P
     return directory / "config.json", weights
 
 
-def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeout: float) -> Path:
+def _git_blob_sha1(path: Path) -> str:
+    """git's id of a file (the hub's etag for a file kept outside LFS)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_blob(repo: str, weights: Path) -> None:
+    blob = Path(os.path.realpath(weights))
+    if re.fullmatch(r"[0-9a-f]{64}", blob.name):
+        actual, what = sha256_file(blob), "sha256"
+    elif re.fullmatch(r"[0-9a-f]{40}", blob.name):
+        actual, what = _git_blob_sha1(blob), "git sha1"
+    else:
+        raise CheckpointFormatError(f"the cached model.safetensors of {repo} ({blob}) is not "
+                                    "named by "
+                                    "its hash, so it could not be verified: delete it and run "
+                                    "again "
+                                    f"to download it afresh, or pass verify=False to trust it.")
+    if actual != blob.name:
+        raise CheckpointFormatError(f"the cached model.safetensors of {repo} is corrupt (its "
+                                    f"{what} is "
+                                    f"not {blob.name[:12]}...): delete {blob} and run again to "
+                                    f"download it afresh.")
+
+
+class CacheWriteError(CheckpointError, OSError):
+    """The download could not be written into the cache (a full disk, no permission)."""
+
+
+_CHILD = """import json, sys
+try:
+    from huggingface_hub import hf_hub_download
+    repo, filename, cache_dir, timeout = sys.argv[1:5]
+    print(json.dumps({"path": hf_hub_download(repo, filename, cache_dir=cache_dir or None,
+                                              etag_timeout=float(timeout))}))
+except BaseException as err:
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    print(json.dumps({"type": type(err).__name__, "errno": getattr(err, "errno", None),
+                      "status": status, "message": str(err)[:500]}))
+    sys.exit(1)
+"""
+
+
+def _hub_error(repo: str, filename: str, kind: str, errno_: int | None, status, message: str):
+    """The right sentence for a failed hub request: missing file, full disk, or no network."""
+    if errno_ in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        return CacheWriteError(f"could not write {filename} of {repo} into the Hugging Face cache "
+                               f"({os.strerror(errno_)}): free some space, or point HF_HOME at a "
+                               f"writable disk with room.")
+    if status == 404 or kind in ("EntryNotFoundError", "RepositoryNotFoundError",
+                                 "RevisionNotFoundError", "RemoteEntryNotFoundError"):
+        return CheckpointNotFoundError(f"the hub answered that {repo} has no {filename} ({kind}, "
+                                       f"HTTP {status}): check the model name, or pass a local "
+                                       f"checkpoint directory.")
+    return HubUnreachableError(f"could not download {filename} of {repo} ({kind}: {message}) and "
+                               f"there is no cached copy: connect to the network, or pass a local "
+                               f"checkpoint directory.")
+
+
+def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeout: float,
+              deadline: float | None = None, max_bytes: int | None = None) -> Path:
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -293,12 +421,40 @@ def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeo
         raise HubUnreachableError(f"{repo} ({filename}) is not in the Hugging Face cache and downloads are off "
                                   f"({why}): run once with a network, or pass a local checkpoint directory.")
     try:  # one request without retries, so that no network fails in `timeout` seconds, not minutes
-        get_hf_file_metadata(hf_hub_url(repo, filename), timeout=timeout)
-        return Path(hf_hub_download(repo, filename, cache_dir=cache_dir, etag_timeout=timeout))
-    except Exception as err:  # connection refused, DNS, timeouts, hub errors: all the same to the reader
-        raise HubUnreachableError(f"could not download {filename} of {repo} ({type(err).__name__}: {err}) and "
-                                  f"there is no cached copy: connect to the network, or pass a local "
-                                  f"checkpoint directory.") from err
+        meta = get_hf_file_metadata(hf_hub_url(repo, filename), timeout=timeout)
+    except Exception as err:  # connection refused, DNS, timeouts, hub errors
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        raise _hub_error(repo, filename, type(err).__name__, getattr(err, "errno", None), status,
+                         str(err)) from err
+    size = meta.size or 0
+    if max_bytes is not None and size > max_bytes:
+        raise CheckpointFormatError(f"the hub announces {size:,} bytes for {filename} of {repo}, "
+                                    f"more than the {max_bytes:,} such a file can hold: refused.")
+    deadline = 60.0 + size / 1e6 if deadline is None else deadline
+    # huggingface_hub retries a cut download without limit while bytes keep coming, and each
+    # stalled read waits its own timeout: a child process bounds the whole download in time
+    seconds = str(max(1, math.ceil(timeout)))  # huggingface_hub reads whole seconds
+    env = {**os.environ, "HF_ENDPOINT": constants.ENDPOINT, "HF_HUB_DOWNLOAD_TIMEOUT": seconds,
+           "HF_HUB_ETAG_TIMEOUT": seconds, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, repo, filename, str(cache_dir or ""),
+                               str(timeout)], capture_output=True, text=True, timeout=deadline,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        raise HubUnreachableError(f"could not download {filename} of {repo} within "
+                                  f"deadline={deadline:g} "
+                                  "s (the server is too slow or keeps cutting the file): try "
+                                  "again "
+                                  f"later (the cache resumes it), or pass a local checkpoint "
+                                  f"directory.") from None
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        answer = {"type": "ChildError", "message": proc.stderr.strip()[-300:]}
+    if "path" in answer:
+        return Path(answer["path"])
+    raise _hub_error(repo, filename, answer.get("type"), answer.get("errno"), answer.get("status"),
+                     answer.get("message", ""))
 
 
 def read_hf_checkpoint(path_or_name, **resolve_kwargs) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -311,14 +467,23 @@ def read_hf_checkpoint(path_or_name, **resolve_kwargs) -> tuple[dict, dict[str, 
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointFormatError(f"{weights.parent} holds a corrupt or truncated checkpoint ({err}): "
                                     f"download or save it again.") from None
+    except OSError as err:  # a directory where a file should be, permissions, a disk error
+        raise CheckpointFormatError(f"cannot read the checkpoint in {weights.parent} "
+                                    f"({type(err).__name__}: {err.strerror or err}: "
+                                    f"{err.filename or weights}): config.json and "
+                                    "model.safetensors "
+                                    f"must be readable files.") from None
 
 
 def load_hf_checkpoint(path_or_name, *, cache_dir=None, local_files_only: bool = False, timeout: float = 10.0,
-                       verify: bool = True, drop_rate: float | None = None) -> GPTModel:
+                       verify: bool = True, drop_rate: float | None = None,
+                       deadline: float | None = None) -> GPTModel:
     """A :class:`GPTModel` holding a GPT-2 checkpoint (a hub name or a directory), in eval mode."""
     hf_config, tensors = read_hf_checkpoint(path_or_name, cache_dir=cache_dir, local_files_only=local_files_only,
-                                            timeout=timeout, verify=verify)
-    model = GPTModel(config_from_hf(hf_config, drop_rate))
+                                            timeout=timeout, verify=verify, deadline=deadline)
+    cfg = config_from_hf(hf_config, drop_rate)
+    _load_plan(cfg, tensors)  # the config must fit the tensors before the model is allocated
+    model = GPTModel(cfg)
     return load_hf_state_dict(model, tensors).eval()
 
 
@@ -342,18 +507,27 @@ def hf_state_dict(model: GPTModel, prefix: str = "transformer.") -> dict[str, to
 def save_hf_checkpoint(model: GPTModel, directory: str | os.PathLike) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed), loadable
     by ``GPT2LMHeadModel.from_pretrained(directory)`` and :func:`load_hf_checkpoint`. Each file is
-    written under a ``.part`` name and renamed when complete, so a failure leaves no partial file."""
+    written under a fresh temporary name (unique, created exclusively: two writers never share one)
+    and renamed when complete, so a failure leaves no partial file."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = hf_state_dict(model)
     config = config_to_hf(model.cfg, dtype=tensors["transformer.wte.weight"].dtype)
-    parts = {directory / "model.safetensors.part": directory / "model.safetensors",
-             directory / "config.json.part": directory / "config.json"}
+    parts = {}
     try:
-        save_file(tensors, directory / "model.safetensors.part", metadata={"format": "pt"})
-        (directory / "config.json.part").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("model.safetensors", "config.json"):
+            fd, part = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+            os.close(fd)
+            parts[Path(part)] = directory / name
+        weights_part, config_part = parts
+        save_file(tensors, weights_part, metadata={"format": "pt"})
+        config_part.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for part, final in parts.items():
             os.replace(part, final)
+    except OSError as err:
+        raise OSError(err.errno, f"could not save the checkpoint into {directory} "
+                      f"({err.strerror or err}): free some space or choose another folder; "
+                      f"no partial file was left.") from None
     finally:
         for part in parts:
             part.unlink(missing_ok=True)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -57,6 +59,18 @@ def bytes_to_unicode() -> dict[int, str]:
             chars.append(256 + extra)
             extra += 1
     return dict(zip(printable, map(chr, chars)))
+
+
+def _check_text(text) -> None:
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}: decode bytes first, "
+                         f"e.g. data.decode('utf-8').")
+
+
+def _token_id(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a token id")
+    return value
 
 
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -116,6 +130,10 @@ class BPETokenizer:
         Pair counts are kept per distinct pre-split chunk and updated incrementally after each
         merge, so training a 2,000-token vocabulary on a short story takes about a second.
         """
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise ValueError(f"vocab_size={vocab_size!r} must be an integer, 256 or more.")
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}: decode bytes first.")
         if vocab_size < 256:
             raise ValueError(
                 f"vocab_size={vocab_size} is too small: a byte-level BPE vocabulary starts with the 256 "
@@ -203,6 +221,7 @@ class BPETokenizer:
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text``, treating special-token strings as ordinary text."""
+        _check_text(text)
         ids: list[int] = []
         for chunk in self._split.findall(text):
             ids.extend(self._encode_chunk(chunk.encode("utf-8")))
@@ -211,6 +230,7 @@ class BPETokenizer:
     def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = frozenset()) -> list[int]:
         """Encode ``text``. Special tokens become single ids only when listed in ``allowed_special``
         (or ``allowed_special="all"``); finding any other special-token string is an error, as in tiktoken."""
+        _check_text(text)
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
@@ -251,7 +271,21 @@ class BPETokenizer:
         merges = [[left, right, new_id] for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1])]
         data = {"format": "helpers.BPETokenizer", "version": FORMAT_VERSION, "pattern": self.pattern,
                 "byte_ids": self.byte_ids, "merges": merges, "special_tokens": self.special_tokens}
-        path.write_text(json.dumps(data), encoding="utf-8")
+        text = json.dumps(data)
+        # a fresh temporary file beside it, renamed when complete: a failed write keeps the old file
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise OSError(err.errno, f"could not write the tokenizer to {path} "
+                          f"({err.strerror or err}): give a file path in an existing, "
+                          f"writable folder with free space; {path} is unchanged.") from None
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -259,15 +293,25 @@ class BPETokenizer:
         """Read a tokenizer written by :meth:`save`."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise ValueError(f"cannot read a tokenizer from {path}: {err}. Pass a file written by BPETokenizer.save.") from None
         if not isinstance(data, dict) or data.get("format") != "helpers.BPETokenizer":
             raise ValueError(f"{path} is not a file written by BPETokenizer.save (no 'format' marker).")
-        tok = cls(data["pattern"])
-        tok.byte_ids = list(data["byte_ids"])
-        tok.merges = {(left, right): new_id for left, right, new_id in data["merges"]}
-        tok.special_tokens = dict(data["special_tokens"])
-        tok._rebuild()
+        try:
+            tok = cls(data["pattern"])
+            byte_ids = [_token_id(i) for i in data["byte_ids"]]
+            if sorted(byte_ids) != list(range(256)):
+                raise ValueError("byte_ids is not a permutation of 0..255")
+            tok.byte_ids = byte_ids
+            tok.merges = {(_token_id(left), _token_id(right)): _token_id(new_id)
+                          for left, right, new_id in data["merges"]}
+            specials = dict(data["special_tokens"])
+            tok.special_tokens = {str(k): _token_id(v) for k, v in specials.items()}
+            tok._rebuild()
+        except (KeyError, TypeError, ValueError, regex.error, RecursionError) as err:
+            what = f"missing {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+            raise ValueError(f"{path} is a corrupt tokenizer file ({what}): save it again with "
+                             f"BPETokenizer.save.") from None
         return tok
 
     @classmethod
