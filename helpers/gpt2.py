@@ -483,7 +483,8 @@ def load_hf_checkpoint(path_or_name, *, cache_dir=None, local_files_only: bool =
                                             timeout=timeout, verify=verify, deadline=deadline)
     cfg = config_from_hf(hf_config, drop_rate)
     _load_plan(cfg, tensors)  # the config must fit the tensors before the model is allocated
-    model = GPTModel(cfg)
+    with torch.random.fork_rng(devices=[]):  # the random initial weights are overwritten: leave
+        model = GPTModel(cfg)  # the caller's random state as it was
     return load_hf_state_dict(model, tensors).eval()
 
 

@@ -365,3 +365,16 @@ def test_gpt2_small_shaped_parity_both_ways(tmp_path):
     assert torch.equal(generate_greedy(ours, idx, 4), hf_greedy(hf, idx, 4))
     save_hf_checkpoint(ours, tmp_path)
     assert max_diff(ours, transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval(), idx) < ATOL
+
+
+def test_loading_a_checkpoint_leaves_the_global_random_state_alone(tmp_path):
+    from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
+    from helpers.model import GPTConfig, GPTModel
+
+    cfg = GPTConfig(vocab_size=50, context_length=8, emb_dim=16, n_heads=2, n_layers=1)
+    directory = save_hf_checkpoint(GPTModel(cfg), tmp_path / "ckpt")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_hf_checkpoint(directory)
+    assert torch.equal(torch.rand(3), expected)
