@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -407,6 +408,19 @@ def _hub_error(repo: str, filename: str, kind: str, errno_: int | None, status, 
                                f"checkpoint directory.")
 
 
+def _relay(stream) -> None:
+    """Copy a child's stderr (a progress bar: text with carriage returns) to ``sys.stderr``."""
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        sys.stderr.write(chunk.decode("utf-8", "replace"))
+        sys.stderr.flush()
+
+
+def _wait(proc: subprocess.Popen, deadline: float) -> str:
+    """The child's stdout once it exits; ``TimeoutExpired`` after ``deadline`` seconds."""
+    proc.wait(timeout=deadline)
+    return proc.stdout.read().decode("utf-8", "replace")
+
+
 def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeout: float,
               deadline: float | None = None, max_bytes: int | None = None) -> Path:
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -435,22 +449,29 @@ def _hub_file(repo: str, filename: str, cache_dir, local_files_only: bool, timeo
     # stalled read waits its own timeout: a child process bounds the whole download in time
     seconds = str(max(1, math.ceil(timeout)))  # huggingface_hub reads whole seconds
     env = {**os.environ, "HF_ENDPOINT": constants.ENDPOINT, "HF_HUB_DOWNLOAD_TIMEOUT": seconds,
-           "HF_HUB_ETAG_TIMEOUT": seconds, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+           "HF_HUB_ETAG_TIMEOUT": seconds, "TQDM_POSITION": "-1"}  # -1: a bar even without a TTY
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, repo, filename, str(cache_dir or ""),
+                             str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # The child's progress bar, passed on to this process's stderr: in a notebook the child's own
+    # stderr would reach the kernel's terminal, not the page.
+    relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)
+    relay.start()
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, repo, filename, str(cache_dir or ""),
-                               str(timeout)], capture_output=True, text=True, timeout=deadline,
-                              env=env)
+        stdout = _wait(proc, deadline)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
         raise HubUnreachableError(f"could not download {filename} of {repo} within "
                                   f"deadline={deadline:g} "
                                   "s (the server is too slow or keeps cutting the file): try "
                                   "again "
                                   f"later (the cache resumes it), or pass a local checkpoint "
                                   f"directory.") from None
+    relay.join(timeout=5)
     try:
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+        answer = json.loads(stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        answer = {"type": "ChildError", "message": proc.stderr.strip()[-300:]}
+        answer = {"type": "ChildError", "message": "the download process ended without an answer"}
     if "path" in answer:
         return Path(answer["path"])
     raise _hub_error(repo, filename, answer.get("type"), answer.get("errno"), answer.get("status"),

@@ -73,6 +73,7 @@ def test_a_fresh_cache_downloads_gpt2_from_the_hub_stand_in_and_loads_it(small_g
     assert Path(result["weights"]) == link and link.is_symlink()
     blob = Path(os.path.realpath(link))
     assert blob.parent == repo / "blobs" and re.fullmatch(r"[0-9a-f]{64}", blob.name)
+    assert "model.safetensors: 100%" in stderr  # huggingface_hub's progress bar reaches the reader
     assert ("GET", "/openai-community/gpt2/resolve/main/model.safetensors") in stub.requests
 
     # a second run finds everything in the cache: no request at all (the server is gone)
