@@ -3,7 +3,7 @@
 Run from the repository root:  .venv/bin/python benchmarks/attention.py [--device cuda] [--repeat 3]
 On GPT-2-sized input by default (batch 8, 1024 tokens, 768 features, 12 heads) it prints, for the
 attention core (q, k, v -> context) and for the whole helpers.attention.MultiHeadAttention layer
-(explicit path with return_weights=True against the SDPA fast path): median forward and backward
+(explicit path with attn_weights=[] against the SDPA fast path): median forward and backward
 times, their ratios, and the memory autograd keeps for the backward pass (on CUDA also the peak).
 Timings are measurements, not tests: they change from run to run.
 """
@@ -23,7 +23,7 @@ def layer_benchmark(batch_size, num_tokens, emb_dim, num_heads, repeat, device):
     layer = MultiHeadAttention(emb_dim, emb_dim, num_tokens, num_heads, qkv_bias=True).to(device).train()
     x = torch.randn(batch_size, num_tokens, emb_dim, device=device, requires_grad=True)
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    paths = {"naive": lambda: layer(x, return_weights=True)[0], "sdpa": lambda: layer(x)}
+    paths = {"naive": lambda: layer(x, attn_weights=[]), "sdpa": lambda: layer(x)}
     result = {}
     for name, fn in paths.items():
         def forward():
@@ -73,7 +73,7 @@ def main() -> None:
     report("attention core: q, k, v (B, h, T, d_h) -> context",
            attention_benchmark(*shape, repeat=args.repeat, device=args.device))
     if not args.skip_layer:
-        report("whole layer: helpers.attention.MultiHeadAttention, return_weights=True vs the fast path",
+        report("whole layer: helpers.attention.MultiHeadAttention, attn_weights=[] vs the fast path",
                layer_benchmark(*shape, repeat=args.repeat, device=args.device))
 
 

@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -45,7 +44,9 @@ def worker(args) -> dict:
     from helpers.model import GPTModel
     from helpers.speed import build_variant, make_train_step, try_compile
 
-    options = SpeedOptions(**json.loads(args.worker))
+    switches = json.loads(args.worker)
+    compile_model = switches.pop("compile", False)  # torch.compile: applied here, after the build
+    options = SpeedOptions(**switches)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -58,7 +59,7 @@ def worker(args) -> dict:
     torch.manual_seed(0)
     model = build_variant(GPTModel(cfg), options).to(device)
     note = None
-    if options.compile:
+    if compile_model:
         start = time.perf_counter()
         model, note = try_compile(model, x)
         compile_s = time.perf_counter() - start
@@ -75,7 +76,7 @@ def worker(args) -> dict:
     peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     out = {"tokens_per_s": x.numel() / seconds, "peak_MiB": (peak - base) / 2**20, "loss": first_loss,
            "steps_timed": len(times), "note": note}
-    if options.compile and note is None:
+    if compile_model and note is None:
         out["compile_s"] = compile_s
     return out
 
@@ -108,10 +109,10 @@ def main():
         peak, how = None, "no peak given (--peak-tflops), so no MFU"
     header = provenance()
     cfg = config(args)
-    kept, rows, base_tps, best_tps, base_loss, notes = SpeedOptions(), [], None, None, None, []
+    kept, rows, base_tps, best_tps, base_loss, notes = {}, [], None, None, None, []
     for label, change in CHANGES:
-        options = replace(kept, **change)
-        cmd = [sys.executable, __file__, "--worker", json.dumps(asdict(options))] + [
+        options = {**kept, **change}
+        cmd = [sys.executable, __file__, "--worker", json.dumps(options)] + [
             f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
             if v is not None and k in ("emb_dim", "n_layers", "n_heads", "num_tokens", "batch_size", "repeat",
                                        "device", "threads")]

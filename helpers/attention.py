@@ -1,24 +1,24 @@
 """Causal multi-head self-attention, built step by step in Chapter 3 (Attention).
 
 :class:`MultiHeadAttention` is the layer GPT-2 uses: one query, key and value projection of width
-``d_out`` split into ``num_heads`` heads of ``head_dim = d_out // num_heads`` features, a causal mask,
-dropout on the attention weights, and an output projection. It has two paths that compute the same
-function:
+``d_out`` split into ``num_heads`` heads of ``head_dim = d_out // num_heads`` features, a causal
+mask, dropout on the attention weights, and an output projection. ``forward`` always returns the
+output ``(B, T, d_out)``; inside it two paths compute the same function:
 
-* ``forward(x)`` (the fast path) calls ``torch.nn.functional.scaled_dot_product_attention`` with
-  ``is_causal=True``, which never stores the ``(B, h, T, T)`` weights;
-* ``forward(x, return_weights=True)`` runs :func:`causal_attention`, the chapter's explicit
-  ``softmax(Q K^T / sqrt(d_h)) V``, and also returns the weights for plotting.
+* by default, ``torch.nn.functional.scaled_dot_product_attention`` (SDPA), which never stores the
+  ``(B, h, T, T)`` weights;
+* given a list as ``attn_weights``, :func:`causal_attention`, the chapter's explicit
+  ``softmax(Q K^T / sqrt(d_h)) V``, whose weights are appended to that list for plotting.
 
-The returned weights are the softmax *before* dropout, so each row sums to 1 and everything above the
-diagonal is 0. In training mode with ``dropout > 0`` the output uses the dropped-out weights, and the
-two paths draw different dropout masks; in eval mode, or with ``dropout=0``, they agree to float
-rounding (Chapter 3 and ``tests/test_attention.py`` check 1e-6 in float32).
+The recorded weights are the softmax *before* dropout, so each row sums to 1 and everything above
+the diagonal is 0. In training mode with ``dropout > 0`` the two paths draw different dropout
+masks; in eval mode, or with ``dropout=0``, they agree to float rounding (Chapter 3 and
+``tests/test_attention.py`` check 1e-6 in float32).
 
-Chapter 7 (Decoding) adds a *KV cache*: ``forward(x, past_kv=(k, v), use_cache=True)`` treats ``x`` as
-the tokens that come after the ``past_len = k.shape[2]`` tokens whose keys and values are cached (each
-``(B, h, past_len, d_h)``), lets them attend to the past and to each other causally (query ``i`` sits
-at absolute position ``past_len + i``), and also returns the cache grown by the new keys and values.
+Chapter 7 (Decoding) adds a *KV cache*: ``forward(x, cache=cache, layer=i)`` with a
+:class:`helpers.kvcache.KVCache` treats ``x`` as the tokens after the ``past_len`` cached ones,
+lets them attend to the past and to each other causally (query ``i`` sits at absolute position
+``past_len + i``), and appends their keys and values to the cache.
 
 :func:`attention_benchmark` is the measurement that Chapter 3 reports and ``benchmarks/attention.py``
 prints: the explicit path against SDPA, forward and backward, on CPU or GPU.
@@ -91,6 +91,7 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)  # mixes the heads' outputs
         self.register_buffer("mask", causal_mask(context_length), persistent=False)
+        self.use_sdpa = True  # False: the explicit path always (the training-speed appendix)
 
     def extra_repr(self) -> str:
         return (f"d_in={self.d_in}, d_out={self.d_out}, context_length={self.context_length}, "
@@ -115,40 +116,61 @@ class MultiHeadAttention(nn.Module):
                              f"{past_len + x.shape[1]}, more than this layer's context_length="
                              f"{self.context_length}: start a new cache from the last tokens instead.")
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
-        """``x (B, T, d_in)`` -> ``out (B, T, d_out)``; with ``return_weights=True``, ``(out, weights)`` where
-        ``weights (B, num_heads, T, past_len + T)`` is the softmax before dropout.
+    def fuse_qkv(self) -> None:
+        """Replace ``W_query``, ``W_key``, ``W_value`` by one ``c_attn`` projection of width
+        ``3 * d_out`` holding the same weights (GPT-2's layout; the training-speed appendix)."""
+        parts = (self.W_query, self.W_key, self.W_value)
+        bias = self.W_query.bias is not None
+        self.c_attn = nn.Linear(self.d_in, 3 * self.d_out, bias=bias).to(self.W_query.weight)
+        with torch.no_grad():
+            self.c_attn.weight.copy_(torch.cat([p.weight for p in parts]))
+            if bias:
+                self.c_attn.bias.copy_(torch.cat([p.bias for p in parts]))
+        del self.W_query, self.W_key, self.W_value
 
-        KV cache (Chapter 7): ``past_kv`` is ``None`` or the ``(k, v)`` pair of the tokens before ``x``, each
-        ``(B, h, past_len, d_h)``. With ``use_cache=True`` the result gains one last item, the grown pair
-        ``(k, v)`` of ``(B, h, past_len + T, d_h)``: ``(out, kv)`` or ``(out, weights, kv)``."""
-        past_len = 0 if past_kv is None else past_kv[0].shape[2]
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of ``x (B, T, d_in)``, each ``(B, h, T, d_h)``."""
+        B, T, _ = x.shape
+        if hasattr(self, "c_attn"):
+            qkv = self.c_attn(x).split(self.d_out, dim=2)  # 3 x (B, T, d_out)
+        else:
+            qkv = (self.W_query(x), self.W_key(x), self.W_value(x))
+        # (B, T, d_out) -> (B, T, h, d_h) -> (B, h, T, d_h): each head sees its own slice of d_out
+        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in qkv)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, cache=None, layer: int = 0,
+                attn_weights: list | None = None) -> torch.Tensor:
+        """``x (B, T, d_in)`` -> ``(B, T, d_out)``, always.
+
+        ``attn_weights``: a list to which the ``(B, h, T, past_len + T)`` softmax weights (before
+        dropout) are appended; asking for them runs the explicit path (also when ``use_sdpa`` is
+        False). ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` holding the keys and values
+        of the ``past_len`` tokens before ``x`` in slot ``layer``; the new ones are appended."""
+        past_len = 0 if cache is None else cache.length(layer)
         self._check_input(x, past_len)
         B, T, _ = x.shape
-        # (B, T, d_out) -> (B, T, h, d_h) -> (B, h, T, d_h): each head sees its own slice of d_out
-        q = self.W_query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.W_key(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        v = self.W_value(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        if past_kv is not None:  # the cached keys and values come first: (B, h, past_len + T, d_h)
-            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)
+        q, k, v = self.project(x)  # (B, h, T, d_h)
+        if cache is not None:  # the cached keys and values come first: (B, h, past_len + T, d_h)
+            k, v = cache.update(layer, k, v)
         p = self.dropout if self.training else 0.0
         # Query i is the token at position past_len + i: it may see keys 0 .. past_len + i, so the
         # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length) mask.
-        mask = self.mask[past_len:past_len + T, :past_len + T]  # (T, past_len + T)
-        if return_weights:
+        mask = self.mask[past_len:past_len + T, :past_len + T]  # (T, past_len + T), True = hidden
+        if cache is not None:
+            mask = cache.hidden(mask, past_len)  # (B, 1, T, S) when the rows are padded
+        if attn_weights is not None or not self.use_sdpa:
             context, weights = causal_attention(q, k, v, mask, dropout_p=p)  # (B, h, T, d_h)
-        elif past_len == 0:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, h, T, d_h)
-        elif T == 1:  # one new token sees every cached one: no mask at all
+            if attn_weights is not None:
+                attn_weights.append(weights)  # (B, h, T, past_len + T)
+        elif past_len == 0 and mask.dim() == 2:
+            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif T == 1 and mask.dim() == 2:  # one new token sees every cached one: no mask at all
             context = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         else:  # SDPA's bool mask means "may attend", ours "hidden"
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=~mask, dropout_p=p)
-        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # (B, T, d_out): heads side by side
-        out = self.out_proj(context)
-        result = (out, weights) if return_weights else (out,)
-        if use_cache:
-            result += ((k, v),)
-        return result if len(result) > 1 else out
+        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # heads side by side
+        return self.out_proj(context)  # (B, T, d_out)
 
 
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:

@@ -16,7 +16,7 @@ Read in this order:
   counting the end-of-text token) and its ``early_stopping`` rules (``False``, ``True``, ``"never"``).
 * :func:`generate`: one entry point for all of them, returning ``(B, T + new)`` ids.
 
-Every path can use the KV cache of ``helpers.model.GPTModel`` (``use_cache=True``, the default) and
+Every path can use the KV cache (``helpers.kvcache.KVCache``; ``use_cache=True``, the default) and
 gives the same ids without it. Once a sequence outgrows ``context_length`` the model sees its last
 ``context_length`` tokens; that shifts every position, so from then on each step recomputes the
 window (the cache cannot help). ``seed`` seeds a local ``torch.Generator``; the global RNG is never
@@ -30,6 +30,8 @@ import math
 from typing import Callable, Iterable, Iterator
 
 import torch
+
+from helpers.kvcache import KVCache
 
 NEG_INF = float("-inf")
 
@@ -126,9 +128,10 @@ def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool):
     if not use_cache:
         return model(window)[:, -1, :], None
     if cache is None or ids.shape[1] > model.cfg.context_length:
-        logits, cache = model(window, use_cache=True)  # prefill: the whole (window of the) prompt
+        cache = KVCache()
+        logits = model(window, cache=cache)  # prefill: the whole (window of the) prompt
     else:
-        logits, cache = model(ids[:, cache[0][0].shape[2]:], cache=cache, use_cache=True)  # new tokens only
+        logits = model(ids[:, cache.length():], cache=cache)  # the new tokens only
     return logits[:, -1, :], cache
 
 
@@ -271,7 +274,7 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, num_beams: int, *
         done = torch.gather(torch.cat([done, just_done], 1), 1, best)
         if cache is not None:  # each running beam continues the cache of the beam it came from
             order = (running_src + batch_offset).view(-1)  # (B*K,)
-            cache = tuple((k.index_select(0, order), v.index_select(0, order)) for k, v in cache)
+            cache.reorder(order)
         may_improve = may_improve & _early_stop_ok(running_scores[:, :1], done_scores, done, step + 1,
                                                    max_new_tokens, length_penalty, early_stopping)
         if not may_improve.any() or (done.all() and early_stopping is True) or ends.all():

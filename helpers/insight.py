@@ -3,7 +3,7 @@
 Read in this order:
 
 * :func:`attention_of`: every block's attention weights, stacked ``(L, B, h, T, T)``, from the
-  model's own forward pass (``GPTModel.forward(idx, return_attention=True)``);
+  model's own forward pass (``GPTModel.forward(idx, attn_weights=weights)``);
 * head scores, each ``(..., B, h, T, T)`` weights in, ``(..., h)`` out, the mean over the batch and
   over the queries ``t >= 1`` (query 0 can only look at itself): :func:`previous_token_score`
   (weight on ``t - 1``), :func:`first_token_score` (on position 0), :func:`self_score` (on ``t``
@@ -36,7 +36,8 @@ SCORE_NAMES = ("previous", "first", "self", "same")
 def attention_of(model, idx: torch.Tensor) -> torch.Tensor:
     """``(L, B, h, T, T)``: the attention weights of every block for ``idx  # (B, T)``, as the model
     computes them in the mode it is in (call ``model.eval()`` first)."""
-    _, weights = model(idx, return_attention=True)
+    weights: list[torch.Tensor] = []
+    model(idx, attn_weights=weights)
     return torch.stack(weights)
 
 
@@ -168,14 +169,14 @@ def bertviz_inputs(weights, tokens, batch_index: int = 0, decimals: int | None =
     ``decimals`` (None keeps every digit), and the ``T`` tokens as a list of str. bertviz writes every
     weight into its HTML; in float64 a rounded 0.001 is written as 0.001 (float32's nearest value
     would print as 0.0010000000474974513), which keeps notebooks small. ``weights`` is the list that
-    ``model(idx, return_attention=True)`` returns, or a stacked ``(L, B, h, T, T)`` tensor."""
+    ``model(idx, attn_weights=weights)`` fills, or a stacked ``(L, B, h, T, T)`` tensor."""
     if isinstance(weights, torch.Tensor):
         if weights.dim() != 5:
             raise ValueError(f"stacked weights must be (L, B, h, T, T), got shape {tuple(weights.shape)}.")
         weights = list(weights)
     weights = list(weights)
     if not weights:
-        raise ValueError("got no attention weights: pass the list from model(idx, return_attention=True).")
+        raise ValueError("got no attention weights: pass the list that model(idx, attn_weights=weights) filled.")
     first = weights[0]
     for i, w in enumerate(weights):
         if not isinstance(w, torch.Tensor) or w.dim() != 4 or w.shape[-1] != w.shape[-2] or w.shape != first.shape:
@@ -285,7 +286,8 @@ def greedy_trace(model, idx: torch.Tensor, max_new_tokens: int, top_k: int = 5) 
     steps = []
     for _ in range(max_new_tokens):
         window = idx[:, -model.cfg.context_length:]  # (1, T)
-        logits, weights = model(window, return_attention=True)
+        weights: list[torch.Tensor] = []
+        logits = model(window, attn_weights=weights)
         probs = torch.softmax(logits[0, -1], dim=-1)  # (V,)
         top = probs.topk(top_k)
         steps.append(Step(window[0].tolist(), top.indices.tolist(), top.values.tolist(),

@@ -120,12 +120,11 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(emb_dim)
         self.drop_shortcut = nn.Dropout(drop_rate)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
-        """``x  # (B, T, C)`` -> ``(B, T, C)``; with ``return_weights=True`` also the attention
-        weights ``(B, h, T, past_len + T)``; with ``use_cache=True`` also (last) the attention's grown
-        ``(k, v)`` cache, given the previous one as ``past_kv`` (Chapter 7)."""
-        att = self.att(self.norm1(x), return_weights=return_weights, past_kv=past_kv, use_cache=use_cache)
-        a, extra = (att[0], att[1:]) if isinstance(att, tuple) else (att, ())
+    def forward(self, x: torch.Tensor, cache=None, layer: int = 0,
+                attn_weights: list | None = None) -> torch.Tensor:
+        """``x  # (B, T, C)`` -> ``(B, T, C)``. ``cache``, ``layer`` and ``attn_weights`` go to the
+        attention layer (see ``MultiHeadAttention.forward``)."""
+        a = self.att(self.norm1(x), cache=cache, layer=layer, attn_weights=attn_weights)
         x = x + self.drop_shortcut(a)  # shortcut around attention
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # shortcut around the feed-forward
-        return (x, *extra) if extra else x
+        return x

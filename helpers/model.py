@@ -8,8 +8,8 @@
   (``att.out_proj``, ``ff.proj``) at ``0.02 / sqrt(2 * n_layers)``.
 * :func:`count_parameters` (a built model) and :func:`predicted_parameters` (the closed form from
   a config), :func:`flops_per_token`, and :func:`generate_greedy`, the simplest text loop.
-* A KV cache (Chapter 7): ``logits, cache = model(idx, cache=cache, use_cache=True)``, the cache a
-  tuple of one ``(k, v)`` pair per block, each ``(B, h, past_len, d_h)``; ``helpers.generate`` uses it.
+* A KV cache (Chapter 7): ``logits = model(idx, cache=cache)`` with a
+  :class:`helpers.kvcache.KVCache`, which the call fills in place; ``helpers.generate`` uses it.
 
 Parameter names follow GPT-2's layout so that Chapter 8 can map OpenAI's checkpoint onto them:
 ``tok_emb`` (wte), ``pos_emb`` (wpe), ``trf_blocks.i.norm1`` (h.i.ln_1), ``att.W_query/W_key/
@@ -139,41 +139,29 @@ class GPTModel(nn.Module):
             bad = idx.min().item() if idx.min() < 0 else idx.max().item()
             raise ValueError(f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}.")
 
-    def forward(self, idx: torch.Tensor, return_attention: bool = False, cache=None, use_cache: bool = False):
-        """``idx  # (B, T)`` -> logits ``(B, T, V)``; with ``return_attention=True`` also a list of
-        every block's attention weights, each ``(B, h, T, past_len + T)``.
+    def forward(self, idx: torch.Tensor, cache=None, attn_weights: list | None = None) -> torch.Tensor:
+        """``idx  # (B, T)`` -> logits ``(B, T, V)``, always.
 
-        KV cache (Chapter 7): ``cache`` is None or what a previous call returned, the keys and values
-        of the ``past_len`` tokens before ``idx``: one ``(k, v)`` pair per block, each
-        ``(B, h, past_len, d_h)``. The new tokens take positions ``past_len .. past_len + T - 1``.
-        With ``use_cache=True`` the grown cache is returned last: ``(logits, cache)`` or
-        ``(logits, weights, cache)``."""
-        if cache is not None and len(cache) != len(self.trf_blocks):
+        ``attn_weights``: a list to which every block's attention weights are appended, each
+        ``(B, h, T, past_len + T)``. ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` with
+        the keys and values of the ``past_len`` tokens before ``idx``, or an empty one; the new
+        tokens take positions ``past_len .. past_len + T - 1`` and their keys and values are
+        appended to it in place."""
+        if cache is not None and len(cache) not in (0, len(self.trf_blocks)):
             raise ValueError(f"the cache holds {len(cache)} layers but the model has "
-                             f"{len(self.trf_blocks)}: pass the cache this model returned.")
-        past_len = 0 if cache is None else cache[0][0].shape[2]
+                             f"{len(self.trf_blocks)}: pass a cache this model filled, or a new one.")
+        past_len = 0 if cache is None else cache.length()
         self.check_ids(idx, past_len)
         T = idx.shape[1]
-        positions = torch.arange(past_len, past_len + T, device=idx.device)  # continue after the cache
+        if cache is None:
+            positions = torch.arange(T, device=idx.device)  # (T,)
+        else:  # continue after the cache; (B, T) counted from each row's first token if padded
+            positions = cache.positions(past_len, T, device=idx.device)
         x = self.tok_emb(idx) + self.pos_emb(positions)  # (B, T, C)
         x = self.drop_emb(x)
-        weights, new_cache = [], []
         for i, block in enumerate(self.trf_blocks):
-            past_kv = None if cache is None else cache[i]
-            out = block(x, return_weights=return_attention, past_kv=past_kv, use_cache=use_cache)
-            if not isinstance(out, tuple):
-                x = out
-                continue
-            x = out[0]
-            if return_attention:
-                weights.append(out[1])  # (B, h, T, past_len + T)
-            if use_cache:
-                new_cache.append(out[-1])  # (k, v), each (B, h, past_len + T, d_h)
-        logits = self.out_head(self.final_norm(x))  # (B, T, V)
-        result = (logits, weights) if return_attention else (logits,)
-        if use_cache:
-            result += (tuple(new_cache),)
-        return result if len(result) > 1 else logits
+            x = block(x, cache=cache, layer=i, attn_weights=attn_weights)
+        return self.out_head(self.final_norm(x))  # (B, T, V)
 
 
 def count_parameters(model: nn.Module) -> int:

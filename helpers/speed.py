@@ -4,13 +4,15 @@ Each change is a switch on :class:`SpeedOptions`; :func:`build_variant` turns th
 ``GPTModel`` into a copy with those switches (same weights), and :func:`make_train_step` gives one
 training step (forward, cross-entropy, backward, AdamW) with them:
 
-* ``sdpa``: :class:`FastAttention` calls ``scaled_dot_product_attention`` instead of the explicit
-  ``softmax(Q K^T / sqrt(d_h)) V`` of :func:`helpers.attention.causal_attention`;
-* ``fused_qkv``: one ``(C, 3C)`` projection (GPT-2's ``c_attn``) instead of three ``(C, C)`` ones;
+* ``sdpa``: attention through ``scaled_dot_product_attention`` instead of the explicit
+  ``softmax(Q K^T / sqrt(d_h)) V`` of :func:`helpers.attention.causal_attention` (the layer's
+  ``use_sdpa`` switch);
+* ``fused_qkv``: one ``(C, 3C)`` projection (GPT-2's ``c_attn``) instead of three ``(C, C)`` ones
+  (``MultiHeadAttention.fuse_qkv``);
 * ``autocast``: the forward pass and loss under ``torch.autocast`` in ``bfloat16``;
 * ``fused_adamw``: ``torch.optim.AdamW(..., fused=True)``, one kernel for the whole update;
-* ``compile``: ``torch.compile`` (see :func:`try_compile`, which falls back to the eager model
-  and says why when the compiler is not available);
+* and ``torch.compile`` (see :func:`try_compile`, which falls back to the eager model and says
+  why when the compiler is not available);
 * ``pad_vocab_to``: the vocabulary rounded up to a multiple (64): extra rows that no input uses,
   whose logits are cut off before the loss, so the loss is unchanged.
 
@@ -31,7 +33,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.attention import MultiHeadAttention, causal_attention
 from helpers.model import GPTConfig, flops_per_token
 
 
@@ -43,7 +44,6 @@ class SpeedOptions:
     fused_qkv: bool = False
     autocast: str | None = None  # None (float32) or "bfloat16"
     fused_adamw: bool = False
-    compile: bool = False
     pad_vocab_to: int = 1  # 1: the vocabulary as it is; 64: rounded up to a multiple of 64
 
     def __post_init__(self):
@@ -51,46 +51,6 @@ class SpeedOptions:
             raise ValueError(f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or 'float16'.")
         if isinstance(self.pad_vocab_to, bool) or not isinstance(self.pad_vocab_to, int) or self.pad_vocab_to < 1:
             raise ValueError(f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding).")
-
-
-class FastAttention(nn.Module):
-    """:class:`helpers.attention.MultiHeadAttention`'s function for training, with two switches:
-    ``sdpa`` (the fused kernel, or the explicit weights) and ``fused_qkv`` (one ``c_attn``
-    projection, or three). Built from an existing layer, whose weights it copies."""
-
-    def __init__(self, att: MultiHeadAttention, sdpa: bool = True, fused_qkv: bool = False):
-        super().__init__()
-        self.num_heads, self.head_dim, self.d_out = att.num_heads, att.head_dim, att.d_out
-        self.dropout, self.sdpa, self.fused_qkv = att.dropout, sdpa, fused_qkv
-        if fused_qkv:  # the three (d_out, d_in) weights stacked into one (3 d_out, d_in)
-            parts = (att.W_query, att.W_key, att.W_value)
-            bias = att.W_query.bias is not None
-            self.c_attn = nn.Linear(att.d_in, 3 * att.d_out, bias=bias)
-            with torch.no_grad():
-                self.c_attn.weight.copy_(torch.cat([p.weight for p in parts]))
-                if bias:
-                    self.c_attn.bias.copy_(torch.cat([p.bias for p in parts]))
-        else:
-            self.W_query, self.W_key, self.W_value = att.W_query, att.W_key, att.W_value
-        self.out_proj = att.out_proj
-        self.register_buffer("mask", att.mask, persistent=False)
-
-    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
-        if return_weights or past_kv is not None or use_cache:
-            raise ValueError("FastAttention is for training steps: it returns no weights and keeps no KV "
-                             "cache; use helpers.attention.MultiHeadAttention for those.")
-        B, T, _ = x.shape
-        if self.fused_qkv:
-            q, k, v = self.c_attn(x).split(self.d_out, dim=2)  # 3 x (B, T, d_out)
-        else:
-            q, k, v = self.W_query(x), self.W_key(x), self.W_value(x)
-        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d_h)
-        p = self.dropout if self.training else 0.0
-        if self.sdpa:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        else:
-            context = causal_attention(q, k, v, self.mask[:T, :T], dropout_p=p)[0]  # stores (B, h, T, T)
-        return self.out_proj(context.transpose(1, 2).contiguous().view(B, T, self.d_out))  # (B, T, d_out)
 
 
 def padded_size(vocab_size: int, multiple: int) -> int:
@@ -119,10 +79,12 @@ def pad_vocabulary(model: nn.Module, multiple: int) -> nn.Module:
 
 def build_variant(model: nn.Module, options: SpeedOptions) -> nn.Module:
     """A copy of ``model`` (a ``GPTModel``) with ``options``' attention and vocabulary changes; the
-    same function as ``model`` up to float rounding. ``compile`` is applied by :func:`try_compile`."""
+    same function as ``model`` up to float rounding; :func:`try_compile` compiles it."""
     fast = copy.deepcopy(model)
     for block in fast.trf_blocks:
-        block.att = FastAttention(block.att, sdpa=options.sdpa, fused_qkv=options.fused_qkv)
+        block.att.use_sdpa = options.sdpa
+        if options.fused_qkv:
+            block.att.fuse_qkv()
     return pad_vocabulary(fast, options.pad_vocab_to)
 
 

@@ -44,6 +44,14 @@ def torch_reference(layer: MultiHeadAttention) -> nn.MultiheadAttention:
     return ref.eval()
 
 
+
+def with_weights(layer, x):
+    """``(out, weights)``: the layer's output and the attention weights it recorded."""
+    record = []
+    out = layer(x, attn_weights=record)
+    assert len(record) == 1
+    return out, record[0]
+
 @pytest.mark.parametrize("qkv_bias", [False, True])
 def test_equals_torch_multihead_attention_with_causal_mask(qkv_bias):
     layer = make_layer(qkv_bias=qkv_bias)
@@ -51,7 +59,7 @@ def test_equals_torch_multihead_attention_with_causal_mask(qkv_bias):
     x = torch.randn(3, 20, 32, generator=torch.Generator().manual_seed(1))
     mask = causal_mask(20)  # True = may not attend, the same convention as nn.MultiheadAttention's bool mask
     expected, expected_w = ref(x, x, x, attn_mask=mask, need_weights=True, average_attn_weights=False)
-    out, weights = layer(x, return_weights=True)
+    out, weights = with_weights(layer, x)
     torch.testing.assert_close(out, expected, atol=ATOL, rtol=0)
     torch.testing.assert_close(weights, expected_w, atol=ATOL, rtol=0)
     torch.testing.assert_close(layer(x), expected, atol=ATOL, rtol=0)  # the SDPA fast path
@@ -70,7 +78,7 @@ def test_fast_path_and_weights_path_agree_forward_and_backward():
     layer = make_layer()
     x = torch.randn(2, 24, 32, generator=torch.Generator().manual_seed(3), requires_grad=True)
     fast = layer(x)
-    slow, _ = layer(x, return_weights=True)
+    slow, _ = with_weights(layer, x)
     torch.testing.assert_close(fast, slow, atol=ATOL, rtol=0)
     g_fast = torch.autograd.grad(fast.square().sum(), [x, layer.W_query.weight])
     g_slow = torch.autograd.grad(slow.square().sum(), [x, layer.W_query.weight])
@@ -100,10 +108,9 @@ def test_causality_changing_the_future_never_changes_the_past(seed, num_tokens, 
     x = torch.randn(2, num_tokens, 32, generator=gen)
     changed = x.clone()
     changed[:, position:] = 10 * torch.randn(2, num_tokens - position, 32, generator=gen)
-    for return_weights in (False, True):
-        before = layer(x, return_weights=return_weights)
-        after = layer(changed, return_weights=return_weights)
-        before, after = (before[0], after[0]) if return_weights else (before, after)
+    for record in (None, []):  # the SDPA path, then the explicit path that records weights
+        before = layer(x, attn_weights=record)
+        after = layer(changed, attn_weights=record)
         assert torch.equal(before[:, :position], after[:, :position])  # exactly, not just closely
         assert not torch.allclose(before[:, position:], after[:, position:])
 
@@ -112,7 +119,7 @@ def test_causality_changing_the_future_never_changes_the_past(seed, num_tokens, 
 def test_returned_weights_are_causal_distributions(training):
     layer = make_layer(dropout=0.5).train(training)
     x = torch.randn(2, 24, 32, generator=torch.Generator().manual_seed(4))
-    out, weights = layer(x, return_weights=True)
+    out, weights = with_weights(layer, x)
     assert weights.shape == (2, 4, 24, 24) and out.shape == (2, 24, 32)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 24), atol=ATOL, rtol=0)
     assert torch.all(weights.triu(diagonal=1) == 0)
@@ -160,7 +167,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"shape \(17, 8\) \(2 dimensions\), expected 3.*unsqueeze\(0\)"):
         layer(torch.randn(17, 8))
     with pytest.raises(ValueError, match=r"shape \(1, 2, 3, 8\) \(4 dimensions\), expected 3"):
-        layer(torch.randn(1, 2, 3, 8), return_weights=True)
+        layer(torch.randn(1, 2, 3, 8), attn_weights=[])
     with pytest.raises(ValueError, match=r"x has 5 features.*d_in=8"):
         layer(torch.randn(1, 4, 5))
 

@@ -18,6 +18,7 @@ from helpers.generate import (apply_temperature, beam_search, filter_logits, gen
                               stream_text, top_k_filter, top_p_filter)
 from helpers.gpt2 import save_hf_checkpoint  # noqa: E402
 from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
+from helpers.kvcache import KVCache  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,  # noqa: E402
@@ -177,14 +178,15 @@ def test_cached_forward_equals_full_forward():
     model = tiny_model()
     idx = prompt(1, T=30, B=2)
     full = model(idx)
-    first, cache = model(idx[:, :11], use_cache=True)
-    second, weights, cache = model(idx[:, 11:29], cache=cache, use_cache=True, return_attention=True)
-    last, cache = model(idx[:, 29:], cache=cache, use_cache=True)
+    cache, weights = KVCache(), []
+    first = model(idx[:, :11], cache=cache)
+    second = model(idx[:, 11:29], cache=cache, attn_weights=weights)
+    last = model(idx[:, 29:], cache=cache)
     torch.testing.assert_close(torch.cat([first, second, last], 1), full, atol=1e-5, rtol=0)
     assert len(cache) == 2 and cache[0][0].shape == (2, 4, 30, 8)
     assert weights[0].shape == (2, 4, 18, 29) and torch.all(weights[0][:, :, 0, 12:] == 0)
     with pytest.raises(ValueError, match="30 cached tokens plus 19 new"):
-        model(idx[:, :19], cache=cache, use_cache=True)
+        model(idx[:, :19], cache=cache)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(do_sample=True, seed=5), dict(do_sample=True, seed=9, temperature=1.5,

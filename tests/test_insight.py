@@ -53,7 +53,8 @@ def test_attention_with_and_without_the_request_gives_the_same_logits():
     idx = random_ids((2, 9))
     with torch.no_grad():
         plain = model(idx)
-        logits, weights = model(idx, return_attention=True)
+        weights = []
+        logits = model(idx, attn_weights=weights)
     assert torch.allclose(plain, logits, atol=1e-5, rtol=0)
     assert len(weights) == TINY["n_layers"] and weights[0].shape == (2, TINY["n_heads"], 9, 9)
     stacked = attention_of(model, idx)
@@ -144,7 +145,8 @@ def test_bad_weights_and_ids_are_clear_errors():
 def test_bertviz_inputs_have_the_shapes_bertviz_expects():
     model = tiny_model()
     idx = random_ids((2, 8))
-    _, weights = model(idx, return_attention=True)
+    weights = []
+    model(idx, attn_weights=weights)
     tokens = [f"t{i}" for i in range(8)]
     attention, toks = bertviz_inputs(weights, tokens, batch_index=1, decimals=None)
     assert isinstance(attention, tuple) and len(attention) == TINY["n_layers"]
@@ -161,7 +163,8 @@ def test_bertviz_accepts_the_adapter_output():
 
     model = tiny_model()
     idx = random_ids((1, 6))
-    _, weights = model(idx, return_attention=True)
+    weights = []
+    model(idx, attn_weights=weights)
     attention, tokens = bertviz_inputs(weights, [f"w{i}" for i in range(6)])
     for view in (head_view, model_view):
         html = view(attention, tokens, html_action="return").data

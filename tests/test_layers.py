@@ -113,7 +113,9 @@ def test_block_is_pre_layernorm_with_two_shortcuts():
 def test_block_keeps_shape_and_returns_weights():
     block = small_block()
     x = torch.randn(3, 9, 32)
-    out, weights = block(x, return_weights=True)
+    record = []
+    out = block(x, attn_weights=record)
+    weights, = record
     assert out.shape == x.shape and weights.shape == (3, 4, 9, 9)
     torch.testing.assert_close(out, block(x), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4, 9))

@@ -103,7 +103,8 @@ def test_formula_matches_real_small_models(qkv_bias, tie):
 def test_logits_shape_and_attention_weights():
     model = tiny_model()
     idx = random_ids((3, 11))
-    logits, weights = model(idx, return_attention=True)
+    weights = []
+    logits = model(idx, attn_weights=weights)
     assert logits.shape == (3, 11, 97)
     assert len(weights) == 2 and all(w.shape == (3, 4, 11, 11) for w in weights)
     torch.testing.assert_close(weights[0].sum(-1), torch.ones(3, 4, 11))
@@ -164,7 +165,7 @@ def test_flops_formula_matches_the_flop_counter():
     model = tiny_model(context_length=24)
     idx = random_ids((2, 24))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(idx, return_attention=True)  # the explicit attention path, whose matmuls the counter sees
+        model(idx, attn_weights=[])  # the explicit attention path, whose matmuls the counter sees
     assert counter.get_total_flops() == flops_per_token(model.cfg) * idx.numel()
     assert flops_per_token(model.cfg, num_tokens=12) < flops_per_token(model.cfg)
 

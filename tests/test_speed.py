@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from helpers.generate import generate
-from helpers.inference import StaticKVCache, forward_static, generate_batched, generate_static
+from helpers.inference import generate_batched, generate_static
+from helpers.kvcache import KVCache
 from helpers.memory import saved_activation_bytes, training_memory
 from helpers.model import GPTConfig, GPTModel, predicted_parameters
 from helpers.speed import (SpeedOptions, build_variant, make_train_step, mfu, padded_size,
@@ -31,7 +32,7 @@ def losses(model, options, steps=3):
 
 
 def test_plain_variant_matches_the_book_model():
-    # FastAttention(sdpa=True) computes what MultiHeadAttention's fast path computes, op for op.
+    # The variant with sdpa=True runs MultiHeadAttention's own SDPA path, op for op.
     model, x = tiny(), batch()[0]
     fast = build_variant(model, SpeedOptions(sdpa=True)).eval()
     torch.testing.assert_close(fast(x), model.eval()(x), rtol=0, atol=1e-6)
@@ -55,7 +56,7 @@ def test_each_change_keeps_the_losses(options, atol):
 
 @pytest.mark.slow
 def test_compiled_model_keeps_the_losses():
-    options = SpeedOptions(sdpa=True, compile=True)
+    options = SpeedOptions(sdpa=True)
     model = build_variant(tiny(), options)
     compiled, reason = try_compile(model, batch()[0])
     if reason is not None:
@@ -88,8 +89,6 @@ def test_bad_options_are_named():
         SpeedOptions(pad_vocab_to=0)
     with pytest.raises(ValueError, match="peak_flops=0 must be a positive number"):
         mfu(CFG, 100.0, 0)
-    with pytest.raises(ValueError, match="FastAttention is for training steps"):
-        build_variant(tiny(), SpeedOptions()).trf_blocks[0].att(torch.zeros(1, 2, 32), use_cache=True)
 
 
 # -- memory --------------------------------------------------------------------------------------
@@ -115,9 +114,9 @@ def test_training_memory_of_gpt2_small():
 # -- inference -----------------------------------------------------------------------------------
 def test_static_cache_gives_the_models_logits_and_ids():
     model, x = tiny().eval(), batch()[0]
-    cache = StaticKVCache(CFG, 2, 16)
-    first = forward_static(model, x[:, :5], cache)
-    rest = forward_static(model, x[:, 5:], cache)  # continues after 5 cached tokens
+    cache = KVCache(max_len=16)
+    first = model(x[:, :5], cache=cache)
+    rest = model(x[:, 5:], cache=cache)  # continues after 5 cached tokens
     # the same operations on the same numbers, only the attention reads a longer buffer: 1e-5
     torch.testing.assert_close(torch.cat([first, rest], 1), model(x), rtol=0, atol=1e-5)
     assert torch.equal(generate_static(model, x[:, :6], 10), generate(model, x[:, :6], 10))
@@ -137,7 +136,14 @@ def test_inference_bad_input():
         generate_batched(model, [[1, 2, 3]], 20)
     with pytest.raises(ValueError, match="every prompt needs at least one token"):
         generate_batched(model, [[1], []], 2)
-    with pytest.raises(ValueError, match="call model.eval"):
-        forward_static(model.train(), torch.zeros(1, 2, dtype=torch.long), StaticKVCache(CFG, 1))
-    with pytest.raises(ValueError, match="allocate a larger StaticKVCache"):
-        forward_static(model.eval(), torch.zeros(1, 5, dtype=torch.long), StaticKVCache(CFG, 1, 4))
+    with pytest.raises(ValueError, match="max_len=4: allocate a larger cache"):
+        model(torch.zeros(1, 5, dtype=torch.long), cache=KVCache(max_len=4))
+    with pytest.raises(ValueError, match="max_len=0 must be a positive integer"):
+        KVCache(max_len=0)
+
+
+def test_fused_qkv_keeps_the_function():
+    model, x = tiny().eval(), batch()[0]
+    fused = build_variant(model, SpeedOptions(fused_qkv=True)).eval()
+    assert not hasattr(fused.trf_blocks[0].att, "W_query")
+    torch.testing.assert_close(fused(x), model(x), rtol=0, atol=1e-5)
