@@ -46,6 +46,7 @@ from helpers.data import fetch_the_verdict
 from helpers.generate import (filter_logits, generate, stream, stream_text, top_k_filter,
                               top_p_filter)
 from helpers.gpt2 import save_hf_checkpoint
+from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
 from helpers.train import BOOK_SMALL, book_model
@@ -689,30 +690,32 @@ past_len, T_new = 3, 2
 print(causal_mask(past_len + T_new)[past_len:past_len + T_new, :past_len + T_new].int())
 
 # %% [markdown]
-# `helpers.attention.MultiHeadAttention.forward` takes `past_kv=(k, v)` and `use_cache=True`, uses that
-# slice of its mask (and no mask at all for one token), and returns the grown `(k, v)`;
-# `TransformerBlock` passes them through; `GPTModel.forward(idx, cache=..., use_cache=True)` offsets
-# the positions by the cache's length, refuses a cache and input longer than the context together, and
-# returns `(logits, cache)`, the cache a tuple of one `(k, v)` pair per block. With the cache, the
-# model's logits for a prompt split in three parts equal those for the whole prompt, and forgetting
-# the offset changes them:
+# `helpers.kvcache.KVCache` holds one `(k, v)` pair per block. It is passed in, and the forward
+# pass fills it in place: `MultiHeadAttention.forward(x, cache=cache, layer=i)` reads layer `i`'s
+# keys and values, appends the new ones and uses that slice of its mask (no mask at all for one
+# token); `TransformerBlock` passes them through; `GPTModel.forward(idx, cache=cache)` offsets the
+# positions by the cache's length and refuses a cache and input longer than the context together.
+# Every call still returns only the logits. With the cache, the model's logits for a prompt split
+# in three parts equal those for the whole prompt, and forgetting the offset changes them:
 
 # %%
 ids = encode("I HAD always thought Jack Gisburn rather a cheap genius")  # (1, T)
 with torch.no_grad():
     full = model(ids)  # (1, T, V)
-    part1, cache = model(ids[:, :4], use_cache=True)
-    part2, cache = model(ids[:, 4:9], cache=cache, use_cache=True)  # positions 4 .. 8
-    part3, cache = model(ids[:, 9:], cache=cache, use_cache=True)
+    cache = KVCache()
+    part1 = model(ids[:, :4], cache=cache)
+    part2 = model(ids[:, 4:9], cache=cache)  # positions 4 .. 8
+    part3 = model(ids[:, 9:], cache=cache)
+    k0, v0 = cache[0]
+    print(f"{len(cache)} layer; keys {tuple(k0.shape)}, values {tuple(v0.shape)}: (B, h, T, d_h)")
     # the third part again, by hand, with positions 0, 1, ... instead of 9, 10, ...
+    cache.crop(9)  # keep the first 9 tokens' keys and values
     wrong_positions = torch.arange(ids.shape[1] - 9)
     x = model.tok_emb(ids[:, 9:]) + model.pos_emb(wrong_positions)  # (1, T - 9, C)
-    for block, (k, v) in zip(model.trf_blocks, cache):
-        x = block(x, past_kv=(k[:, :, :9], v[:, :, :9]))  # the first 9 tokens' keys, values
+    for i, block in enumerate(model.trf_blocks):
+        x = block(x, cache=cache, layer=i)
     wrong = model.out_head(model.final_norm(x))
 cached = torch.cat([part1, part2, part3], dim=1)  # (1, T, V)
-k0, v0 = cache[0]
-print(f"{len(cache)} layer; keys {tuple(k0.shape)}, values {tuple(v0.shape)}: (B, h, T, d_h)")
 print(f"cached vs full: {(cached - full).abs().max():.1e}; "
       f"with the offset forgotten: {(wrong - full[:, 9:]).abs().max():.2f}")
 assert torch.allclose(cached, full, atol=1e-5)
@@ -845,8 +848,8 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 #   prompt), `stream_text(ids, decode)`, `beam_search(..., early_stopping=False)`, and the filters
 #   `apply_temperature`, `top_k_filter`, `top_p_filter`, `filter_logits`. Checked against
 #   `transformers` by `tests/test_generate.py`; timed by `benchmarks/generate.py`.
-# - `helpers.attention`, `helpers.layers`, `helpers.model`: the KV cache (`past_kv`/`cache`,
-#   `use_cache`).
+# - `helpers.kvcache`: `KVCache`, passed to `GPTModel.forward(idx, cache=cache)` (and through
+#   `TransformerBlock` to `MultiHeadAttention.forward(x, cache=cache, layer=i)`), filled in place.
 # - `helpers.viz`: `plot_next_token_probs` and `plot_frequencies`.
 #
 # ## Exercises
@@ -953,7 +956,8 @@ for name in PRESETS:
     mib = kv_cache_bytes(cfg) / 2**20
     print(f"{name:12s} {mib:6.0f} MiB at {cfg.context_length} tokens")
 with torch.no_grad():
-    _, full_cache = model(encode(text[:2000])[:, :256], use_cache=True)
+    full_cache = KVCache()
+    model(encode(text[:2000])[:, :256], cache=full_cache)
 measured = sum(t.nbytes for kv in full_cache for t in kv)
 print(f"our model, 256 tokens: {measured:,} bytes measured, "
       f"{kv_cache_bytes(model.cfg, 256):,} predicted")

@@ -137,8 +137,8 @@ print(f"training took {train_seconds:.0f} s")
 # %% [markdown]
 # ## 9.2 The attention weights come from the model itself
 #
-# There is no second copy of the model for drawing. Chapter 5's `GPTModel.forward` takes
-# `return_attention=True` and then also returns a list of $L$ tensors, one per block, each
+# There is no second copy of the model for drawing. Chapter 5's `GPTModel.forward` takes a list
+# as `attn_weights` and appends to it $L$ tensors, one per block, each
 # `(B, h, T, T)`: entry `[b, k, t, s]` is how much query position `t` of head `k` takes from key
 # position `s`. Asking for them switches attention from PyTorch's fused kernel (which never
 # stores the weights) to Chapter 3's explicit softmax, so the logits must stay the same up to
@@ -150,12 +150,13 @@ x = torch.tensor([tok.encode(sentence)])  # (B, T) = (1, 16)
 tokens = token_strings(tok, x[0])
 with torch.no_grad():
     plain_logits = model(x)  # (B, T, V)
-    logits, weights = model(x, return_attention=True)  # weights: L x (B, h, T, T)
+    weights = []
+    logits = model(x, attn_weights=weights)  # weights: L x (B, h, T, T)
 print(f"{len(tokens)} tokens, | between them:")
 print("|".join(tokens))
 print(f"{len(weights)} layers of weights, each {tuple(weights[0].shape)} (B, h, T, T)")
 difference = (plain_logits - logits).abs().max().item()
-print(f"largest logit difference with and without return_attention: {difference:.1e}")
+print(f"largest logit difference with and without attn_weights: {difference:.1e}")
 assert x.shape == (1, cfg.context_length)
 assert torch.allclose(plain_logits, logits, atol=1e-5, rtol=0)
 
@@ -268,7 +269,8 @@ def score_table(weights, idx):  # weights: L x (B, h, T, T) -> {name: (L, h)}
 # %%
 X_val = torch.stack([x for x, _ in val_loader.dataset])  # (B, T): every validation window
 with torch.no_grad():
-    _, val_weights = model(X_val, return_attention=True)
+    val_weights = []
+    model(X_val, attn_weights=val_weights)
 scores = score_table(val_weights, X_val)
 even = uniform_attention(16).expand(len(X_val), 1, 16, 16)  # (B, 1, T, T): one even head
 baseline = {name: s[0, 0].item() for name, s in score_table([even], X_val).items()}
@@ -353,7 +355,8 @@ n_windows = (len(ids) - 1) // 16
 X_all = torch.tensor(ids[: n_windows * 16]).view(-1, 16)  # (B, T): the story in windows
 Y_all = torch.tensor(ids[1: n_windows * 16 + 1]).view(-1, 16)  # the token after each one
 with torch.no_grad():
-    _, all_weights = model(X_all, return_attention=True)
+    all_weights = []
+    model(X_all, attn_weights=all_weights)
 # (L, h, V); ids too rare to judge (an even head would give them < 20 in all) are NaN
 preference = key_token_preference(torch.stack(all_weights), X_all, tok.n_vocab,
                                   min_uniform=20.0)
@@ -858,7 +861,7 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 # %% [markdown]
 # ## Summary
 #
-# - `GPTModel.forward(idx, return_attention=True)` returns every block's attention weights,
+# - `GPTModel.forward(idx, attn_weights=weights)` records every block's attention weights,
 #   `(B, h, T, T)` per layer, from the model's own forward pass; the logits are the same as
 #   without the request, to float rounding. Rows sum to 1 and the causal triangle above the
 #   diagonal is exactly zero.
@@ -924,7 +927,8 @@ for step in range(60):
     copier_optimizer.step()
 copier.eval()
 with torch.no_grad():
-    _, copier_weights = copier(inputs, return_attention=True)
+    copier_weights = []
+    copier(inputs, attn_weights=copier_weights)
 copier_scores = torch.stack([previous_score(w) for w in copier_weights])  # (L, h)
 best = divmod(copier_scores.argmax().item(), 4)
 print(f"best previous-token score {copier_scores.max():.2f} (layer {best[0]}, "
@@ -984,7 +988,7 @@ assert head_increase.max() < 0.05 < layer_increase[0] and layer_increase.argmax(
 # **Exercise 9.3.** `GPTModel` hands over its weights because Chapter 5 built it to. Recover them
 # from a model that does not: catch the input of every block's attention layer with a forward
 # pre-hook during an ordinary forward pass, recompute the weights from `W_query`, `W_key` and the
-# causal mask, and compare with `return_attention=True`.
+# causal mask, and compare with the weights that `attn_weights` records.
 
 # %% [markdown]
 # ```{admonition} Solution 9.3
@@ -1007,7 +1011,7 @@ hooks = [block.att.register_forward_pre_hook(catch(i))
          for i, block in enumerate(model.trf_blocks)]
 try:
     with torch.no_grad():
-        model(x)  # the ordinary forward pass, without return_attention
+        model(x)  # the ordinary forward pass, without attn_weights
 finally:
     for hook in hooks:
         hook.remove()
@@ -1022,7 +1026,7 @@ for i, block in enumerate(model.trf_blocks):
     future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
     recovered = hook_scores.masked_fill(future, float("-inf")).softmax(dim=-1)
     worst = max(worst, (recovered - weights[i]).abs().max().item())
-print(f"largest difference from return_attention=True over all layers: {worst:.1e}")
+print(f"largest difference from the recorded weights over all layers: {worst:.1e}")
 assert worst < 1e-5
 
 # %% [markdown]
@@ -1076,7 +1080,8 @@ generator = torch.Generator().manual_seed(1)
 half = torch.randint(0, tok.n_vocab, (64, 8), generator=generator)
 repeated = torch.cat([half, half], dim=1)  # (64, 16): 8 random tokens, twice
 with torch.no_grad():
-    rep_logits, rep_weights = model(repeated, return_attention=True)
+    rep_weights = []
+    rep_logits = model(repeated, attn_weights=rep_weights)
 token_loss = F.cross_entropy(rep_logits[:, :-1].flatten(0, 1), repeated[:, 1:].flatten(),
                              reduction="none").view(64, 15)  # predicting token t + 1
 first_half, second_half = token_loss[:, :7].mean().item(), token_loss[:, 8:].mean().item()
