@@ -13,7 +13,8 @@ import platform
 import torch
 
 from helpers.model import GPTConfig
-from helpers.train import BOOK_SMALL, throughput_comparison
+from helpers.bench import throughput_comparison
+from helpers.pretrain import BOOK_SMALL
 
 
 def main() -> None:
@@ -24,7 +25,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     s = BOOK_SMALL
-    shape = dict(emb_dim=s.emb_dim, n_layers=s.n_layers, n_heads=s.n_heads) if args.preset == "book-small" else {}
+    small = dict(emb_dim=s.model.emb_dim, n_layers=s.model.n_layers, n_heads=s.model.n_heads)
+    shape = small if args.preset == "book-small" else {}
     cfg = GPTConfig.from_preset("gpt2-small", context_length=256, qkv_bias=True, tie_weights=False, **shape)
     batch_size = args.batch_size or (s.batch_size if args.preset == "book-small" else 2)
     with torch.device(args.device):

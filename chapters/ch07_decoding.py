@@ -49,7 +49,7 @@ from helpers.gpt2 import save_hf_checkpoint
 from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
-from helpers.train import BOOK_SMALL, book_model
+from helpers.pretrain import BOOK_SMALL, book_model
 from helpers.viz import plot_frequencies, plot_next_token_probs
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
@@ -62,7 +62,7 @@ transformers.utils.logging.disable_progress_bar()
 # Decoding needs a model whose probabilities mean something. We use the book's trained small model:
 # Chapter 6's default settings, `BOOK_SMALL` (64-dimensional vectors, one transformer block, GPT-2's
 # vocabulary), trained on "The Verdict" with the same seed. No chapter reads a file that another
-# chapter wrote, so this chapter gets its own copy from `helpers.train.book_model`, which runs
+# chapter wrote, so this chapter gets its own copy from `helpers.pretrain.book_model`, which runs
 # Chapter 6's training cell in one call. The first call trains (the cell prints how long it took);
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
@@ -77,8 +77,8 @@ model, history = book_model(text, tokenizer, settings)
 torch.set_num_threads(1)  # from here on one CPU thread, whatever the machine (Section 7.10 says why)
 
 # %%
-print(f"BOOK_SMALL: emb_dim {settings.emb_dim}, n_layers {settings.n_layers}, "
-      f"n_heads {settings.n_heads}, context_length {settings.context_length}, "
+print(f"BOOK_SMALL: emb_dim {settings.model.emb_dim}, n_layers {settings.model.n_layers}, "
+      f"n_heads {settings.model.n_heads}, context_length {settings.model.context_length}, "
       f"{settings.num_epochs} epochs, {history.step} steps")
 print(f"{count_parameters(model):,} parameters")
 

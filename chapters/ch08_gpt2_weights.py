@@ -52,8 +52,8 @@ from helpers.gpt2 import (HUB_MODELS, CheckpointError, CheckpointFormatError, co
 from helpers.model import PRESETS, GPTConfig, GPTModel, predicted_parameters
 from helpers.offline import gpt2_encoding
 from helpers.perplexity import sliding_window_perplexity, verdict_losses, window_plan
-import helpers.train
-from helpers.train import BOOK_SMALL
+import helpers.pretrain
+from helpers.pretrain import BOOK_SMALL
 from helpers.viz import plot_sliding_windows
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
@@ -134,14 +134,14 @@ except CheckpointError as err:
 # The stand-in is the book's trained small model: Chapter 6's default settings, `BOOK_SMALL` (one
 # block, `emb_dim` 64, four heads, a context of 256 tokens, a separate output head and no query, key
 # and value biases), trained for 15 epochs on the same split of the-verdict.
-# `helpers.train.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
+# `helpers.pretrain.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
-book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
+book_model, history = helpers.pretrain.book_model(text, enc, BOOK_SMALL)
 
 # %%
 print(f"after {history.epoch} epochs: train loss {history.train_loss[-1]:.3f}, "

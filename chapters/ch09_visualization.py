@@ -48,7 +48,8 @@ from helpers.insight import (attention_distance, attention_entropy, cosine_simil
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
-from helpers.train import book_model, train
+from helpers.pretrain import book_model
+from helpers.train import train
 from helpers.viz import (plot_attention, plot_attention_grid, plot_head_scores,
                          plot_logit_lens, plot_next_token_probs, plot_per_layer,
                          plot_similarity_by_distance, plot_table, plot_word_map)

@@ -12,7 +12,7 @@ computes the gradient of its batch; ``DistributedDataParallel`` averages the gra
 processes during ``backward()``, so every process takes the same optimizer step. With equal batches
 that average is the gradient of the union of the batches: ``N`` processes with batch ``b`` follow the
 same losses as one process with batch ``N * b`` (up to float rounding). Only rank 0 writes the log
-(``log.jsonl``, one line per step), ``summary.json`` and the checkpoint (``helpers.train``'s format).
+(``log.jsonl``, one line per step), ``summary.json`` and the checkpoint (``helpers.checkpoint``'s format).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def main(argv=None) -> list[float]:
     from helpers.data import SlidingWindowDataset, fetch_the_verdict
     from helpers.model import GPTConfig, GPTModel
     from helpers.offline import gpt2_encoding
-    from helpers.train import save_checkpoint
+    from helpers.checkpoint import save_checkpoint
 
     args = parse_args(argv)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
