@@ -12,10 +12,10 @@ choice, one per core). Timings are measurements, not tests.
 
 import argparse
 import platform
-from pathlib import Path
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,13 +39,23 @@ def build(seed: int = 0):
 
 def runners(model, hf, idx, new_tokens):
     """The three ways to generate ``new_tokens`` greedy ids; each returns the ``(1, T + new)`` ids."""
-    def hf_generate():
-        return hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=new_tokens,
-                           min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=50256)
 
-    return {"ours, no cache": lambda: generate(model, idx, new_tokens, use_cache=False),
-            "ours, KV cache": lambda: generate(model, idx, new_tokens, use_cache=True),
-            "transformers": hf_generate}
+    def hf_generate():
+        return hf.generate(
+            idx,
+            attention_mask=torch.ones_like(idx),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=50256,
+        )
+
+    return {
+        "ours, no cache": lambda: generate(model, idx, new_tokens, use_cache=False),
+        "ours, KV cache": lambda: generate(model, idx, new_tokens, use_cache=True),
+        "transformers": hf_generate,
+    }
 
 
 def tokens_per_second(fns: dict, new_tokens: int, repeat: int) -> tuple[dict[str, float], dict]:
@@ -66,10 +76,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the result as a markdown table here")
-    parser.add_argument("--skip-no-cache", action="store_true",
-                        help="leave out the slow loop without a cache (to repeat the other two more often)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the result as a markdown table here"
+    )
+    parser.add_argument(
+        "--skip-no-cache",
+        action="store_true",
+        help="leave out the slow loop without a cache (to repeat the other two more often)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,28 +102,41 @@ def main():
     speed, outputs = tokens_per_second(fns, args.new_tokens, args.repeat)  # turns, medians
     first = next(iter(outputs.values()))
     assert all(torch.equal(out, first) for out in outputs.values()), "the ids disagree"
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s); "
-          f"GPT-2 small config, {count_parameters(model):,} parameters")
-    print(f"greedy, prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens, median of "
-          f"{args.repeat} run(s); the ids agree")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s); "
+        f"GPT-2 small config, {count_parameters(model):,} parameters"
+    )
+    print(
+        f"greedy, prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens, median of "
+        f"{args.repeat} run(s); the ids agree"
+    )
     for name, tps in speed.items():
         print(f"  {name:16s} {tps:8.1f} tokens/s")
     if "ours, no cache" in speed:
         print(f"KV cache vs no cache: {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x")
-    print(f"ours (KV cache) vs transformers: {speed['ours, KV cache'] / speed['transformers']:.2f}x")
+    print(
+        f"ours (KV cache) vs transformers: {speed['ours, KV cache'] / speed['transformers']:.2f}x"
+    )
     if args.markdown:
         from helpers.speed import markdown_table, provenance
 
         base = speed.get("ours, no cache")
-        rows = [[name, f"{tps:.1f}", f"{tps / base:.1f}x" if base else "-"] for name, tps in speed.items()]
-        text = (provenance() + "\n"
-                + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random weights), float32, greedy, "
-                  f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of {args.repeat} "
-                  f"rounds in which the three take turns. The three give the same ids (asserted).\n\n"
-                + markdown_table(["generation", "new tokens/s", "vs no cache"], rows) + "\n\n"
-                + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as many tokens per "
-                  f"second as transformers' `generate` on the same weights.\n")
+        rows = [
+            [name, f"{tps:.1f}", f"{tps / base:.1f}x" if base else "-"]
+            for name, tps in speed.items()
+        ]
+        text = (
+            provenance()
+            + "\n"
+            + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random weights), float32, greedy, "
+            f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of {args.repeat} "
+            f"rounds in which the three take turns. The three give the same ids (asserted).\n\n"
+            + markdown_table(["generation", "new tokens/s", "vs no cache"], rows)
+            + "\n\n"
+            + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as many tokens per "
+            f"second as transformers' `generate` on the same weights.\n"
+        )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)
         print(f"wrote {args.markdown}")

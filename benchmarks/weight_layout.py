@@ -59,22 +59,42 @@ def main():
                 ours = [torch.randn(d_out, d_in) for _ in range(args.layers)]
                 theirs = [w.t().contiguous() for w in ours]
                 x = x_small if d_in == 768 else x_big
-            run_ours = lambda: [torch.nn.functional.linear(x, w) for w in ours]  # x @ w.T, w: (out, in)
+            run_ours = lambda: [
+                torch.nn.functional.linear(x, w) for w in ours
+            ]  # x @ w.T, w: (out, in)
             run_theirs = lambda: [x @ w for w in theirs]  # w: (in, out)
             run_ours(), run_theirs()  # warm-up
             t_ours = best_time(run_ours, args.repeat) / args.layers
             t_theirs = best_time(run_theirs, args.repeat) / args.layers
             total["linear"] += t_ours
             total["gpt2"] += t_theirs
-            rows.append([name, f"{t_ours * 1e6:.0f}", f"{t_theirs * 1e6:.0f}", f"{t_ours / t_theirs:.2f}x"])
-    rows.append(["**one block, all four**", f"{total['linear'] * 1e6:.0f}", f"{total['gpt2'] * 1e6:.0f}",
-                 f"{total['linear'] / total['gpt2']:.2f}x"])
-    text = (provenance() + "\n"
-            + f"One-row products (one new token) with GPT-2 small's weight shapes, float32, cycling through "
-              f"{args.layers} blocks' worth of distinct matrices so that each is read from memory; microseconds per "
-              f"block, the fastest of {args.repeat} rounds.\n\n"
-            + markdown_table(["product", "nn.Linear, weight (out, in), us", "GPT-2's layout, weight (in, out), us",
-                              "ours / GPT-2's"], rows))
+            rows.append(
+                [name, f"{t_ours * 1e6:.0f}", f"{t_theirs * 1e6:.0f}", f"{t_ours / t_theirs:.2f}x"]
+            )
+    rows.append(
+        [
+            "**one block, all four**",
+            f"{total['linear'] * 1e6:.0f}",
+            f"{total['gpt2'] * 1e6:.0f}",
+            f"{total['linear'] / total['gpt2']:.2f}x",
+        ]
+    )
+    text = (
+        provenance()
+        + "\n"
+        + f"One-row products (one new token) with GPT-2 small's weight shapes, float32, cycling through "
+        f"{args.layers} blocks' worth of distinct matrices so that each is read from memory; microseconds per "
+        f"block, the fastest of {args.repeat} rounds.\n\n"
+        + markdown_table(
+            [
+                "product",
+                "nn.Linear, weight (out, in), us",
+                "GPT-2's layout, weight (in, out), us",
+                "ours / GPT-2's",
+            ],
+            rows,
+        )
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

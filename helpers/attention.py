@@ -36,11 +36,18 @@ from torch import nn
 
 def causal_mask(num_tokens: int, device=None) -> torch.Tensor:
     """``(T, T)`` bool tensor, True strictly above the diagonal: the future positions a query may not see."""
-    return torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device), diagonal=1)
+    return torch.triu(
+        torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device), diagonal=1
+    )
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                     dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def causal_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Explicit causal scaled dot-product attention over ``(..., T, d_h)`` queries, keys and values.
 
     Returns ``(context, weights)``: ``context`` is ``(..., T, d_h)``; ``weights`` is the ``(..., T, T)``
@@ -68,21 +75,37 @@ class MultiHeadAttention(nn.Module):
     ``torch.manual_seed(123)`` before construction gives Chapter 3's numbers.
     """
 
-    def __init__(self, d_in: int, d_out: int, context_length: int, num_heads: int, dropout: float = 0.0,
-                 qkv_bias: bool = False):
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        context_length: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        qkv_bias: bool = False,
+    ):
         super().__init__()
-        for name, value in (("d_in", d_in), ("d_out", d_out), ("context_length", context_length), ("num_heads", num_heads)):
+        for name, value in (
+            ("d_in", d_in),
+            ("d_out", d_out),
+            ("context_length", context_length),
+            ("num_heads", num_heads),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
         if d_out % num_heads != 0:
-            nearest = min((n for n in range(1, d_out + 1) if d_out % n == 0), key=lambda n: abs(n - num_heads))
+            nearest = min(
+                (n for n in range(1, d_out + 1) if d_out % n == 0), key=lambda n: abs(n - num_heads)
+            )
             raise ValueError(
                 f"d_out={d_out} is not divisible by num_heads={num_heads}: every head needs the same number of "
                 f"features, d_out // num_heads; use a num_heads that divides d_out (e.g. {nearest}) or a d_out "
                 f"that is a multiple of num_heads (e.g. {num_heads * max(1, round(d_out / num_heads))})."
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout={dropout} must be a probability in [0, 1): it is the chance of zeroing one attention weight.")
+            raise ValueError(
+                f"dropout={dropout} must be a probability in [0, 1): it is the chance of zeroing one attention weight."
+            )
         self.d_in, self.d_out = d_in, d_out
         self.num_heads, self.head_dim = num_heads, d_out // num_heads
         self.context_length, self.dropout = context_length, float(dropout)
@@ -94,27 +117,43 @@ class MultiHeadAttention(nn.Module):
         self.use_sdpa = True  # False: the explicit path always (the training-speed appendix)
 
     def extra_repr(self) -> str:
-        return (f"d_in={self.d_in}, d_out={self.d_out}, context_length={self.context_length}, "
-                f"num_heads={self.num_heads}, head_dim={self.head_dim}, dropout={self.dropout}")
+        return (
+            f"d_in={self.d_in}, d_out={self.d_out}, context_length={self.context_length}, "
+            f"num_heads={self.num_heads}, head_dim={self.head_dim}, dropout={self.dropout}"
+        )
 
     def _check_input(self, x: torch.Tensor, past_len: int = 0) -> None:
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a tensor of shape (batch_size, num_tokens, d_in), got {type(x).__name__}.")
+            raise ValueError(
+                f"x must be a tensor of shape (batch_size, num_tokens, d_in), got {type(x).__name__}."
+            )
         if x.ndim != 3:
-            hint = " add a batch dimension with x.unsqueeze(0)." if x.ndim == 2 else " pass (batch_size, num_tokens, d_in)."
-            raise ValueError(f"x has shape {tuple(x.shape)} ({x.ndim} dimensions), expected 3 dimensions "
-                             f"(batch_size, num_tokens, d_in={self.d_in}):{hint}")
+            hint = (
+                " add a batch dimension with x.unsqueeze(0)."
+                if x.ndim == 2
+                else " pass (batch_size, num_tokens, d_in)."
+            )
+            raise ValueError(
+                f"x has shape {tuple(x.shape)} ({x.ndim} dimensions), expected 3 dimensions "
+                f"(batch_size, num_tokens, d_in={self.d_in}):{hint}"
+            )
         if x.shape[-1] != self.d_in:
-            raise ValueError(f"x has {x.shape[-1]} features in its last dimension (shape {tuple(x.shape)}), "
-                             f"but this layer was built with d_in={self.d_in}.")
+            raise ValueError(
+                f"x has {x.shape[-1]} features in its last dimension (shape {tuple(x.shape)}), "
+                f"but this layer was built with d_in={self.d_in}."
+            )
         if x.shape[1] > self.context_length:
-            raise ValueError(f"the input has num_tokens={x.shape[1]}, more than this layer's context_length="
-                             f"{self.context_length}: keep only the last {self.context_length} tokens, or build "
-                             f"the layer with context_length >= {x.shape[1]}.")
+            raise ValueError(
+                f"the input has num_tokens={x.shape[1]}, more than this layer's context_length="
+                f"{self.context_length}: keep only the last {self.context_length} tokens, or build "
+                f"the layer with context_length >= {x.shape[1]}."
+            )
         if past_len and past_len + x.shape[1] > self.context_length:
-            raise ValueError(f"{past_len} cached tokens plus num_tokens={x.shape[1]} new ones make "
-                             f"{past_len + x.shape[1]}, more than this layer's context_length="
-                             f"{self.context_length}: start a new cache from the last tokens instead.")
+            raise ValueError(
+                f"{past_len} cached tokens plus num_tokens={x.shape[1]} new ones make "
+                f"{past_len + x.shape[1]}, more than this layer's context_length="
+                f"{self.context_length}: start a new cache from the last tokens instead."
+            )
 
     def fuse_qkv(self) -> None:
         """Replace ``W_query``, ``W_key``, ``W_value`` by one ``c_attn`` projection of width
@@ -139,8 +178,9 @@ class MultiHeadAttention(nn.Module):
         q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in qkv)
         return q, k, v
 
-    def forward(self, x: torch.Tensor, cache=None, layer: int = 0,
-                attn_weights: list | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache=None, layer: int = 0, attn_weights: list | None = None
+    ) -> torch.Tensor:
         """``x (B, T, d_in)`` -> ``(B, T, d_out)``, always.
 
         ``attn_weights``: a list to which the ``(B, h, T, past_len + T)`` softmax weights (before
@@ -156,7 +196,9 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         # Query i is the token at position past_len + i: it may see keys 0 .. past_len + i, so the
         # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length) mask.
-        mask = self.mask[past_len:past_len + T, :past_len + T]  # (T, past_len + T), True = hidden
+        mask = self.mask[
+            past_len : past_len + T, : past_len + T
+        ]  # (T, past_len + T), True = hidden
         if cache is not None:
             mask = cache.hidden(mask, past_len)  # (B, 1, T, S) when the rows are padded
         if attn_weights is not None or not self.use_sdpa:
@@ -191,8 +233,15 @@ def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, in
     return out, sum(storages.values())
 
 
-def attention_benchmark(batch_size: int = 8, num_tokens: int = 1024, emb_dim: int = 768, num_heads: int = 12,
-                        repeat: int = 3, device: str = "cpu", seed: int = 0) -> dict[str, float]:
+def attention_benchmark(
+    batch_size: int = 8,
+    num_tokens: int = 1024,
+    emb_dim: int = 768,
+    num_heads: int = 12,
+    repeat: int = 3,
+    device: str = "cpu",
+    seed: int = 0,
+) -> dict[str, float]:
     """Chapter 3's measurement: :func:`causal_attention` against SDPA on queries, keys and values of
     shape ``(batch_size, num_heads, num_tokens, emb_dim // num_heads)`` (GPT-2 small by default).
 
@@ -209,11 +258,14 @@ def attention_benchmark(batch_size: int = 8, num_tokens: int = 1024, emb_dim: in
     shape = (batch_size, num_heads, num_tokens, emb_dim // num_heads)
     q, k, v = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(3))
     mask = causal_mask(num_tokens, device=device)
-    paths = {"naive": lambda: causal_attention(q, k, v, mask)[0],
-             "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)}
+    paths = {
+        "naive": lambda: causal_attention(q, k, v, mask)[0],
+        "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    }
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
     result: dict[str, float] = {}
     for name, fn in paths.items():
+
         def forward():
             fn()
             sync()

@@ -21,8 +21,9 @@ import torch
 REDUCTIONS = {"median": statistics.median, "min": min, "max": max}
 
 
-def time_turns(fns: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1,
-               reduce: str = "median") -> dict[str, float]:
+def time_turns(
+    fns: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1, reduce: str = "median"
+) -> dict[str, float]:
     """Wall-clock seconds of each ``fns[name]()``: after ``warmup`` untimed runs of each, ``repeat``
     rounds in which every function runs once in turn; per name the ``reduce`` (``"median"``,
     ``"min"`` or ``"max"``) of its ``repeat`` times."""
@@ -42,8 +43,9 @@ def time_turns(fns: dict[str, Callable[[], object]], repeat: int = 5, warmup: in
     return {name: REDUCTIONS[reduce](t) for name, t in times.items()}
 
 
-def time_call(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
-              reduce: str = "median") -> float:
+def time_call(
+    fn: Callable[[], object], repeat: int = 5, warmup: int = 1, reduce: str = "median"
+) -> float:
     """Wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed ones (the
     median by default; see :func:`time_turns`)."""
     return time_turns({"fn": fn}, repeat, warmup, reduce)["fn"]
@@ -77,8 +79,9 @@ def tokenizer_benchmark(text: str, vocab_size: int = 2000, repeat: int = 5) -> d
     }
 
 
-def _train_step(model, inputs: torch.Tensor, targets: torch.Tensor,
-                logits_of: Callable) -> Callable[[], None]:
+def _train_step(
+    model, inputs: torch.Tensor, targets: torch.Tensor, logits_of: Callable
+) -> Callable[[], None]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
@@ -109,14 +112,18 @@ def throughput_comparison(cfg, batch_size: int, repeat: int = 5, seed: int = 0) 
 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, cfg.vocab_size, (batch_size, cfg.context_length + 1), generator=g)
-    ids = ids.to(torch.empty(0).device)  # the default device: set it with `with torch.device("cuda"):`
+    ids = ids.to(
+        torch.empty(0).device
+    )  # the default device: set it with `with torch.device("cuda"):`
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the weights' initialization; restored when the block ends
         ours, theirs = GPTModel(cfg), GPT2LMHeadModel(GPT2Config(**config_to_hf(cfg)))
     if count_parameters(ours) != count_parameters(theirs):
         raise ValueError("the two models differ in size: build the config with qkv_bias=True.")
-    steps = {"ours": _train_step(ours, ids[:, :-1], ids[:, 1:], lambda out: out),
-             "transformers": _train_step(theirs, ids[:, :-1], ids[:, 1:], lambda out: out.logits)}
+    steps = {
+        "ours": _train_step(ours, ids[:, :-1], ids[:, 1:], lambda out: out),
+        "transformers": _train_step(theirs, ids[:, :-1], ids[:, 1:], lambda out: out.logits),
+    }
     seconds = time_turns(steps, repeat=repeat)
     tokens = ids[:, 1:].numel()
     result = {f"{name}_tokens_per_s": tokens / s for name, s in seconds.items()}

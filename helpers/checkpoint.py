@@ -23,7 +23,9 @@ import torch
 
 from helpers.train import History
 
-FORMAT = "gpt2-from-scratch/train-checkpoint/2"  # stored in the metadata; read back to recognize a file
+FORMAT = (
+    "gpt2-from-scratch/train-checkpoint/2"  # stored in the metadata; read back to recognize a file
+)
 DIGEST_KEY = "sha256"  # the metadata entry that holds the digest of everything else
 
 
@@ -47,7 +49,9 @@ def digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    h.update(json.dumps({k: v for k, v in meta.items() if k != DIGEST_KEY}, sort_keys=True).encode())
+    h.update(
+        json.dumps({k: v for k, v in meta.items() if k != DIGEST_KEY}, sort_keys=True).encode()
+    )
     return h.hexdigest()
 
 
@@ -58,17 +62,27 @@ def _optimizer_entries(optimizer, tensors: dict, meta: dict) -> None:
             if not isinstance(value, torch.Tensor):
                 value = torch.tensor(value)
             tensors[f"optimizer.{i}.{key}"] = value.detach().cpu().contiguous()
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"n_params": len(g["params"])}
-              for g in state["param_groups"]]
+    groups = [
+        {k: v for k, v in g.items() if k != "params"} | {"n_params": len(g["params"])}
+        for g in state["param_groups"]
+    ]
     try:
         meta["optimizer"] = json.dumps({"class": type(optimizer).__name__, "param_groups": groups})
     except TypeError as err:
-        raise ValueError(f"the optimizer's settings cannot be written as JSON ({err}): use plain "
-                         f"numbers for lr, betas and weight_decay.") from None
+        raise ValueError(
+            f"the optimizer's settings cannot be written as JSON ({err}): use plain "
+            f"numbers for lr, betas and weight_decay."
+        ) from None
 
 
-def save_checkpoint(path, model, optimizer=None, history: History | None = None, train_loader=None,
-                    extra: dict[str, str] | None = None) -> Path:
+def save_checkpoint(
+    path,
+    model,
+    optimizer=None,
+    history: History | None = None,
+    train_loader=None,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """Write model, optimizer state, RNG state and ``history`` to one safetensors file at ``path``.
 
     Tensors: ``model.<name>`` (tied weights once), ``optimizer.<i>.<key>`` for parameter ``i``'s
@@ -113,23 +127,30 @@ def read_checkpoint(path) -> tuple[dict, dict[str, torch.Tensor]]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: save one with "
-                                f"save_checkpoint(path, model, ...).")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: save one with save_checkpoint(path, model, ...)."
+        )
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises its own SafetensorError, or OSError
-        raise ValueError(f"{path} is not a readable safetensors file ({err}): it is truncated or "
-                         f"corrupt; save the checkpoint again.") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}): it is truncated or "
+            f"corrupt; save the checkpoint again."
+        ) from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is a safetensors file but not a training checkpoint of this book "
-                         f"(no format {FORMAT!r} in its metadata; older versions wrote no digest); a "
-                         f"Hugging Face model directory loads with helpers.gpt2.load_hf_checkpoint.")
+        raise ValueError(
+            f"{path} is a safetensors file but not a training checkpoint of this book "
+            f"(no format {FORMAT!r} in its metadata; older versions wrote no digest); a "
+            f"Hugging Face model directory loads with helpers.gpt2.load_hf_checkpoint."
+        )
     if meta.get(DIGEST_KEY) != digest(tensors, meta):
-        raise ValueError(f"{path} does not match the sha256 digest stored in it: the file was changed "
-                         f"or damaged after it was written; save the checkpoint again. Nothing was "
-                         f"loaded.")
+        raise ValueError(
+            f"{path} does not match the sha256 digest stored in it: the file was changed "
+            f"or damaged after it was written; save the checkpoint again. Nothing was "
+            f"loaded."
+        )
     return meta, tensors
 
 
@@ -140,19 +161,26 @@ def _optimizer_state(optimizer, meta, tensors, path, mismatch) -> dict:
     sizes = [g["n_params"] for g in info["param_groups"]]
     ours = [len(c["params"]) for c in current]
     if info["class"] != type(optimizer).__name__ or sizes != ours:
-        raise ValueError(f"{path} holds the state of a {info['class']} over parameter groups of sizes "
-                         f"{sizes}, but the optimizer is a {type(optimizer).__name__} over {ours}. "
-                         f"Nothing was loaded.")
+        raise ValueError(
+            f"{path} holds the state of a {info['class']} over parameter groups of sizes "
+            f"{sizes}, but the optimizer is a {type(optimizer).__name__} over {ours}. "
+            f"Nothing was loaded."
+        )
     params = [p for g in optimizer.param_groups for p in g["params"]]
     state: dict[int, dict] = {}
     for key, t in tensors.items():
         if key.startswith("optimizer."):
             _, i, name = key.split(".", 2)
             if int(i) >= len(params) or (t.dim() > 0 and t.shape != params[int(i)].shape):
-                raise mismatch(f"optimizer state {key!r} ({tuple(t.shape)}) does not fit parameter {i}")
+                raise mismatch(
+                    f"optimizer state {key!r} ({tuple(t.shape)}) does not fit parameter {i}"
+                )
             state.setdefault(int(i), {})[name] = t
-    groups = [{k: (tuple(v) if isinstance(v, list) else v) for k, v in g.items() if k != "n_params"}
-              | {"params": c["params"]} for g, c in zip(info["param_groups"], current)]
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) else v) for k, v in g.items() if k != "n_params"}
+        | {"params": c["params"]}
+        for g, c in zip(info["param_groups"], current)
+    ]
     return {"state": state, "param_groups": groups}
 
 
@@ -163,8 +191,10 @@ def _check_model_tensors(saved: dict, expected: dict, mismatch) -> None:
         if name not in expected:
             raise mismatch(f"the file's tensor {name!r} has no place in the model")
         if saved[name].shape != expected[name].shape or saved[name].dtype != expected[name].dtype:
-            raise mismatch(f"tensor {name!r} is {tuple(saved[name].shape)} {saved[name].dtype} in the "
-                           f"file but {tuple(expected[name].shape)} {expected[name].dtype} in the model")
+            raise mismatch(
+                f"tensor {name!r} is {tuple(saved[name].shape)} {saved[name].dtype} in the "
+                f"file but {tuple(expected[name].shape)} {expected[name].dtype} in the model"
+            )
 
 
 def _check_rng(tensors: dict, train_loader, path) -> None:
@@ -174,13 +204,17 @@ def _check_rng(tensors: dict, train_loader, path) -> None:
         wanted.append("rng.loader")
     for key in wanted:
         if key not in tensors:
-            raise ValueError(f"{path} has no {key!r} random-number state: load it with "
-                             f"restore_rng=False. Nothing was loaded.")
+            raise ValueError(
+                f"{path} has no {key!r} random-number state: load it with "
+                f"restore_rng=False. Nothing was loaded."
+            )
         try:
             torch.Generator().set_state(tensors[key])  # a scratch generator: only checks the state
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"{path} holds an invalid {key!r} random-number state ({err}): load it "
-                             f"with restore_rng=False. Nothing was loaded.") from None
+            raise ValueError(
+                f"{path} holds an invalid {key!r} random-number state ({err}): load it "
+                f"with restore_rng=False. Nothing was loaded."
+            ) from None
 
 
 def _history(meta: dict, path) -> History | None:
@@ -189,12 +223,15 @@ def _history(meta: dict, path) -> History | None:
     try:
         return History.from_json(meta["history"])
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path} holds a history that is not valid JSON of a History ({err}): load "
-                         f"the weights with a fresh History instead. Nothing was loaded.") from None
+        raise ValueError(
+            f"{path} holds a history that is not valid JSON of a History ({err}): load "
+            f"the weights with a fresh History instead. Nothing was loaded."
+        ) from None
 
 
-def load_checkpoint(path, model, optimizer=None, train_loader=None,
-                    restore_rng: bool = True) -> History | None:
+def load_checkpoint(
+    path, model, optimizer=None, train_loader=None, restore_rng: bool = True
+) -> History | None:
     """Load a :func:`save_checkpoint` file into ``model`` (and ``optimizer``), strictly.
 
     Everything is read and checked before anything is copied: the digest, every tensor name, shape
@@ -207,9 +244,15 @@ def load_checkpoint(path, model, optimizer=None, train_loader=None,
     saved_cfg, cfg = json.loads(meta.get("config", "null")), getattr(model, "cfg", None)
     note = ""
     if saved_cfg is not None and cfg is not None and saved_cfg != asdict(cfg):
-        note = " (the checkpoint's config differs: " + ", ".join(
-            f"{k}={v!r} there, {getattr(cfg, k, None)!r} here" for k, v in saved_cfg.items()
-            if getattr(cfg, k, None) != v) + ")"
+        note = (
+            " (the checkpoint's config differs: "
+            + ", ".join(
+                f"{k}={v!r} there, {getattr(cfg, k, None)!r} here"
+                for k, v in saved_cfg.items()
+                if getattr(cfg, k, None) != v
+            )
+            + ")"
+        )
 
     def mismatch(what: str) -> ValueError:
         return ValueError(f"{path} does not fit this model: {what}{note}. Nothing was loaded.")
@@ -217,8 +260,9 @@ def load_checkpoint(path, model, optimizer=None, train_loader=None,
     expected, aliases = _unique_state(model)
     saved = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     _check_model_tensors(saved, expected, mismatch)
-    opt_state = None if optimizer is None else _optimizer_state(optimizer, meta, tensors, path,
-                                                                mismatch)
+    opt_state = (
+        None if optimizer is None else _optimizer_state(optimizer, meta, tensors, path, mismatch)
+    )
     if restore_rng:
         _check_rng(tensors, train_loader, path)
     history = _history(meta, path)

@@ -117,10 +117,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> list[float]:
     """Entry point for ``torchrun ... -m helpers.distributed``; returns this process's step losses."""
+    from helpers.checkpoint import save_checkpoint
     from helpers.data import SlidingWindowDataset, fetch_the_verdict
     from helpers.model import GPTConfig, GPTModel
     from helpers.offline import gpt2_encoding
-    from helpers.checkpoint import save_checkpoint
 
     args = parse_args(argv)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

@@ -43,7 +43,9 @@ PRETRAINED = {
 def check_token_ids(ids: torch.Tensor, vocab_size: int) -> None:
     """Raise ``ValueError`` naming the first token id outside ``0 .. vocab_size - 1``."""
     if ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"token ids must be integers, got a tensor of dtype {ids.dtype}: use ids.long().")
+        raise ValueError(
+            f"token ids must be integers, got a tensor of dtype {ids.dtype}: use ids.long()."
+        )
     bad = (ids < 0) | (ids >= vocab_size)
     if bad.any():
         value = int(ids[bad][0])
@@ -75,8 +77,10 @@ class GPTEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.ndim != 2:
-            raise ValueError(f"ids must have shape (batch_size, num_tokens), got {tuple(ids.shape)}: "
-                             f"add a batch dimension with ids.unsqueeze(0).")
+            raise ValueError(
+                f"ids must have shape (batch_size, num_tokens), got {tuple(ids.shape)}: "
+                f"add a batch dimension with ids.unsqueeze(0)."
+            )
         num_tokens = ids.shape[1]
         if num_tokens > self.context_length:
             raise ValueError(
@@ -97,7 +101,9 @@ def sinusoidal_positions(num_positions: int, emb_dim: int, base: float = 10000.0
     if num_positions < 1:
         raise ValueError(f"num_positions={num_positions} must be at least 1.")
     if emb_dim < 2 or emb_dim % 2:
-        raise ValueError(f"emb_dim={emb_dim} must be even and at least 2: each frequency fills a (sin, cos) pair.")
+        raise ValueError(
+            f"emb_dim={emb_dim} must be even and at least 2: each frequency fills a (sin, cos) pair."
+        )
     pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (T, 1)
     freqs = base ** (-torch.arange(0, emb_dim, 2, dtype=torch.float64) / emb_dim)  # (C/2,)
     angles = pos * freqs  # (T, C/2)
@@ -115,7 +121,9 @@ def gensim_data_file(name: str) -> Path:
     try:
         folder = resources.files("gensim") / "test" / "test_data"
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("the package gensim is not installed: run `pip install gensim`.") from None
+        raise ModuleNotFoundError(
+            "the package gensim is not installed: run `pip install gensim`."
+        ) from None
     path = Path(str(folder / name))
     if not path.exists():
         raise FileNotFoundError(
@@ -125,7 +133,9 @@ def gensim_data_file(name: str) -> Path:
     return path
 
 
-def wiki_sentences(path: str | Path | None = None, min_words: int = 3) -> tuple[list[str], list[list[str]]]:
+def wiki_sentences(
+    path: str | Path | None = None, min_words: int = 3
+) -> tuple[list[str], list[list[str]]]:
     """Article titles and lower-cased paragraphs (lists of words) of a Wikipedia XML dump (``.bz2``).
 
     Defaults to the excerpt of English Wikipedia that gensim ships; markup is stripped with gensim's own
@@ -166,8 +176,15 @@ def stable_hash(word: str) -> int:
     return zlib.crc32(word.encode("utf-8"))
 
 
-def train_word_vectors(sentences, vector_size: int = 100, window: int = 5, min_count: int = 5,
-                       epochs: int = 20, sg: int = 0, seed: int = 0):
+def train_word_vectors(
+    sentences,
+    vector_size: int = 100,
+    window: int = 5,
+    min_count: int = 5,
+    epochs: int = 20,
+    sg: int = 0,
+    seed: int = 0,
+):
     """Train gensim's Word2Vec (CBOW when ``sg=0``, skip-gram when ``sg=1``) and return its ``KeyedVectors``.
 
     One worker thread, a fixed ``seed`` and :func:`stable_hash` make two runs (in any two processes)
@@ -179,10 +196,21 @@ def train_word_vectors(sentences, vector_size: int = 100, window: int = 5, min_c
     if not sentences:
         raise ValueError("sentences is empty: pass a list of sentences, each a list of words.")
     if isinstance(sentences[0], str):
-        raise ValueError(f"each sentence must be a list of words, got the string {sentences[0][:40]!r}: "
-                         f"split it first, e.g. gensim.utils.simple_preprocess(text).")
-    model = Word2Vec(sentences, vector_size=vector_size, window=window, min_count=min_count, epochs=epochs,
-                     sg=sg, seed=seed, workers=1, hashfxn=stable_hash)
+        raise ValueError(
+            f"each sentence must be a list of words, got the string {sentences[0][:40]!r}: "
+            f"split it first, e.g. gensim.utils.simple_preprocess(text)."
+        )
+    model = Word2Vec(
+        sentences,
+        vector_size=vector_size,
+        window=window,
+        min_count=min_count,
+        epochs=epochs,
+        sg=sg,
+        seed=seed,
+        workers=1,
+        hashfxn=stable_hash,
+    )
     return model.wv
 
 
@@ -202,10 +230,16 @@ def load_pretrained_vectors(name: str, timeout: float = 3.0):
     GitHub, where gensim-data keeps its files, can be reached, and raises ``ConnectionError`` if not.
     """
     if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained vectors {name!r}: choose one of {sorted(PRETRAINED)}.")
-    if not can_reach("github.com", 443, timeout) or not can_reach("raw.githubusercontent.com", 443, timeout):
-        raise ConnectionError(f"cannot reach github.com within {timeout} s to download {name!r} "
-                              f"({PRETRAINED[name][0]} MB): train vectors offline with train_word_vectors instead.")
+        raise ValueError(
+            f"unknown pretrained vectors {name!r}: choose one of {sorted(PRETRAINED)}."
+        )
+    if not can_reach("github.com", 443, timeout) or not can_reach(
+        "raw.githubusercontent.com", 443, timeout
+    ):
+        raise ConnectionError(
+            f"cannot reach github.com within {timeout} s to download {name!r} "
+            f"({PRETRAINED[name][0]} MB): train vectors offline with train_word_vectors instead."
+        )
     import gensim.downloader as api
 
     return api.load(name)
@@ -213,8 +247,10 @@ def load_pretrained_vectors(name: str, timeout: float = 3.0):
 
 def _vector_of(wv, word: str) -> np.ndarray:
     if word not in wv.key_to_index:
-        raise ValueError(f"{word!r} is not in the vocabulary of these word vectors ({len(wv.key_to_index):,} "
-                         f"words): check the spelling and case, or pick a more frequent word.")
+        raise ValueError(
+            f"{word!r} is not in the vocabulary of these word vectors ({len(wv.key_to_index):,} "
+            f"words): check the spelling and case, or pick a more frequent word."
+        )
     return wv.get_vector(word, norm=True)
 
 
@@ -224,7 +260,7 @@ def nearest_words(wv, word: str, topn: int = 5) -> list[tuple[str, float]]:
 
 
 def analogy(wv, a: str, b: str, c: str, topn: int = 1) -> list[tuple[str, float]]:
-    """"``a`` is to ``b`` as ``c`` is to ?": the words closest (cosine) to ``b - a + c``, the three
+    """ "``a`` is to ``b`` as ``c`` is to ?": the words closest (cosine) to ``b - a + c``, the three
     question words excluded (unit vectors are combined, as gensim's ``most_similar`` does)."""
     target = _vector_of(wv, b) - _vector_of(wv, a) + _vector_of(wv, c)
     return _closest(wv, target, exclude={a, b, c}, topn=topn)

@@ -25,9 +25,11 @@ def generate_static(model, idx: torch.Tensor, max_new_tokens: int) -> torch.Tens
     model.check_ids(idx)
     total = idx.shape[1] + max_new_tokens
     if total > model.cfg.context_length:
-        raise ValueError(f"the prompt ({idx.shape[1]} tokens) plus max_new_tokens={max_new_tokens} "
-                         f"exceed context_length={model.cfg.context_length}: the static cache cannot "
-                         f"slide; use helpers.generate.generate for longer texts.")
+        raise ValueError(
+            f"the prompt ({idx.shape[1]} tokens) plus max_new_tokens={max_new_tokens} "
+            f"exceed context_length={model.cfg.context_length}: the static cache cannot "
+            f"slide; use helpers.generate.generate for longer texts."
+        )
     cache = KVCache(max_len=total)
     out, new = idx, idx
     for _ in range(max_new_tokens):
@@ -36,23 +38,27 @@ def generate_static(model, idx: torch.Tensor, max_new_tokens: int) -> torch.Tens
     return out
 
 
-def pad_left(prompts: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_left(
+    prompts: list[list[int]], pad_id: int, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids, pad)``: ``ids (B, P)``, P the longest prompt, each prompt right-aligned after
     ``pad_id``s, and ``pad (B,)`` the number of padding tokens in front of each row."""
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("every prompt needs at least one token (and there must be at least one "
-                         "prompt).")
+        raise ValueError(
+            "every prompt needs at least one token (and there must be at least one prompt)."
+        )
     P = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), P), pad_id, dtype=torch.long, device=device)
     for row, p in enumerate(prompts):
-        ids[row, P - len(p):] = torch.as_tensor(p, dtype=torch.long)
+        ids[row, P - len(p) :] = torch.as_tensor(p, dtype=torch.long)
     pad = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=device)
     return ids, pad
 
 
 @torch.no_grad()
-def generate_batched(model, prompts: list[list[int]], max_new_tokens: int,
-                     pad_id: int = 0) -> list[list[int]]:
+def generate_batched(
+    model, prompts: list[list[int]], max_new_tokens: int, pad_id: int = 0
+) -> list[list[int]]:
     """Greedy continuations of several prompts of different lengths, computed as one batch: each
     returned list is its prompt plus ``max_new_tokens`` ids, as ``generate`` gives for it alone."""
     device = model.tok_emb.weight.device
@@ -60,9 +66,11 @@ def generate_batched(model, prompts: list[list[int]], max_new_tokens: int,
     model.check_ids(ids)
     P = ids.shape[1]
     if P + max_new_tokens > model.cfg.context_length:
-        raise ValueError(f"the longest prompt ({P} tokens) plus max_new_tokens={max_new_tokens} "
-                         f"exceed context_length={model.cfg.context_length}: shorten the prompts "
-                         f"or generate fewer tokens.")
+        raise ValueError(
+            f"the longest prompt ({P} tokens) plus max_new_tokens={max_new_tokens} "
+            f"exceed context_length={model.cfg.context_length}: shorten the prompts "
+            f"or generate fewer tokens."
+        )
     cache = KVCache(max_len=P + max_new_tokens, pad=pad)
     new, out = ids, []
     for _ in range(max_new_tokens):

@@ -42,12 +42,22 @@ def attention_of(model, idx: torch.Tensor) -> torch.Tensor:
 
 
 def _check_weights(weights: torch.Tensor) -> None:
-    if not isinstance(weights, torch.Tensor) or weights.dim() < 4 or weights.shape[-1] != weights.shape[-2]:
-        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
-        raise ValueError(f"attention weights must be a tensor of shape (..., B, h, T, T), got {shape}: "
-                         f"stack the per-layer list with attention_of(model, idx) or torch.stack.")
+    if (
+        not isinstance(weights, torch.Tensor)
+        or weights.dim() < 4
+        or weights.shape[-1] != weights.shape[-2]
+    ):
+        shape = (
+            tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        )
+        raise ValueError(
+            f"attention weights must be a tensor of shape (..., B, h, T, T), got {shape}: "
+            f"stack the per-layer list with attention_of(model, idx) or torch.stack."
+        )
     if weights.shape[-1] < 2:
-        raise ValueError("the weights cover a single token: scores need T >= 2 (query 0 sees only itself).")
+        raise ValueError(
+            "the weights cover a single token: scores need T >= 2 (query 0 sees only itself)."
+        )
 
 
 def _mean_over_batch_and_queries(per_query: torch.Tensor) -> torch.Tensor:
@@ -88,7 +98,9 @@ def same_token_score(weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
         shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise ValueError(f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got {shape}.")
+        raise ValueError(
+            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got {shape}."
+        )
     mask = same_token_mask(idx)  # (B, T, T)
     has_copy = mask.any(dim=-1).to(weights.dtype)  # (B, T): queries with an earlier copy
     mass = (weights * mask[:, None].to(weights.dtype)).sum(dim=-1)  # (..., B, h, T)
@@ -98,13 +110,18 @@ def same_token_score(weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def head_scores(weights: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """All four scores, ``{"previous", "first", "self", "same"}``, each ``(..., h)``."""
-    scores = (previous_token_score(weights), first_token_score(weights), self_score(weights),
-              same_token_score(weights, idx))
+    scores = (
+        previous_token_score(weights),
+        first_token_score(weights),
+        self_score(weights),
+        same_token_score(weights, idx),
+    )
     return dict(zip(SCORE_NAMES, scores))
 
 
-def key_token_preference(weights: torch.Tensor, idx: torch.Tensor, vocab_size: int,
-                         min_uniform: float = 5.0) -> torch.Tensor:
+def key_token_preference(
+    weights: torch.Tensor, idx: torch.Tensor, vocab_size: int, min_uniform: float = 5.0
+) -> torch.Tensor:
     """``(..., h, V)``: the attention each token id receives as a key (from queries ``t >= 1``), divided
     by what a head attending evenly (:func:`uniform_attention`) would give it at the same positions.
     Above 1 the head seeks that token out. Ids whose even share sums to less than ``min_uniform``
@@ -112,15 +129,22 @@ def key_token_preference(weights: torch.Tensor, idx: torch.Tensor, vocab_size: i
     _check_weights(weights)
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
-        raise ValueError(f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from.")
-    received = weights[..., 1:, :].sum(dim=-2).transpose(-3, -2)  # (..., h, B, T): summed over queries
+        raise ValueError(
+            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from."
+        )
+    received = (
+        weights[..., 1:, :].sum(dim=-2).transpose(-3, -2)
+    )  # (..., h, B, T): summed over queries
     received = received.reshape(*received.shape[:-2], B * T)
     index = idx.reshape(-1).expand_as(received)
-    by_token = torch.zeros(*received.shape[:-1], vocab_size, dtype=weights.dtype, device=weights.device)
+    by_token = torch.zeros(
+        *received.shape[:-1], vocab_size, dtype=weights.dtype, device=weights.device
+    )
     by_token.scatter_add_(-1, index, received)  # (..., h, V)
     even = uniform_attention(T).to(weights)[1:].sum(dim=0).expand(B, T).reshape(-1)  # (B * T,)
-    even_by_token = torch.zeros(vocab_size, dtype=weights.dtype, device=weights.device).scatter_add_(
-        0, idx.reshape(-1), even)
+    even_by_token = torch.zeros(
+        vocab_size, dtype=weights.dtype, device=weights.device
+    ).scatter_add_(0, idx.reshape(-1), even)
     ratio = by_token / even_by_token.clamp_min(1e-12)
     return ratio.masked_fill((even_by_token < min_uniform) | (even_by_token == 0), float("nan"))
 
@@ -147,7 +171,9 @@ def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of the queries' attention rows: 0 when a head looks at one key,
     ``log(t + 1)`` when it spreads evenly. ``(..., B, h, T, T)`` -> ``(..., h)``."""
     _check_weights(weights)
-    plogp = torch.where(weights > 0, weights * weights.clamp_min(1e-30).log(), torch.zeros_like(weights))
+    plogp = torch.where(
+        weights > 0, weights * weights.clamp_min(1e-30).log(), torch.zeros_like(weights)
+    )
     return _mean_over_batch_and_queries(-plogp.sum(dim=-1)[..., 1:])
 
 
@@ -172,26 +198,41 @@ def bertviz_inputs(weights, tokens, batch_index: int = 0, decimals: int | None =
     ``model(idx, attn_weights=weights)`` fills, or a stacked ``(L, B, h, T, T)`` tensor."""
     if isinstance(weights, torch.Tensor):
         if weights.dim() != 5:
-            raise ValueError(f"stacked weights must be (L, B, h, T, T), got shape {tuple(weights.shape)}.")
+            raise ValueError(
+                f"stacked weights must be (L, B, h, T, T), got shape {tuple(weights.shape)}."
+            )
         weights = list(weights)
     weights = list(weights)
     if not weights:
-        raise ValueError("got no attention weights: pass the list that model(idx, attn_weights=weights) filled.")
+        raise ValueError(
+            "got no attention weights: pass the list that model(idx, attn_weights=weights) filled."
+        )
     first = weights[0]
     for i, w in enumerate(weights):
-        if not isinstance(w, torch.Tensor) or w.dim() != 4 or w.shape[-1] != w.shape[-2] or w.shape != first.shape:
+        if (
+            not isinstance(w, torch.Tensor)
+            or w.dim() != 4
+            or w.shape[-1] != w.shape[-2]
+            or w.shape != first.shape
+        ):
             shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise ValueError(f"layer {i}'s weights have shape {shape}: every layer must be (B, h, T, T) "
-                             f"like layer 0's {tuple(first.shape)}.")
+            raise ValueError(
+                f"layer {i}'s weights have shape {shape}: every layer must be (B, h, T, T) "
+                f"like layer 0's {tuple(first.shape)}."
+            )
     B, _, T, _ = first.shape
     if not -B <= batch_index < B:
         raise ValueError(f"batch_index={batch_index} is out of range for a batch of {B}.")
     tokens = [str(t) for t in tokens]
     if len(tokens) != T:
-        raise ValueError(f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per token.")
+        raise ValueError(
+            f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per token."
+        )
     layers = []
     for w in weights:
-        w = w[batch_index:batch_index + 1 if batch_index != -1 else None].detach().cpu().double()  # (1, h, T, T)
+        w = (
+            w[batch_index : batch_index + 1 if batch_index != -1 else None].detach().cpu().double()
+        )  # (1, h, T, T)
         layers.append(w.round(decimals=decimals) if decimals is not None else w)
     return tuple(layers), tokens
 
@@ -215,8 +256,10 @@ def residual_stream(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
         for handle in handles:
             handle.remove()
     if len(states) != len(modules):
-        raise RuntimeError(f"caught {len(states)} states for {len(modules)} modules: the model's forward "
-                           f"must call drop_emb and each block once.")
+        raise RuntimeError(
+            f"caught {len(states)} states for {len(modules)} modules: the model's forward "
+            f"must call drop_emb and each block once."
+        )
     return torch.stack(states), logits
 
 
@@ -276,21 +319,29 @@ def greedy_trace(model, idx: torch.Tensor, max_new_tokens: int, top_k: int = 5) 
     ``model.eval()``)."""
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
         model.check_ids(idx)  # raises its clear error for anything that is not (B, T)
-    model.check_ids(idx[:, -model.cfg.context_length:])  # dtype and id range
+    model.check_ids(idx[:, -model.cfg.context_length :])  # dtype and id range
     if idx.shape[0] != 1:
-        raise ValueError(f"greedy_trace follows one prompt: got a batch of {idx.shape[0]}; pass idx[:1].")
+        raise ValueError(
+            f"greedy_trace follows one prompt: got a batch of {idx.shape[0]}; pass idx[:1]."
+        )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be at least 1.")
     if not 1 <= top_k <= model.cfg.vocab_size:
         raise ValueError(f"top_k={top_k} must be between 1 and vocab_size={model.cfg.vocab_size}.")
     steps = []
     for _ in range(max_new_tokens):
-        window = idx[:, -model.cfg.context_length:]  # (1, T)
+        window = idx[:, -model.cfg.context_length :]  # (1, T)
         weights: list[torch.Tensor] = []
         logits = model(window, attn_weights=weights)
         probs = torch.softmax(logits[0, -1], dim=-1)  # (V,)
         top = probs.topk(top_k)
-        steps.append(Step(window[0].tolist(), top.indices.tolist(), top.values.tolist(),
-                          torch.stack(weights)[:, 0]))  # (L, h, T, T)
+        steps.append(
+            Step(
+                window[0].tolist(),
+                top.indices.tolist(),
+                top.values.tolist(),
+                torch.stack(weights)[:, 0],
+            )
+        )  # (L, h, T, T)
         idx = torch.cat([idx, top.indices[:1].view(1, 1)], dim=1)
     return steps

@@ -26,8 +26,9 @@ class KVCache:
     """Cached keys and values, one ``(k, v)`` pair per layer; see the module docstring."""
 
     def __init__(self, max_len: int | None = None, pad: torch.Tensor | None = None):
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int)
-                                    or max_len < 1):
+        if max_len is not None and (
+            isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1
+        ):
             raise ValueError(f"max_len={max_len!r} must be a positive integer (or None to grow).")
         if pad is not None and (not isinstance(pad, torch.Tensor) or pad.dim() != 1):
             raise ValueError("pad must be a (B,) tensor of left-padding counts, one per row.")
@@ -56,8 +57,10 @@ class KVCache:
         """Append the new keys and values ``(B, h, T, d_h)`` of ``layer``; return all of that layer's
         keys and values so far, each ``(B, h, past_len + T, d_h)``."""
         if layer > len(self._keys):
-            raise ValueError(f"layer {layer} written before layer {len(self._keys)}: "
-                             f"pass the layers in order, starting at 0.")
+            raise ValueError(
+                f"layer {layer} written before layer {len(self._keys)}: "
+                f"pass the layers in order, starting at 0."
+            )
         if layer == len(self._keys):  # the first write of this layer
             if self.max_len is None:
                 self._keys.append(k[:, :, :0])
@@ -74,8 +77,10 @@ class KVCache:
             self._values[layer] = torch.cat([self._values[layer], v], dim=2)
         else:
             if end > self.max_len:
-                raise ValueError(f"{start} cached tokens plus {k.shape[2]} new ones make {end}, more "
-                                 f"than the cache's max_len={self.max_len}: allocate a larger cache.")
+                raise ValueError(
+                    f"{start} cached tokens plus {k.shape[2]} new ones make {end}, more "
+                    f"than the cache's max_len={self.max_len}: allocate a larger cache."
+                )
             self._keys[layer][:, :, start:end] = k  # written in place
             self._values[layer][:, :, start:end] = v
         self._lengths[layer] = end
@@ -89,7 +94,9 @@ class KVCache:
         T, S = causal.shape
         keys = torch.arange(S, device=causal.device)
         is_pad = keys[None, :] < self.pad.to(causal.device)[:, None]  # (B, S)
-        itself = keys[None, :] == torch.arange(past_len, past_len + T, device=causal.device)[:, None]
+        itself = (
+            keys[None, :] == torch.arange(past_len, past_len + T, device=causal.device)[:, None]
+        )
         return (causal | is_pad[:, None, None, :]) & ~itself  # (B, 1, T, S)
 
     def positions(self, past_len: int, num_tokens: int, device=None) -> torch.Tensor:

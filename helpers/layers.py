@@ -46,7 +46,9 @@ class GELU(nn.Module):
     def __init__(self, approximate: str = "tanh"):
         super().__init__()
         if approximate not in GELU_MODES:
-            raise ValueError(f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}.")
+            raise ValueError(
+                f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}."
+            )
         self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,21 +109,31 @@ class TransformerBlock(nn.Module):
     compares the two.
     """
 
-    def __init__(self, emb_dim: int, n_heads: int, context_length: int, drop_rate: float = 0.0,
-                 qkv_bias: bool = False):
+    def __init__(
+        self,
+        emb_dim: int,
+        n_heads: int,
+        context_length: int,
+        drop_rate: float = 0.0,
+        qkv_bias: bool = False,
+    ):
         super().__init__()
         if emb_dim % n_heads != 0:
-            raise ValueError(f"emb_dim={emb_dim} is not divisible by n_heads={n_heads}: "
-                             f"choose emb_dim as a multiple of n_heads.")
+            raise ValueError(
+                f"emb_dim={emb_dim} is not divisible by n_heads={n_heads}: "
+                f"choose emb_dim as a multiple of n_heads."
+            )
         self.norm1 = LayerNorm(emb_dim)  # GPT-2's ln_1
-        self.att = MultiHeadAttention(emb_dim, emb_dim, context_length, n_heads,
-                                      dropout=drop_rate, qkv_bias=qkv_bias)
+        self.att = MultiHeadAttention(
+            emb_dim, emb_dim, context_length, n_heads, dropout=drop_rate, qkv_bias=qkv_bias
+        )
         self.norm2 = LayerNorm(emb_dim)  # GPT-2's ln_2
         self.ff = FeedForward(emb_dim)
         self.drop_shortcut = nn.Dropout(drop_rate)
 
-    def forward(self, x: torch.Tensor, cache=None, layer: int = 0,
-                attn_weights: list | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache=None, layer: int = 0, attn_weights: list | None = None
+    ) -> torch.Tensor:
         """``x  # (B, T, C)`` -> ``(B, T, C)``. ``cache``, ``layer`` and ``attn_weights`` go to the
         attention layer (see ``MultiHeadAttention.forward``)."""
         a = self.att(self.norm1(x), cache=cache, layer=layer, attn_weights=attn_weights)

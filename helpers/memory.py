@@ -33,8 +33,9 @@ def activation_floats_per_token(cfg: GPTConfig) -> int:
     return L * (32 * C + h + 2) + 4 * C + 1 + V
 
 
-def training_memory(cfg: GPTConfig, batch_size: int, num_tokens: int | None = None,
-                    bytes_per_value: int = 4) -> dict[str, int]:
+def training_memory(
+    cfg: GPTConfig, batch_size: int, num_tokens: int | None = None, bytes_per_value: int = 4
+) -> dict[str, int]:
     """Bytes of one float32 AdamW training step of ``GPTModel(cfg)`` on ``(batch_size, num_tokens)``
     ids (``num_tokens`` defaults to ``context_length``): ``weights``, ``gradients``, ``adamw`` (two
     states per weight), ``activations`` (see :func:`activation_floats_per_token`, plus the int64 ids,
@@ -81,8 +82,10 @@ def _status_kib(field: str) -> int:
                     return int(line.split()[1])
     except OSError:
         pass
-    raise ValueError(f"cannot read {field} from /proc/self/status (not Linux): measure memory with your "
-                     f"system's tools, or torch.cuda.max_memory_allocated() on a GPU.")
+    raise ValueError(
+        f"cannot read {field} from /proc/self/status (not Linux): measure memory with your "
+        f"system's tools, or torch.cuda.max_memory_allocated() on a GPU."
+    )
 
 
 def rss_bytes() -> int:

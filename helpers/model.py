@@ -57,8 +57,10 @@ class GPTConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
         if self.emb_dim % self.n_heads != 0:
-            raise ValueError(f"emb_dim={self.emb_dim} is not divisible by n_heads={self.n_heads}: "
-                             f"choose emb_dim as a multiple of n_heads.")
+            raise ValueError(
+                f"emb_dim={self.emb_dim} is not divisible by n_heads={self.n_heads}: "
+                f"choose emb_dim as a multiple of n_heads."
+            )
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate={self.drop_rate!r} must be in [0, 1).")
 
@@ -88,8 +90,11 @@ class GPTModel(nn.Module):
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # wpe
         self.drop_emb = nn.Dropout(cfg.drop_rate)
         self.trf_blocks = nn.ModuleList(
-            TransformerBlock(cfg.emb_dim, cfg.n_heads, cfg.context_length, cfg.drop_rate, cfg.qkv_bias)
-            for _ in range(cfg.n_layers))
+            TransformerBlock(
+                cfg.emb_dim, cfg.n_heads, cfg.context_length, cfg.drop_rate, cfg.qkv_bias
+            )
+            for _ in range(cfg.n_layers)
+        )
         self.final_norm = LayerNorm(cfg.emb_dim)  # ln_f
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # lm_head
         if cfg.tie_weights:
@@ -123,23 +128,33 @@ class GPTModel(nn.Module):
         (that fits in the context after ``past_len`` cached tokens)."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"token ids must be a (B, T) tensor, got {shape}: "
-                             f"add a batch axis with idx.unsqueeze(0).")
+            raise ValueError(
+                f"token ids must be a (B, T) tensor, got {shape}: "
+                f"add a batch axis with idx.unsqueeze(0)."
+            )
         if idx.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"token ids must be integers (torch.long), got {idx.dtype}.")
         if idx.shape[1] > self.cfg.context_length:
-            raise ValueError(f"the input has {idx.shape[1]} tokens but context_length is "
-                             f"{self.cfg.context_length}: keep the last {self.cfg.context_length} "
-                             f"tokens (idx[:, -{self.cfg.context_length}:]).")
+            raise ValueError(
+                f"the input has {idx.shape[1]} tokens but context_length is "
+                f"{self.cfg.context_length}: keep the last {self.cfg.context_length} "
+                f"tokens (idx[:, -{self.cfg.context_length}:])."
+            )
         if past_len + idx.shape[1] > self.cfg.context_length:
-            raise ValueError(f"{past_len} cached tokens plus {idx.shape[1]} new ones make "
-                             f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
-                             f"start a new cache from the last {self.cfg.context_length} tokens.")
+            raise ValueError(
+                f"{past_len} cached tokens plus {idx.shape[1]} new ones make "
+                f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
+                f"start a new cache from the last {self.cfg.context_length} tokens."
+            )
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
             bad = idx.min().item() if idx.min() < 0 else idx.max().item()
-            raise ValueError(f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}.")
+            raise ValueError(
+                f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}."
+            )
 
-    def forward(self, idx: torch.Tensor, cache=None, attn_weights: list | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, cache=None, attn_weights: list | None = None
+    ) -> torch.Tensor:
         """``idx  # (B, T)`` -> logits ``(B, T, V)``, always.
 
         ``attn_weights``: a list to which every block's attention weights are appended, each
@@ -148,8 +163,10 @@ class GPTModel(nn.Module):
         tokens take positions ``past_len .. past_len + T - 1`` and their keys and values are
         appended to it in place."""
         if cache is not None and len(cache) not in (0, len(self.trf_blocks)):
-            raise ValueError(f"the cache holds {len(cache)} layers but the model has "
-                             f"{len(self.trf_blocks)}: pass a cache this model filled, or a new one.")
+            raise ValueError(
+                f"the cache holds {len(cache)} layers but the model has "
+                f"{len(self.trf_blocks)}: pass a cache this model filled, or a new one."
+            )
         past_len = 0 if cache is None else cache.length()
         self.check_ids(idx, past_len)
         T = idx.shape[1]

@@ -52,9 +52,16 @@ class PretrainSettings:
             raise ValueError(f"model={self.model!r} must be a GPTConfig (the model's shape).")
 
 
-BOOK_SMALL = PretrainSettings(GPTConfig(emb_dim=64, n_layers=1, n_heads=4, **_SMALL_SHAPE),
-                              batch_size=1, lr=3e-3, num_epochs=15, eval_every=18)
-FULL_124M = PretrainSettings(GPTConfig(**_SMALL_SHAPE), embedding_std=1.0)  # LLMs-from-scratch's run
+BOOK_SMALL = PretrainSettings(
+    GPTConfig(emb_dim=64, n_layers=1, n_heads=4, **_SMALL_SHAPE),
+    batch_size=1,
+    lr=3e-3,
+    num_epochs=15,
+    eval_every=18,
+)
+FULL_124M = PretrainSettings(
+    GPTConfig(**_SMALL_SHAPE), embedding_std=1.0
+)  # LLMs-from-scratch's run
 
 
 def setup_pretraining(text: str, tokenizer, settings: PretrainSettings, device="cpu"):
@@ -68,9 +75,11 @@ def setup_pretraining(text: str, tokenizer, settings: PretrainSettings, device="
 
     s, cfg, split = settings, settings.model, int(settings.train_ratio * len(text))
     if cfg.vocab_size != tokenizer.n_vocab:
-        raise ValueError(f"the settings' model has vocab_size={cfg.vocab_size} but the tokenizer has "
-                         f"{tokenizer.n_vocab} tokens: build the GPTConfig with "
-                         f"vocab_size={tokenizer.n_vocab}.")
+        raise ValueError(
+            f"the settings' model has vocab_size={cfg.vocab_size} but the tokenizer has "
+            f"{tokenizer.n_vocab} tokens: build the GPTConfig with "
+            f"vocab_size={tokenizer.n_vocab}."
+        )
     model = GPTModel(cfg)
     if s.embedding_std is not None:
         for emb in (model.tok_emb, model.pos_emb):
@@ -78,10 +87,18 @@ def setup_pretraining(text: str, tokenizer, settings: PretrainSettings, device="
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     T = cfg.context_length
-    train_loader = create_dataloader(tokenizer.encode(text[:split]), s.batch_size, T, stride=T,
-                                     shuffle=True, drop_last=True, seed=s.loader_seed)
-    val_loader = create_dataloader(tokenizer.encode(text[split:]), s.batch_size, T, stride=T,
-                                   shuffle=False, drop_last=False)
+    train_loader = create_dataloader(
+        tokenizer.encode(text[:split]),
+        s.batch_size,
+        T,
+        stride=T,
+        shuffle=True,
+        drop_last=True,
+        seed=s.loader_seed,
+    )
+    val_loader = create_dataloader(
+        tokenizer.encode(text[split:]), s.batch_size, T, stride=T, shuffle=False, drop_last=False
+    )
     return model, optimizer, train_loader, val_loader
 
 
@@ -102,18 +119,35 @@ def _cache_key(text, tokenizer, settings, seed, device, start_context) -> str:
     """A name for everything that determines the trained model (the settings, the seed, the text's
     sha256, the tokenizer, the torch version and the number of CPU threads, which changes the order
     of floating-point sums)."""
-    key_src = json.dumps({"format": FORMAT, "settings": asdict(settings), "seed": seed,
-                          "device": str(device), "start_context": start_context,
-                          "text": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                          "tokenizer": getattr(tokenizer, "name", type(tokenizer).__name__),
-                          "n_vocab": tokenizer.n_vocab, "torch": torch.__version__,
-                          "threads": torch.get_num_threads()}, sort_keys=True)
+    key_src = json.dumps(
+        {
+            "format": FORMAT,
+            "settings": asdict(settings),
+            "seed": seed,
+            "device": str(device),
+            "start_context": start_context,
+            "text": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "tokenizer": getattr(tokenizer, "name", type(tokenizer).__name__),
+            "n_vocab": tokenizer.n_vocab,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key_src.encode()).hexdigest()[:16]
 
 
-def book_model(text: str, tokenizer, settings: PretrainSettings = BOOK_SMALL, *, seed: int = 123,
-               cache_dir: str | Path | None = None, device="cpu",
-               start_context: str = "Every effort moves you", log: Callable[[str], None] = print):
+def book_model(
+    text: str,
+    tokenizer,
+    settings: PretrainSettings = BOOK_SMALL,
+    *,
+    seed: int = 123,
+    cache_dir: str | Path | None = None,
+    device="cpu",
+    start_context: str = "Every effort moves you",
+    log: Callable[[str], None] = print,
+):
     """The book's trained model, in one call: ``(model, history)``, the model in ``eval()`` mode.
 
     Builds everything with :func:`setup_pretraining` from the seed ``seed`` and trains for
@@ -133,21 +167,33 @@ def book_model(text: str, tokenizer, settings: PretrainSettings = BOOK_SMALL, *,
     cuda = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)  # inside fork_rng: restored when the block ends
-        model, optimizer, train_loader, val_loader = setup_pretraining(text, tokenizer, settings,
-                                                                       device)
+        model, optimizer, train_loader, val_loader = setup_pretraining(
+            text, tokenizer, settings, device
+        )
         if path is not None and path.exists():
             try:
                 history = load_checkpoint(path, model, train_loader=train_loader, restore_rng=False)
             except ValueError as err:  # a damaged or planted cache entry: say so, train again
                 log(f"ignoring the cached model ({err})")
             else:
-                log(f"loaded the trained model from the cache, {_shown(path)} (delete the file to "
-                    f"train again)")
+                log(
+                    f"loaded the trained model from the cache, {_shown(path)} (delete the file to "
+                    f"train again)"
+                )
                 return model.eval(), history
         start = time.perf_counter()
-        history = train(model, train_loader, val_loader, optimizer, settings.num_epochs,
-                        eval_every=settings.eval_every, eval_iters=settings.eval_iters,
-                        tokenizer=tokenizer, start_context=start_context, progress=False)
+        history = train(
+            model,
+            train_loader,
+            val_loader,
+            optimizer,
+            settings.num_epochs,
+            eval_every=settings.eval_every,
+            eval_iters=settings.eval_iters,
+            tokenizer=tokenizer,
+            start_context=start_context,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
     where = ""
     if path is not None:

@@ -48,9 +48,17 @@ class SpeedOptions:
 
     def __post_init__(self):
         if self.autocast not in (None, "bfloat16", "float16"):
-            raise ValueError(f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or 'float16'.")
-        if isinstance(self.pad_vocab_to, bool) or not isinstance(self.pad_vocab_to, int) or self.pad_vocab_to < 1:
-            raise ValueError(f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding).")
+            raise ValueError(
+                f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or 'float16'."
+            )
+        if (
+            isinstance(self.pad_vocab_to, bool)
+            or not isinstance(self.pad_vocab_to, int)
+            or self.pad_vocab_to < 1
+        ):
+            raise ValueError(
+                f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding)."
+            )
 
 
 def padded_size(vocab_size: int, multiple: int) -> int:
@@ -92,9 +100,15 @@ def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str
     """``(torch.compile(model), None)`` if compiling works here (checked with one forward and
     backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying why."""
     dynamo = getattr(torch, "_dynamo", None)
-    if dynamo is not None and hasattr(dynamo, "is_dynamo_supported") and not dynamo.is_dynamo_supported():
-        return model, (f"torch.compile is not supported with Python {platform.python_version()} on "
-                       f"{platform.system()} in torch {torch.__version__}: the eager model is used.")
+    if (
+        dynamo is not None
+        and hasattr(dynamo, "is_dynamo_supported")
+        and not dynamo.is_dynamo_supported()
+    ):
+        return model, (
+            f"torch.compile is not supported with Python {platform.python_version()} on "
+            f"{platform.system()} in torch {torch.__version__}: the eager model is used."
+        )
     try:
         compiled = torch.compile(model)
         compiled(example).float().sum().backward()  # compiling happens at the first call
@@ -102,21 +116,35 @@ def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str
         return compiled, None
     except Exception as err:  # no C++ compiler, an unsupported platform, an inductor bug...
         first = (str(err).strip().splitlines() or [""])[0][:160]
-        return model, (f"torch.compile failed here ({type(err).__name__}: {first}); the eager model is used. "
-                       f"It needs a working C++ compiler on CPU (on Windows, MSVC) or Triton on a GPU.")
+        return model, (
+            f"torch.compile failed here ({type(err).__name__}: {first}); the eager model is used. "
+            f"It needs a working C++ compiler on CPU (on Windows, MSVC) or Triton on a GPU."
+        )
 
 
-def make_optimizer(params, lr: float, fused: bool = False, weight_decay: float = 0.1) -> torch.optim.AdamW:
+def make_optimizer(
+    params, lr: float, fused: bool = False, weight_decay: float = 0.1
+) -> torch.optim.AdamW:
     """AdamW; with ``fused=True`` the single-kernel update, or a ValueError that says to switch it off."""
     params = list(params)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True if fused else None)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=weight_decay, fused=True if fused else None
+        )
     except RuntimeError as err:
-        raise ValueError(f"fused AdamW is not available for these parameters ({err}): use fused_adamw=False.") from None
+        raise ValueError(
+            f"fused AdamW is not available for these parameters ({err}): use fused_adamw=False."
+        ) from None
 
 
-def make_train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, vocab_size: int,
-                    options: SpeedOptions = SpeedOptions(), lr: float = 1e-4):
+def make_train_step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_size: int,
+    options: SpeedOptions = SpeedOptions(),
+    lr: float = 1e-4,
+):
     """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and returns the
     loss (a float). ``model`` is used as it is (build it with :func:`build_variant`, compile it with
     :func:`try_compile`); logits beyond ``vocab_size`` (padding) are cut off before the loss."""
@@ -128,7 +156,9 @@ def make_train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     def step() -> float:
         with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             logits = model(inputs)  # (B, T, V) or (B, T, V_padded)
-            loss = F.cross_entropy(logits[..., :vocab_size].flatten(0, 1).float(), targets.flatten())
+            loss = F.cross_entropy(
+                logits[..., :vocab_size].flatten(0, 1).float(), targets.flatten()
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -152,14 +182,18 @@ def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
     try:
         info = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
-        raise ValueError("cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of your CPU yourself.") from None
+        raise ValueError(
+            "cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of your CPU yourself."
+        ) from None
     mhz = max(float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
     flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
     lanes = 16 if "avx512f" in flags else 8 if ("avx2" in flags and "fma" in flags) else 4
     per_cycle = 2 * lanes * 2
     peak = threads * mhz * 1e6 * per_cycle
-    how = (f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} float32 FLOPs per cycle "
-           f"(2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s")
+    how = (
+        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} float32 FLOPs per cycle "
+        f"(2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
+    )
     return peak, how
 
 
@@ -173,11 +207,15 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    return (f"{model} ({os.cpu_count()} cores), torch threads: {torch.get_num_threads()}, "
-            f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}")
+    return (
+        f"{model} ({os.cpu_count()} cores), torch threads: {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}"
+    )
 
 
-def mfu(cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None) -> float:
+def mfu(
+    cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None
+) -> float:
     """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of ``peak_flops``."""
     if peak_flops <= 0 or not math.isfinite(peak_flops):
         raise ValueError(f"peak_flops={peak_flops!r} must be a positive number of FLOP/s.")
@@ -196,5 +234,7 @@ def provenance() -> str:
     (other processes slow the timings down), as one markdown line."""
     import datetime
 
-    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    load = (
+        f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    )
     return f"*Measured on {machine_line()}, {datetime.date.today().isoformat()}{load}.*\n"

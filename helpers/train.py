@@ -21,29 +21,40 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-def calc_loss_batch(inputs: torch.Tensor, targets: torch.Tensor, model, ignore_index: int = -100) -> torch.Tensor:
+
+def calc_loss_batch(
+    inputs: torch.Tensor, targets: torch.Tensor, model, ignore_index: int = -100
+) -> torch.Tensor:
     """Mean cross-entropy of ``model``'s next-token logits against ``targets``, both ``(B, T)``;
     positions whose target is ``ignore_index`` (padding) are left out of the mean."""
     device = next(model.parameters()).device
     logits = model(inputs.to(device))  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten(), ignore_index=ignore_index)
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.to(device).flatten(), ignore_index=ignore_index
+    )
 
 
 def _check_loader(loader, name: str, model=None) -> None:
     if len(loader) == 0:
         ds, bs = loader.dataset, loader.batch_size
-        raise ValueError(f"the {name} loader yields no batches: its dataset has {len(ds)} windows, fewer than "
-                         f"batch_size={bs}, and drop_last=True drops the incomplete batch; use a smaller "
-                         f"batch_size, drop_last=False, or more text.")
+        raise ValueError(
+            f"the {name} loader yields no batches: its dataset has {len(ds)} windows, fewer than "
+            f"batch_size={bs}, and drop_last=True drops the incomplete batch; use a smaller "
+            f"batch_size, drop_last=False, or more text."
+        )
     limit = getattr(getattr(model, "cfg", None), "context_length", None)
     length = getattr(loader.dataset, "context_length", None)
     if limit is not None and length is not None and length > limit:
-        raise ValueError(f"the {name} loader makes windows of context_length={length} tokens, but the model "
-                         f"accepts at most {limit}: build the loader with context_length <= {limit}.")
+        raise ValueError(
+            f"the {name} loader makes windows of context_length={length} tokens, but the model "
+            f"accepts at most {limit}: build the loader with context_length <= {limit}."
+        )
 
 
 @torch.no_grad()
-def calc_loss_loader(loader, model, num_batches: int | None = None, ignore_index: int = -100) -> float:
+def calc_loss_loader(
+    loader, model, num_batches: int | None = None, ignore_index: int = -100
+) -> float:
     """Mean of :func:`calc_loss_batch` over the first ``num_batches`` batches (all when None).
 
     The model is used in the mode it is in: call ``model.eval()`` first to switch dropout off."""
@@ -57,19 +68,24 @@ def calc_loss_loader(loader, model, num_batches: int | None = None, ignore_index
     return total / n
 
 
-def evaluate(model, train_loader, val_loader, eval_iters: int | None = None, ignore_index: int = -100):
+def evaluate(
+    model, train_loader, val_loader, eval_iters: int | None = None, ignore_index: int = -100
+):
     """``(train_loss, val_loss)`` in eval mode (no dropout); the model's mode is restored after."""
     was_training = model.training
     model.eval()
     try:
-        return (calc_loss_loader(train_loader, model, eval_iters, ignore_index),
-                calc_loss_loader(val_loader, model, eval_iters, ignore_index))
+        return (
+            calc_loss_loader(train_loader, model, eval_iters, ignore_index),
+            calc_loss_loader(val_loader, model, eval_iters, ignore_index),
+        )
     finally:
         model.train(was_training)
 
 
-def warmup_cosine(peak_lr: float, total_steps: int, warmup_steps: int = 0,
-                  min_lr: float = 0.0) -> Callable[[int], float]:
+def warmup_cosine(
+    peak_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
+) -> Callable[[int], float]:
     """The learning rate of step ``s`` (0-based): ``peak_lr * (s + 1) / warmup_steps`` while
     ``s < warmup_steps``, then ``min_lr + (peak_lr - min_lr) * (1 + cos(pi * p)) / 2`` with ``p`` going
     from 0 to 1 over the remaining steps. With ``warmup_steps=0`` and ``min_lr=peak_lr`` it is constant."""
@@ -119,9 +135,12 @@ class History:
     def lines(self, digits: int = 3) -> list[str]:
         """The run as text: one line per evaluation, each epoch's sample after that epoch's last one."""
         out, shown = [], 0
-        for i, (s, e, tok, tr, va) in enumerate(zip(self.steps, self.epochs, self.tokens_seen,
-                                                    self.train_loss, self.val_loss)):
-            out.append(f"ep {e:2d}, step {s:4d}, tokens {tok:7,d}: train {tr:.{digits}f}, val {va:.{digits}f}")
+        for i, (s, e, tok, tr, va) in enumerate(
+            zip(self.steps, self.epochs, self.tokens_seen, self.train_loss, self.val_loss)
+        ):
+            out.append(
+                f"ep {e:2d}, step {s:4d}, tokens {tok:7,d}: train {tr:.{digits}f}, val {va:.{digits}f}"
+            )
             last_of_epoch = i + 1 == len(self.steps) or self.epochs[i + 1] != e
             if last_of_epoch and 1 <= e <= len(self.samples):
                 out += [f"    sample: {t}" for t in self.samples[shown:e]]
@@ -138,17 +157,31 @@ def _sample(model, tokenizer, start_context: str, max_new_tokens: int) -> str:
     was_training = model.training
     model.eval()
     try:
-        out = generate_greedy(model, ids[:, -model.cfg.context_length:], max_new_tokens)
+        out = generate_greedy(model, ids[:, -model.cfg.context_length :], max_new_tokens)
     finally:
         model.train(was_training)
     return tokenizer.decode(out[0].tolist())
 
 
-def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_every: int = 5,
-          eval_iters: int | None = 5, tokenizer=None, start_context: str | None = None, sample_tokens: int = 50,
-          lr_schedule: Callable[[int], float] | None = None, grad_clip: float | None = None,
-          ignore_index: int = -100, history: History | None = None,
-          on_epoch_end: Callable[[History], None] | None = None, progress: bool = True) -> History:
+def train(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    num_epochs: int,
+    *,
+    eval_every: int = 5,
+    eval_iters: int | None = 5,
+    tokenizer=None,
+    start_context: str | None = None,
+    sample_tokens: int = 50,
+    lr_schedule: Callable[[int], float] | None = None,
+    grad_clip: float | None = None,
+    ignore_index: int = -100,
+    history: History | None = None,
+    on_epoch_end: Callable[[History], None] | None = None,
+    progress: bool = True,
+) -> History:
     """Train ``model`` until ``num_epochs`` epochs are done and return the :class:`History`.
 
     Each step: forward, mean cross-entropy, backward, optional clipping of the gradient norm to
@@ -164,16 +197,25 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
     if eval_every < 1:
         raise ValueError(f"eval_every={eval_every} must be at least 1 (steps between evaluations).")
     if grad_clip is not None and grad_clip <= 0:
-        raise ValueError(f"grad_clip={grad_clip} must be positive (the largest gradient norm), or None.")
+        raise ValueError(
+            f"grad_clip={grad_clip} must be positive (the largest gradient norm), or None."
+        )
     _check_loader(train_loader, "training", model)
     _check_loader(val_loader, "validation", model)
     h = History() if history is None else history
     if h.epoch >= num_epochs:
-        raise ValueError(f"the history already has {h.epoch} epochs: pass num_epochs > {h.epoch} to train further.")
+        raise ValueError(
+            f"the history already has {h.epoch} epochs: pass num_epochs > {h.epoch} to train further."
+        )
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
-    bar = tqdm(total=num_epochs * len(train_loader), initial=h.step, disable=not progress, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=num_epochs * len(train_loader),
+        initial=h.step,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+    )
     try:
         if h.step == 0 and not h.steps:  # the untrained model, at zero tokens
             tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
@@ -187,11 +229,15 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
                 optimizer.zero_grad(set_to_none=True)
                 loss = calc_loss_batch(inputs, targets, model, ignore_index)
                 if not torch.isfinite(loss):
-                    raise ValueError(f"the loss became {loss.item()} at step {h.step}: training diverged; "
-                                     f"lower the learning rate or set grad_clip (e.g. 1.0).")
+                    raise ValueError(
+                        f"the loss became {loss.item()} at step {h.step}: training diverged; "
+                        f"lower the learning rate or set grad_clip (e.g. 1.0)."
+                    )
                 loss.backward()
                 grads = [p.grad for p in params if p.grad is not None]
-                norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                norm = torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(g) for g in grads])
+                )
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 optimizer.step()
@@ -202,7 +248,11 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
                 bar.update(1)
                 if h.step % eval_every == 0:
                     tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
-                    h.steps.append(h.step), h.epochs.append(h.epoch + 1), h.tokens_seen.append(h.tokens)
+                    (
+                        h.steps.append(h.step),
+                        h.epochs.append(h.epoch + 1),
+                        h.tokens_seen.append(h.tokens),
+                    )
                     h.train_loss.append(tr), h.val_loss.append(va)
                     bar.set_postfix(train=f"{tr:.3f}", val=f"{va:.3f}")
             h.epoch += 1

@@ -12,4 +12,6 @@ def test_book_builds_without_warnings(built_book, root):
         assert (built_book / f"{page}.html").exists(), f"{page}.html was not built"
     for page in pages:
         if page.startswith("chapters/"):
-            assert "colab.research.google.com" in (built_book / f"{page}.html").read_text(), f"{page} has no Colab launch button"
+            assert "colab.research.google.com" in (built_book / f"{page}.html").read_text(), (
+                f"{page} has no Colab launch button"
+            )

@@ -72,20 +72,32 @@ def report(built_book, tmp_path_factory):
         "base": f"http://127.0.0.1:{server.server_address[1]}/",
         "chromium": CHROMIUM,
         "screenshots": str(screenshots),
-        "pages": [{"path": f"{p}.html", "title": title_of(p),
-                   **({"notebook": f"{p}.ipynb"} if (ROOT / f"{p}.ipynb").exists() else {})} for p in pages],
+        "pages": [
+            {
+                "path": f"{p}.html",
+                "title": title_of(p),
+                **({"notebook": f"{p}.ipynb"} if (ROOT / f"{p}.ipynb").exists() else {}),
+            }
+            for p in pages
+        ],
         "search": {"term": "tokenizer", "expect": "chapters/ch01_tokenization.html"},
     }
     plan_file = tmp_path_factory.mktemp("browser") / "plan.json"
     plan_file.write_text(json.dumps(plan))
     try:
-        result = subprocess.run(["node", str(BROWSER_DIR / "check_book.mjs"), str(plan_file)],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["node", str(BROWSER_DIR / "check_book.mjs"), str(plan_file)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         server.shutdown()
     assert result.returncode == 0, f"the browser run failed:\n{result.stderr[-4000:]}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    (screenshots / "report.json").write_text(json.dumps(report, indent=1))  # for review, beside the screenshots
+    (screenshots / "report.json").write_text(
+        json.dumps(report, indent=1)
+    )  # for review, beside the screenshots
     return report
 
 
@@ -107,7 +119,9 @@ def test_chapters_show_code_outputs_and_math(report):
 
 @pytest.mark.slow
 def test_search_finds_a_chapter_term(report):
-    assert report["search"]["found"], f"searching {report['search']['term']!r} gave {report['search']['hits'][:5]}"
+    assert report["search"]["found"], (
+        f"searching {report['search']['term']!r} gave {report['search']['hits'][:5]}"
+    )
 
 
 @pytest.mark.slow
@@ -116,5 +130,7 @@ def test_bertviz_views_draw_in_the_visualization_chapter(report):
     served locally in place of the CDN) both must draw attention lines (a view without lines is
     reported as a page problem above)."""
     page = report["pages"]["chapters/ch09_visualization.html"]
-    assert page["bertviz"] >= 2, f"expected the head view and the model view, found {page['bertviz']} bertviz views"
+    assert page["bertviz"] >= 2, (
+        f"expected the head view and the model view, found {page['bertviz']} bertviz views"
+    )
     assert not [p for p in page["problems"] if "bertviz" in p], page["problems"]

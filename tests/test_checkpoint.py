@@ -23,7 +23,9 @@ def run_resumed(tmp_path, schedule: bool):
     path = save_checkpoint(tmp_path / "ckpt.safetensors", model1, opt1, first, train_loader)
     torch.manual_seed(999)  # disturb the global RNG: loading must restore it
     model2, opt2 = fresh(seed=7)
-    train_loader, val_loader = loaders(seed=42)  # another shuffling seed: loading restores the state
+    train_loader, val_loader = loaders(
+        seed=42
+    )  # another shuffling seed: loading restores the state
     history = load_checkpoint(path, model2, opt2, train_loader)
     resumed = train(model2, train_loader, val_loader, opt2, 4, history=history, **kwargs)
     return model, straight, model2, resumed
@@ -40,16 +42,30 @@ def test_resume_equals_uninterrupted(tmp_path, schedule):
 def test_resume_without_rng_state_differs(tmp_path):
     model, opt = fresh()
     train_loader, val_loader = loaders()
-    straight = train(model, train_loader, val_loader, opt, 3, eval_every=2, eval_iters=2, progress=False)
+    straight = train(
+        model, train_loader, val_loader, opt, 3, eval_every=2, eval_iters=2, progress=False
+    )
     model1, opt1 = fresh()
     train_loader, val_loader = loaders()
-    first = train(model1, train_loader, val_loader, opt1, 2, eval_every=2, eval_iters=2, progress=False)
+    first = train(
+        model1, train_loader, val_loader, opt1, 2, eval_every=2, eval_iters=2, progress=False
+    )
     path = save_checkpoint(tmp_path / "c.safetensors", model1, opt1, first, train_loader)
     torch.manual_seed(999)
     model2, opt2 = fresh()
     train_loader, val_loader = loaders(seed=42)
     h = load_checkpoint(path, model2, opt2, train_loader, restore_rng=False)
-    resumed = train(model2, train_loader, val_loader, opt2, 3, history=h, eval_every=2, eval_iters=2, progress=False)
+    resumed = train(
+        model2,
+        train_loader,
+        val_loader,
+        opt2,
+        3,
+        history=h,
+        eval_every=2,
+        eval_iters=2,
+        progress=False,
+    )
     assert resumed.train_loss[: len(first.train_loss)] == first.train_loss
     assert resumed.train_loss != straight.train_loss
 
@@ -70,7 +86,11 @@ def test_checkpoint_round_trip_with_tied_weights(tmp_path):
     assert model2.out_head.weight is model2.tok_emb.weight  # still tied
     s1, s2 = opt.state_dict(), opt2.state_dict()
     assert s1["param_groups"] == s2["param_groups"]
-    assert all(torch.equal(s1["state"][i][k], s2["state"][i][k]) for i in s1["state"] for k in s1["state"][i])
+    assert all(
+        torch.equal(s1["state"][i][k], s2["state"][i][k])
+        for i in s1["state"]
+        for k in s1["state"][i]
+    )
 
 
 def test_mismatched_checkpoint_names_the_tensor_and_leaves_the_model_untouched(tmp_path):
@@ -78,7 +98,10 @@ def test_mismatched_checkpoint_names_the_tensor_and_leaves_the_model_untouched(t
     path = save_checkpoint(tmp_path / "small.safetensors", model, opt)
     other, _ = fresh(seed=2, emb_dim=48)
     before = state_copy(other)
-    with pytest.raises(ValueError, match=r"'tok_emb.weight' is \(97, 32\).*emb_dim=32 there, 48 here.*Nothing was loaded"):
+    with pytest.raises(
+        ValueError,
+        match=r"'tok_emb.weight' is \(97, 32\).*emb_dim=32 there, 48 here.*Nothing was loaded",
+    ):
         load_checkpoint(path, other)
     assert same_state(before, other.state_dict())
     deeper, _ = fresh(seed=2, n_layers=2)
@@ -110,7 +133,11 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, damage):
     model, opt = fresh()
     path = save_checkpoint(tmp_path / "c.safetensors", model, opt)
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not a checkpoint" * 9, "empty": b""}[damage])
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"not a checkpoint" * 9, "empty": b""}[
+            damage
+        ]
+    )
     model2, opt2 = fresh(seed=2)
     before = state_copy(model2)
     with pytest.raises(ValueError, match="truncated or corrupt"):
@@ -131,7 +158,8 @@ def test_missing_and_foreign_files(tmp_path):
 
 @pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
 def test_saved_model_loads_in_transformers(tmp_path, tie):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     from helpers.gpt2 import save_hf_checkpoint
 
     model, opt = fresh(tie_weights=tie)

@@ -9,8 +9,14 @@ from functools import partial
 import pytest
 import torch
 
-from helpers.data import (THE_VERDICT_SHA256, SlidingWindowDataset, count_windows, create_dataloader, download,
-                          fetch_the_verdict)
+from helpers.data import (
+    THE_VERDICT_SHA256,
+    SlidingWindowDataset,
+    count_windows,
+    create_dataloader,
+    download,
+    fetch_the_verdict,
+)
 
 
 def test_verdict_is_the_pinned_file(verdict_text):

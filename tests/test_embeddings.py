@@ -17,9 +17,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import embeddings
-from helpers.embeddings import (GPTEmbedding, analogy, can_reach, check_token_ids, lee_sentences,
-                                load_pretrained_vectors, nearest_words, one_hot, pca_2d, sinusoidal_positions,
-                                train_word_vectors, wiki_sentences)
+from helpers.embeddings import (
+    GPTEmbedding,
+    analogy,
+    can_reach,
+    check_token_ids,
+    lee_sentences,
+    load_pretrained_vectors,
+    nearest_words,
+    one_hot,
+    pca_2d,
+    sinusoidal_positions,
+    train_word_vectors,
+    wiki_sentences,
+)
 
 matplotlib.use("Agg")
 
@@ -43,7 +54,9 @@ def test_embedding_equals_one_hot_matmul(ids, seed):
     assert torch.equal(emb(ids), onehot @ emb.weight)
     assert torch.allclose(emb.weight.grad, W.grad, atol=1e-6)
     unused = sorted(set(range(12)) - set(ids.tolist()))
-    assert torch.equal(emb.weight.grad[unused], torch.zeros(len(unused), 5))  # only used rows get gradient
+    assert torch.equal(
+        emb.weight.grad[unused], torch.zeros(len(unused), 5)
+    )  # only used rows get gradient
     for i in set(ids.tolist()):  # a row's gradient is the sum over the places its id was used
         assert torch.allclose(emb.weight.grad[i], upstream[ids == i].sum(0), atol=1e-6)
 
@@ -99,7 +112,9 @@ def test_token_id_outside_vocabulary_names_the_value(bad):
 def test_sequence_longer_than_position_table_names_the_length():
     module = GPTEmbedding(vocab_size=50, context_length=8, emb_dim=4)
     assert module(torch.zeros(1, 8, dtype=torch.long)).shape == (1, 8, 4)  # exactly full is fine
-    with pytest.raises(ValueError, match=r"the sequence has 9 tokens but the position table has only 8 rows"):
+    with pytest.raises(
+        ValueError, match=r"the sequence has 9 tokens but the position table has only 8 rows"
+    ):
         module(torch.zeros(1, 9, dtype=torch.long))
 
 
@@ -131,7 +146,9 @@ def test_sinusoidal_dot_products_depend_only_on_distance():
     freqs = 10000 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
     for k in range(0, 200, 7):
         assert torch.allclose(gram.diagonal(k), torch.cos(k * freqs).sum(), atol=1e-4)
-    assert torch.allclose(gram.diagonal(), torch.tensor(32.0, dtype=torch.float64), atol=1e-4)  # |PE_p|^2 = C/2
+    assert torch.allclose(
+        gram.diagonal(), torch.tensor(32.0, dtype=torch.float64), atol=1e-4
+    )  # |PE_p|^2 = C/2
 
 
 @pytest.mark.parametrize("emb_dim", [0, 1, 5, 767])
@@ -182,22 +199,35 @@ def test_training_is_deterministic_within_a_process(lee, small_wv):
 @pytest.mark.slow  # two fresh interpreters importing torch and gensim: several seconds
 def test_training_is_deterministic_across_processes(root):
     """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors must not."""
-    code = ("import hashlib; from helpers.embeddings import lee_sentences, train_word_vectors; "
-            "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
-            "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), len(wv.index_to_key))")
+    code = (
+        "import hashlib; from helpers.embeddings import lee_sentences, train_word_vectors; "
+        "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
+        "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), len(wv.index_to_key))"
+    )
     digests = set()
     for hashseed in ["1", "2"]:
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
-        done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
-                              check=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         digests.add(done.stdout.strip())
     assert len(digests) == 1
 
 
 def test_unknown_word_in_analogy_names_the_word(small_wv):
-    with pytest.raises(ValueError, match=r"'qwertyuiop' is not in the vocabulary of these word vectors"):
+    with pytest.raises(
+        ValueError, match=r"'qwertyuiop' is not in the vocabulary of these word vectors"
+    ):
         analogy(small_wv, "man", "qwertyuiop", "woman")
-    with pytest.raises(ValueError, match=r"'King' is not in the vocabulary"):  # vectors are lower-case
+    with pytest.raises(
+        ValueError, match=r"'King' is not in the vocabulary"
+    ):  # vectors are lower-case
         nearest_words(small_wv, "King")
 
 
@@ -224,11 +254,27 @@ def test_wiki_sentences_parses_a_dump(tmp_path):
     path.write_bytes(bz2.compress(WIKI_XML.encode("utf-8")))
     titles, sentences = wiki_sentences(path, min_words=3)
     assert titles == ["Cats", "Dogs"]  # the redirect is skipped
-    assert sentences == [  # markup removed, lower-cased, one list a paragraph; "Too short." has 2 words
-        ["the", "cat", "is", "a", "small", "mammal"],
-        ["it", "is", "kept", "as", "a", "pet", "by", "many", "people", "around", "the", "world"],
-        ["the", "dog", "is", "a", "loyal", "animal"],
-    ]
+    assert (
+        sentences
+        == [  # markup removed, lower-cased, one list a paragraph; "Too short." has 2 words
+            ["the", "cat", "is", "a", "small", "mammal"],
+            [
+                "it",
+                "is",
+                "kept",
+                "as",
+                "a",
+                "pet",
+                "by",
+                "many",
+                "people",
+                "around",
+                "the",
+                "world",
+            ],
+            ["the", "dog", "is", "a", "loyal", "animal"],
+        ]
+    )
 
 
 @pytest.mark.slow  # parses the whole excerpt: several seconds
@@ -239,7 +285,9 @@ def test_shipped_wikipedia_excerpt():
 
 
 def test_missing_gensim_file_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="no-such-corpus.cor is not in gensim's test_data folder"):
+    with pytest.raises(
+        FileNotFoundError, match="no-such-corpus.cor is not in gensim's test_data folder"
+    ):
         embeddings.gensim_data_file("no-such-corpus.cor")
 
 
@@ -255,8 +303,11 @@ def test_can_reach_is_quick_and_false_for_a_closed_port():
 
 def test_load_pretrained_without_network_raises_connection_error(monkeypatch):
     monkeypatch.setattr(embeddings, "can_reach", lambda *args, **kwargs: False)
-    with pytest.raises(ConnectionError, match=r"cannot reach github.com within 3.0 s to download "
-                       r"'glove-wiki-gigaword-50'"):
+    with pytest.raises(
+        ConnectionError,
+        match=r"cannot reach github.com within 3.0 s to download "
+        r"'glove-wiki-gigaword-50'",
+    ):
         load_pretrained_vectors("glove-wiki-gigaword-50")
     with pytest.raises(ValueError, match=r"unknown pretrained vectors 'glove-9000'"):
         load_pretrained_vectors("glove-9000")
@@ -276,7 +327,9 @@ def test_pca_2d_matches_svd_and_is_stable():
         assert np.allclose(np.abs(points[:, j]), np.abs(centred @ vt[j]))
     assert np.allclose(points.var(0) * 30, s[:2] ** 2)
     assert np.array_equal(points, pca_2d(x))
-    assert np.allclose(pca_2d(-x), -points)  # the directions' signs are fixed, so flipping the data flips the map
+    assert np.allclose(
+        pca_2d(-x), -points
+    )  # the directions' signs are fixed, so flipping the data flips the map
 
 
 def test_embedding_figures():

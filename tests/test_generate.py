@@ -13,16 +13,26 @@ import math  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import transformers  # noqa: E402  (the reference: a hard test dependency)
+from transformers.generation.logits_process import (  # noqa: E402
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-from helpers.generate import (apply_temperature, beam_search, filter_logits, generate, stream,  # noqa: E402
-                              stream_text, top_k_filter, top_p_filter)
+from helpers.generate import (  # noqa: E402
+    apply_temperature,
+    beam_search,
+    filter_logits,
+    generate,
+    stream,
+    stream_text,
+    top_k_filter,
+    top_p_filter,
+)
 from helpers.gpt2 import save_hf_checkpoint  # noqa: E402
-from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
 from helpers.kvcache import KVCache  # noqa: E402
-
-transformers = pytest.importorskip("transformers")
-from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,  # noqa: E402
-                                                    TopPLogitsWarper)
+from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
 
 V = 97  # the tiny vocabulary
 EOS = 29  # a token the tiny model emits in about half of its 20-token continuations

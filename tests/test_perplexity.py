@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers  # noqa: E402  (the reference: a hard test dependency)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from helpers.gpt2 import load_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel
 from helpers.perplexity import Perplexity, sliding_window_perplexity, verdict_losses, window_plan
 
-transformers = pytest.importorskip("transformers")
 REL_TOL = 1e-5
 N_POSITIONS = 24
 

@@ -22,22 +22,42 @@ def gpt2_tokenizer():
 
 @pytest.mark.parametrize("settings", [BOOK_SMALL, FULL_124M], ids=["book-small", "full-124m"])
 def test_setup_pretraining_paths_run(verdict_text, gpt2_tokenizer, settings):
-    shape = dataclasses.replace(settings.model, emb_dim=16, n_heads=2, n_layers=1, context_length=32)
+    shape = dataclasses.replace(
+        settings.model, emb_dim=16, n_heads=2, n_layers=1, context_length=32
+    )
     stand_in = dataclasses.replace(settings, model=shape, num_epochs=1)
     torch.manual_seed(123)
     model, opt, train_loader, val_loader = setup_pretraining(verdict_text, gpt2_tokenizer, stand_in)
-    assert model.cfg.vocab_size == 50257 and model.cfg.tie_weights is False and model.cfg.qkv_bias is False
-    assert train_loader.batch_size == settings.batch_size and opt.param_groups[0]["lr"] == settings.lr
+    assert (
+        model.cfg.vocab_size == 50257
+        and model.cfg.tie_weights is False
+        and model.cfg.qkv_bias is False
+    )
+    assert (
+        train_loader.batch_size == settings.batch_size and opt.param_groups[0]["lr"] == settings.lr
+    )
     emb_std = model.tok_emb.weight.std().item()
     expected = settings.embedding_std or 0.02
     assert abs(emb_std - expected) < 0.1 * expected
     n_train = len(gpt2_tokenizer.encode(verdict_text[: int(0.9 * len(verdict_text))]))
     assert len(train_loader) == (n_train - 32 + 31) // 32 // settings.batch_size
-    train_loader = create_dataloader(list(train_loader.dataset.ids[:200]), settings.batch_size, 32, 32,
-                                     seed=settings.loader_seed)  # a few steps only
+    train_loader = create_dataloader(
+        list(train_loader.dataset.ids[:200]), settings.batch_size, 32, 32, seed=settings.loader_seed
+    )  # a few steps only
     before = model.tok_emb.weight.detach().clone()
-    h = train(model, train_loader, val_loader, opt, 1, eval_every=len(train_loader), eval_iters=1, progress=False)
-    assert h.step == len(train_loader) > 0 and all(math.isfinite(v) for v in h.train_loss + h.val_loss)
+    h = train(
+        model,
+        train_loader,
+        val_loader,
+        opt,
+        1,
+        eval_every=len(train_loader),
+        eval_iters=1,
+        progress=False,
+    )
+    assert h.step == len(train_loader) > 0 and all(
+        math.isfinite(v) for v in h.train_loss + h.val_loss
+    )
     assert not torch.equal(before, model.tok_emb.weight)
 
 
@@ -46,7 +66,12 @@ def test_book_small_and_full_match_the_chapter():
     assert (small.emb_dim, small.n_layers, small.context_length) == (64, 1, 256)
     assert (full.emb_dim, full.n_layers, full.n_heads, full.context_length) == (768, 12, 12, 256)
     assert not (small.qkv_bias or small.tie_weights or full.qkv_bias or full.tie_weights)
-    assert (FULL_124M.lr, FULL_124M.weight_decay, FULL_124M.batch_size, FULL_124M.num_epochs) == (4e-4, 0.1, 2, 10)
+    assert (FULL_124M.lr, FULL_124M.weight_decay, FULL_124M.batch_size, FULL_124M.num_epochs) == (
+        4e-4,
+        0.1,
+        2,
+        10,
+    )
 
 
 def tiny_settings():
@@ -62,14 +87,29 @@ def test_book_model_trains_once_then_loads_the_same_model(verdict_text, gpt2_tok
     rng_before = torch.get_rng_state()
     first, h1 = book_model(text, gpt2_tokenizer, tiny, cache_dir=tmp_path, log=lines.append)
     assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG is left as it was
-    assert len(lines) == 1 and lines[0].startswith("trained ") and len(list(tmp_path.iterdir())) == 1
+    assert (
+        len(lines) == 1 and lines[0].startswith("trained ") and len(list(tmp_path.iterdir())) == 1
+    )
     # The same run by hand: book_model is Chapter 6's training cell in one call.
     torch.manual_seed(123)
     model, opt, train_loader, val_loader = setup_pretraining(text, gpt2_tokenizer, tiny)
-    by_hand = train(model, train_loader, val_loader, opt, tiny.num_epochs, eval_every=tiny.eval_every,
-                    eval_iters=tiny.eval_iters, tokenizer=gpt2_tokenizer, start_context="Every effort moves you",
-                    progress=False)
-    assert by_hand.train_loss == h1.train_loss and by_hand.samples == h1.samples and same_state(first.state_dict(), model.state_dict())
+    by_hand = train(
+        model,
+        train_loader,
+        val_loader,
+        opt,
+        tiny.num_epochs,
+        eval_every=tiny.eval_every,
+        eval_iters=tiny.eval_iters,
+        tokenizer=gpt2_tokenizer,
+        start_context="Every effort moves you",
+        progress=False,
+    )
+    assert (
+        by_hand.train_loss == h1.train_loss
+        and by_hand.samples == h1.samples
+        and same_state(first.state_dict(), model.state_dict())
+    )
     torch.manual_seed(999)
     rng_before = torch.get_rng_state()
     second, h2 = book_model(text, gpt2_tokenizer, tiny, cache_dir=tmp_path, log=lines.append)
@@ -77,7 +117,13 @@ def test_book_model_trains_once_then_loads_the_same_model(verdict_text, gpt2_tok
     assert same_state(first.state_dict(), second.state_dict()) and h2 == h1 and not second.training
     assert torch.equal(torch.get_rng_state(), rng_before)
     # Other settings are another cache entry; a damaged entry is reported and replaced.
-    book_model(text, gpt2_tokenizer, dataclasses.replace(tiny, num_epochs=1), cache_dir=tmp_path, log=lines.append)
+    book_model(
+        text,
+        gpt2_tokenizer,
+        dataclasses.replace(tiny, num_epochs=1),
+        cache_dir=tmp_path,
+        log=lines.append,
+    )
     assert len(list(tmp_path.iterdir())) == 2
     entry = sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime)[0]
     entry.write_bytes(entry.read_bytes()[:100])
@@ -93,11 +139,13 @@ def test_a_planted_cache_entry_is_reported_and_retrained(verdict_text, gpt2_toke
 
     tiny, text, lines = tiny_settings(), verdict_text[:2500], []
     first, _ = book_model(text, gpt2_tokenizer, tiny, cache_dir=tmp_path, log=lines.append)
-    entry, = tmp_path.iterdir()
+    (entry,) = tmp_path.iterdir()
     with safe_open(entry, "pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    planted = {k: (torch.zeros_like(v) if k.startswith("model.") else v) for k, v in tensors.items()}
+    planted = {
+        k: (torch.zeros_like(v) if k.startswith("model.") else v) for k, v in tensors.items()
+    }
     save_file(planted, entry, metadata=meta)  # the same metadata, digest included
     second, _ = book_model(text, gpt2_tokenizer, tiny, cache_dir=tmp_path, log=lines.append)
     assert lines[-2].startswith("ignoring the cached model") and "sha256 digest" in lines[-2]
@@ -108,7 +156,8 @@ def test_a_planted_cache_entry_is_reported_and_retrained(verdict_text, gpt2_toke
 def test_settings_hold_a_gpt_config(gpt2_tokenizer):
     with pytest.raises(ValueError, match="must be a GPTConfig"):
         dataclasses.replace(BOOK_SMALL, model=dict(emb_dim=64))
-    other_vocab = dataclasses.replace(BOOK_SMALL, model=dataclasses.replace(BOOK_SMALL.model,
-                                                                           vocab_size=100))
+    other_vocab = dataclasses.replace(
+        BOOK_SMALL, model=dataclasses.replace(BOOK_SMALL.model, vocab_size=100)
+    )
     with pytest.raises(ValueError, match="vocab_size=100 but the tokenizer has 50257"):
         setup_pretraining("some text " * 50, gpt2_tokenizer, other_vocab)

@@ -8,8 +8,15 @@ from helpers.inference import generate_batched, generate_static
 from helpers.kvcache import KVCache
 from helpers.memory import saved_activation_bytes, training_memory
 from helpers.model import GPTConfig, GPTModel, predicted_parameters
-from helpers.speed import (SpeedOptions, build_variant, make_train_step, mfu, padded_size,
-                           pad_vocabulary, try_compile)
+from helpers.speed import (
+    SpeedOptions,
+    build_variant,
+    make_train_step,
+    mfu,
+    pad_vocabulary,
+    padded_size,
+    try_compile,
+)
 
 CFG = GPTConfig(vocab_size=500, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 
@@ -41,13 +48,17 @@ def test_plain_variant_matches_the_book_model():
 # Each change against the plain version (naive attention, float32, for-loop AdamW), over three
 # training steps. float32 changes only reorder sums: 1e-5 on losses near 6.2 is ~100x float32's
 # rounding. bfloat16 keeps 8 mantissa bits (relative error ~4e-3), so 0.05 on a loss of ~6.2.
-@pytest.mark.parametrize("options, atol", [
-    (SpeedOptions(sdpa=True), 1e-5),
-    (SpeedOptions(fused_qkv=True), 1e-5),
-    (SpeedOptions(fused_adamw=True), 1e-5),
-    (SpeedOptions(pad_vocab_to=64), 1e-5),
-    (SpeedOptions(autocast="bfloat16"), 5e-2),
-], ids=["sdpa", "fused_qkv", "fused_adamw", "pad_vocab", "bf16"])
+@pytest.mark.parametrize(
+    "options, atol",
+    [
+        (SpeedOptions(sdpa=True), 1e-5),
+        (SpeedOptions(fused_qkv=True), 1e-5),
+        (SpeedOptions(fused_adamw=True), 1e-5),
+        (SpeedOptions(pad_vocab_to=64), 1e-5),
+        (SpeedOptions(autocast="bfloat16"), 5e-2),
+    ],
+    ids=["sdpa", "fused_qkv", "fused_adamw", "pad_vocab", "bf16"],
+)
 def test_each_change_keeps_the_losses(options, atol):
     plain = losses(build_variant(tiny(), SpeedOptions()), SpeedOptions())
     changed = losses(build_variant(tiny(), options), options)
@@ -62,7 +73,9 @@ def test_compiled_model_keeps_the_losses():
     if reason is not None:
         pytest.skip(reason)
     plain = losses(build_variant(tiny(), SpeedOptions()), SpeedOptions())
-    torch.testing.assert_close(losses(compiled, options), plain, rtol=0, atol=1e-5)  # as float32 above
+    torch.testing.assert_close(
+        losses(compiled, options), plain, rtol=0, atol=1e-5
+    )  # as float32 above
 
 
 def test_compile_unavailable_falls_back_with_a_reason(monkeypatch):
@@ -72,7 +85,9 @@ def test_compile_unavailable_falls_back_with_a_reason(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     model = build_variant(tiny(), SpeedOptions(sdpa=True))
     same, reason = try_compile(model, batch()[0])
-    assert same is model and "torch.compile failed here" in reason and "eager model is used" in reason
+    assert (
+        same is model and "torch.compile failed here" in reason and "eager model is used" in reason
+    )
     assert len(losses(same, SpeedOptions(sdpa=True), steps=1)) == 1  # the plain path still trains
 
 
@@ -92,21 +107,34 @@ def test_bad_options_are_named():
 
 
 # -- memory --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("B, T, C, L, V, h, tie", [
-    (1, 8, 16, 1, 100, 2, True), (2, 12, 24, 3, 150, 3, False), (3, 5, 32, 2, 77, 4, True)])
+@pytest.mark.parametrize(
+    "B, T, C, L, V, h, tie",
+    [(1, 8, 16, 1, 100, 2, True), (2, 12, 24, 3, 150, 3, False), (3, 5, 32, 2, 77, 4, True)],
+)
 def test_activation_formula_counts_what_autograd_saves(B, T, C, L, V, h, tie):
-    cfg = GPTConfig(vocab_size=V, context_length=T + 3, emb_dim=C, n_heads=h, n_layers=L, drop_rate=0.0,
-                    tie_weights=tie)
+    cfg = GPTConfig(
+        vocab_size=V,
+        context_length=T + 3,
+        emb_dim=C,
+        n_heads=h,
+        n_layers=L,
+        drop_rate=0.0,
+        tie_weights=tie,
+    )
     x, y = batch(cfg, B)
     x, y = x[:, :T].clone(), y[:, :T].clone()  # own storages, as a DataLoader gives
-    assert saved_activation_bytes(tiny(cfg).train(), x, y) == training_memory(cfg, B, T)["activations"]
+    assert (
+        saved_activation_bytes(tiny(cfg).train(), x, y) == training_memory(cfg, B, T)["activations"]
+    )
 
 
 def test_training_memory_of_gpt2_small():
     cfg = GPTConfig.from_preset("gpt2-small")
     m = training_memory(cfg, batch_size=1)
     assert m["weights"] == m["gradients"] == 4 * predicted_parameters(cfg) == 4 * 124_439_808
-    assert m["adamw"] == 2 * m["weights"] and m["total"] == sum(v for k, v in m.items() if k != "total")
+    assert m["adamw"] == 2 * m["weights"] and m["total"] == sum(
+        v for k, v in m.items() if k != "total"
+    )
     with pytest.raises(ValueError, match="batch_size=0"):
         training_memory(cfg, batch_size=0)
 

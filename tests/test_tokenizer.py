@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
-from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN, BPETokenizer,
-                               bytes_to_unicode, merge_pair)
+from helpers.tokenizer import (
+    ENDOFTEXT,
+    GPT2_SPLIT_PATTERN,
+    LLAMA3_SPLIT_PATTERN,
+    BPETokenizer,
+    bytes_to_unicode,
+    merge_pair,
+)
 
 # Text without lone surrogates: those cannot be encoded as UTF-8 by any byte-level tokenizer.
 unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)

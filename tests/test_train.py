@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_training import T, VOCAB, fresh, loaders, same_state, state_copy, token_ids
+from tiny_training import VOCAB, T, fresh, loaders, same_state, state_copy, token_ids
 
 from helpers.data import create_dataloader
 from helpers.train import History, calc_loss_batch, calc_loss_loader, evaluate, train, warmup_cosine
@@ -20,7 +20,9 @@ def test_cross_entropy_taken_apart_equals_torch():
     probs = torch.softmax(logits, dim=-1)
     target_probs = probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
     manual = -torch.log(target_probs).mean()
-    assert torch.allclose(manual, F.cross_entropy(logits.flatten(0, 1), targets.flatten()), atol=1e-6)
+    assert torch.allclose(
+        manual, F.cross_entropy(logits.flatten(0, 1), targets.flatten()), atol=1e-6
+    )
     assert torch.allclose(manual, calc_loss_batch(inputs, targets, model), atol=1e-6)
     # untrained: close to ln(V), the loss of a uniform guess
     assert abs(manual.item() - math.log(VOCAB)) < 0.2
@@ -43,7 +45,9 @@ def test_calc_loss_loader_is_the_mean_over_batches():
     train_loader = create_dataloader(token_ids()[:500], 4, T, stride=T, shuffle=False)
     per_batch = [calc_loss_batch(x, y, model).item() for x, y in train_loader]
     assert calc_loss_loader(train_loader, model) == pytest.approx(sum(per_batch) / len(per_batch))
-    assert calc_loss_loader(train_loader, model, num_batches=2) == pytest.approx(sum(per_batch[:2]) / 2)
+    assert calc_loss_loader(train_loader, model, num_batches=2) == pytest.approx(
+        sum(per_batch[:2]) / 2
+    )
 
 
 def test_evaluate_restores_the_training_mode():
@@ -71,7 +75,16 @@ def test_warmup_cosine_shape():
 def test_training_smoke_loss_decreases_and_history_is_complete():
     model, opt = fresh()
     train_loader, val_loader = loaders()
-    h = train(model, train_loader, val_loader, opt, num_epochs=3, eval_every=3, eval_iters=None, progress=False)
+    h = train(
+        model,
+        train_loader,
+        val_loader,
+        opt,
+        num_epochs=3,
+        eval_every=3,
+        eval_iters=None,
+        progress=False,
+    )
     steps_per_epoch = len(train_loader)
     assert h.epoch == 3 and h.step == 3 * steps_per_epoch
     assert h.steps == list(range(0, h.step + 1, 3))
@@ -91,19 +104,35 @@ class CharTokenizer:
 
 def test_samples_one_per_epoch_and_lines():
     model, opt = fresh()
-    h = train(model, *loaders(), opt, num_epochs=2, eval_every=5, tokenizer=CharTokenizer(),
-              start_context="abc", sample_tokens=5, progress=False)
+    h = train(
+        model,
+        *loaders(),
+        opt,
+        num_epochs=2,
+        eval_every=5,
+        tokenizer=CharTokenizer(),
+        start_context="abc",
+        sample_tokens=5,
+        progress=False,
+    )
     assert len(h.samples) == 2 and all(len(s) == 8 for s in h.samples)
     lines = h.lines()
-    assert lines[0].startswith("ep  0, step    0") and sum(line.startswith("    sample") for line in lines) == 2
+    assert (
+        lines[0].startswith("ep  0, step    0")
+        and sum(line.startswith("    sample") for line in lines) == 2
+    )
 
 
 # -- bad input ----------------------------------------------------------------------------------
 def test_dataset_smaller_than_one_batch():
     model, opt = fresh()
     before = state_copy(model)
-    small = create_dataloader(token_ids()[:50], batch_size=8, context_length=T, stride=T)  # 3 windows
-    with pytest.raises(ValueError, match=r"training loader yields no batches.*3 windows.*batch_size=8"):
+    small = create_dataloader(
+        token_ids()[:50], batch_size=8, context_length=T, stride=T
+    )  # 3 windows
+    with pytest.raises(
+        ValueError, match=r"training loader yields no batches.*3 windows.*batch_size=8"
+    ):
         train(model, small, loaders()[1], opt, 1, progress=False)
     with pytest.raises(ValueError, match="evaluation loader yields no batches"):
         calc_loss_loader(small, model)
@@ -114,7 +143,9 @@ def test_context_longer_than_the_model_accepts():
     model, opt = fresh()
     before = state_copy(model)
     long = create_dataloader(token_ids(), batch_size=2, context_length=2 * T, stride=2 * T)
-    with pytest.raises(ValueError, match=rf"context_length={2 * T} tokens, but the model accepts at most {T}"):
+    with pytest.raises(
+        ValueError, match=rf"context_length={2 * T} tokens, but the model accepts at most {T}"
+    ):
         train(model, long, long, opt, 1, progress=False)
     assert same_state(before, model.state_dict())
 

@@ -9,8 +9,21 @@ VOCAB, T = 97, 16
 
 
 def tiny_cfg(**overrides) -> GPTConfig:
-    return GPTConfig(**{**dict(vocab_size=VOCAB, context_length=T, emb_dim=32, n_heads=2, n_layers=1,
-                               drop_rate=0.1, qkv_bias=False, tie_weights=False), **overrides})
+    return GPTConfig(
+        **{
+            **dict(
+                vocab_size=VOCAB,
+                context_length=T,
+                emb_dim=32,
+                n_heads=2,
+                n_layers=1,
+                drop_rate=0.1,
+                qkv_bias=False,
+                tie_weights=False,
+            ),
+            **overrides,
+        }
+    )
 
 
 def token_ids(n=600, seed=0):
@@ -23,8 +36,12 @@ def token_ids(n=600, seed=0):
 
 def loaders(batch_size=4, seed=5):
     ids = token_ids()
-    train_loader = create_dataloader(ids[:500], batch_size, T, stride=T, shuffle=True, drop_last=True, seed=seed)
-    val_loader = create_dataloader(ids[500:], batch_size, T, stride=T, shuffle=False, drop_last=False)
+    train_loader = create_dataloader(
+        ids[:500], batch_size, T, stride=T, shuffle=True, drop_last=True, seed=seed
+    )
+    val_loader = create_dataloader(
+        ids[500:], batch_size, T, stride=T, shuffle=False, drop_last=False
+    )
     return train_loader, val_loader
 
 
