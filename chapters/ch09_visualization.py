@@ -40,19 +40,19 @@ from IPython.display import display
 
 import helpers.insight
 from helpers.data import create_dataloader, fetch_the_verdict
-from helpers.embeddings import pca_2d
 from helpers.gpt2 import CheckpointError, load_hf_checkpoint, save_hf_checkpoint
 from helpers.insight import (attention_distance, attention_entropy, cosine_similarity_matrix,
                              greedy_trace, key_token_preference, nearest_tokens,
                              token_strings, uniform_attention)
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
-from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
 from helpers.pretrain import book_model
+from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
 from helpers.train import train
 from helpers.viz import (plot_attention, plot_attention_grid, plot_head_scores,
                          plot_logit_lens, plot_next_token_probs, plot_per_layer,
                          plot_similarity_by_distance, plot_table, plot_word_map)
+from helpers.word_vectors import pca_2d
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 
@@ -446,7 +446,7 @@ model_view(bv_attention, bv_tokens, html_action="return")
 #
 # **Token embeddings.** The token embedding `tok_emb.weight` is a `(V, C)` table, one row per
 # token; tied to the output head, the same row also scores that token as the next one. Chapter 2
-# projected word vectors onto their two main directions with `helpers.embeddings.pca_2d`; here
+# projected word vectors onto their two main directions with `helpers.word_vectors.pca_2d`; here
 # is the same map for a few groups of our model's tokens, chosen from the story's frequent words.
 
 # %%

@@ -103,7 +103,7 @@ def plot_attention_heads(
 def plot_word_map(
     points, words: Sequence[str], groups: Sequence[str], ax=None, title: str | None = None
 ):
-    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.embeddings.pca_2d``), one colour per
+    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.word_vectors.pca_2d``), one colour per
     group, each point labelled with its word and the legend naming the groups. Returns the figure."""
     p = _as_numpy(points)
     if p.ndim != 2 or p.shape[1] != 2 or not len(p) == len(words) == len(groups):

@@ -1,4 +1,4 @@
-"""helpers.embeddings (Chapter 2): lookups against one-hot products, GPT-2's token + position embedding,
+"""helpers.embeddings and helpers.word_vectors (Chapter 2): lookups against one-hot products, GPT-2's token + position embedding,
 the sinusoidal encoding against its formula, the offline word-vector path, and the errors for bad input."""
 
 import bz2
@@ -16,18 +16,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import embeddings
-from helpers.embeddings import (
-    GPTEmbedding,
+from helpers import word_vectors
+from helpers.embeddings import GPTEmbedding, check_token_ids, one_hot, sinusoidal_positions
+from helpers.word_vectors import (
     analogy,
     can_reach,
-    check_token_ids,
     lee_sentences,
     load_pretrained_vectors,
     nearest_words,
-    one_hot,
     pca_2d,
-    sinusoidal_positions,
     train_word_vectors,
     wiki_sentences,
 )
@@ -200,7 +197,7 @@ def test_training_is_deterministic_within_a_process(lee, small_wv):
 def test_training_is_deterministic_across_processes(root):
     """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors must not."""
     code = (
-        "import hashlib; from helpers.embeddings import lee_sentences, train_word_vectors; "
+        "import hashlib; from helpers.word_vectors import lee_sentences, train_word_vectors; "
         "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
         "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), len(wv.index_to_key))"
     )
@@ -288,7 +285,7 @@ def test_missing_gensim_file_is_a_clear_error():
     with pytest.raises(
         FileNotFoundError, match="no-such-corpus.cor is not in gensim's test_data folder"
     ):
-        embeddings.gensim_data_file("no-such-corpus.cor")
+        word_vectors.gensim_data_file("no-such-corpus.cor")
 
 
 # --------------------------------------------------------------------------- pretrained vectors: never hang
@@ -302,7 +299,7 @@ def test_can_reach_is_quick_and_false_for_a_closed_port():
 
 
 def test_load_pretrained_without_network_raises_connection_error(monkeypatch):
-    monkeypatch.setattr(embeddings, "can_reach", lambda *args, **kwargs: False)
+    monkeypatch.setattr(word_vectors, "can_reach", lambda *args, **kwargs: False)
     with pytest.raises(
         ConnectionError,
         match=r"cannot reach github.com within 3.0 s to download "
@@ -353,5 +350,5 @@ def test_embedding_figures():
 
 
 def test_stable_hash_is_crc32():
-    assert embeddings.stable_hash("king") == zlib.crc32(b"king")
-    assert embeddings.stable_hash("été") == zlib.crc32("été".encode("utf-8"))
+    assert word_vectors.stable_hash("king") == zlib.crc32(b"king")
+    assert word_vectors.stable_hash("été") == zlib.crc32("été".encode("utf-8"))
