@@ -175,3 +175,13 @@ def test_exercises_page_is_up_to_date():
         text=True,
     )
     assert result.returncode == 0, result.stderr.strip()
+
+
+def test_the_reading_list_names_every_module_once(root):
+    """helpers/__init__.py is a numbered reading list of every module (issue 16)."""
+    import helpers
+
+    modules = {p.stem for p in (root / "helpers").glob("*.py") if p.stem != "__init__"}
+    listed = re.findall(r"^\d+\. ``(\w+)``", helpers.__doc__, flags=re.M)
+    assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
+
