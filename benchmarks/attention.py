@@ -1,4 +1,5 @@
-"""Chapter 3 benchmark: explicit causal attention against torch's scaled_dot_product_attention (SDPA).
+"""Chapter 3 benchmark: explicit causal attention against torch's scaled_dot_product_attention
+(SDPA).
 
 Run from the repository root:  .venv/bin/python benchmarks/attention.py [--device cuda] [--repeat 3]
 On GPT-2-sized input by default (batch 8, 1024 tokens, 768 features, 12 heads) it prints, for the
@@ -59,12 +60,12 @@ def report(title, r):
     for path in ["naive", "sdpa"]:
         peak = f" {r[f'{path}_peak_MiB']:8.1f} MiB" if f"{path}_peak_MiB" in r else ""
         print(
-            f"  {path:6s} {r[f'{path}_forward_s'] * 1e3:8.1f}ms {r[f'{path}_backward_s'] * 1e3:8.1f}ms "
-            f"{r[f'{path}_saved_MiB']:14.1f} MiB{peak}"
+            f"  {path:6s} {r[f'{path}_forward_s'] * 1e3:8.1f}ms "
+            f"{r[f'{path}_backward_s'] * 1e3:8.1f}ms {r[f'{path}_saved_MiB']:14.1f} MiB{peak}"
         )
     print(
-        f"  SDPA: {r['forward_speedup']:.1f}x faster forward, {r['backward_speedup']:.1f}x faster backward, "
-        f"{r['saved_ratio']:.1f}x less memory kept for backward"
+        f"  SDPA: {r['forward_speedup']:.1f}x faster forward, {r['backward_speedup']:.1f}x faster "
+        f"backward, {r['saved_ratio']:.1f}x less memory kept for backward"
     )
 
 
@@ -85,10 +86,12 @@ def main() -> None:
         else f"{platform.machine()} CPU"
     )
     print(
-        f"{device}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+        f"{device}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python "
+        f"{platform.python_version()}"
     )
     print(
-        f"input (B, T, C) = ({shape[0]}, {shape[1]}, {shape[2]}), {shape[3]} heads, float32, median of {args.repeat}"
+        f"input (B, T, C) = ({shape[0]}, {shape[1]}, {shape[2]}), {shape[3]} heads, float32, "
+        f"median of {args.repeat}"
     )
     report(
         "attention core: q, k, v (B, h, T, d_h) -> context",

@@ -4,8 +4,8 @@
 Run from the repository root:  .venv/bin/python benchmarks/distributed.py [--steps 20]
 Writes book/tables/distributed.md. Both runs go through torchrun (`python -m torch.distributed.run`)
 and helpers.distributed, from the same seed and the same data (the-verdict). The script asserts that
-the losses agree within --atol, and reports the losses, the largest difference and tokens per second.
-Timings are measurements, not tests.
+the losses agree within --atol, and reports the losses, the largest difference and tokens per
+second. Timings are measurements, not tests.
 """
 
 import argparse
@@ -92,8 +92,10 @@ def main():
         f"vocabulary, context {args.context_length}, no dropout; AdamW, lr 1e-3; the-verdict; "
         f"{args.steps} steps.\n\n"
         + markdown_table(["step", "loss, 1 process", "loss, 2 processes", "difference"], rows)
-        + f"\nThe largest difference over all {len(diffs)} steps is {max(diffs):.1e} (the script asserts at "
-        f"most {args.atol:g}). The 2-process run's folder holds {', '.join(written)}, written by rank 0 alone.\n\n"
+        + f"\nThe largest difference over all {len(diffs)} steps is {max(diffs):.1e} (the script "
+          "asserts at "
+        f"most {args.atol:g}). The 2-process run's folder holds {', '.join(written)}, written by "
+        "rank 0 alone.\n\n"
         + markdown_table(
             ["run", "threads per process", "tokens/s (whole run, first step included)"], speed
         )

@@ -1,24 +1,24 @@
-"""Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers' generate.
+"""Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers'
+generate.
 
-Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 256] [--repeat 3]
-The model has GPT-2 small's configuration (124M parameters, context 1024, no dropout) with its random
-initial weights (speed does not depend on what the weights are). The same weights go into
-transformers' GPT2LMHeadModel through a hub-format checkpoint (helpers.gpt2.save_hf_checkpoint). Each of
-the three generates --new-tokens ids greedily from the same prompt; the script checks that the three
-agree id for id, and prints tokens per second (the median over --repeat runs taken in turns, so a busy
-machine slows all three alike) and the ratios. --threads sets torch's CPU threads (default: torch's
-choice, one per core). Timings are measurements, not tests.
+Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 256] [--repeat
+3] The model has GPT-2 small's configuration (124M parameters, context 1024, no dropout) with its
+random initial weights (speed does not depend on what the weights are). The same weights go into
+transformers' GPT2LMHeadModel through a hub-format checkpoint (helpers.gpt2.save_hf_checkpoint).
+Each of the three generates --new-tokens ids greedily from the same prompt; the script checks that
+the three agree id for id, and prints tokens per second (the median over --repeat runs taken in
+turns, so a busy machine slows all three alike) and the ratios. --threads sets torch's CPU threads
+(default: torch's choice, one per core). Timings are measurements, not tests.
 """
 
 import argparse
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from helpers.bench import time_turns
 from helpers.generate import generate
 from helpers.gpt2 import save_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, count_parameters
@@ -38,7 +38,7 @@ def build(seed: int = 0):
 
 
 def runners(model, hf, idx, new_tokens):
-    """The three ways to generate ``new_tokens`` greedy ids; each returns the ``(1, T + new)`` ids."""
+    """The three ways to generate ``new_tokens`` greedy ids; each returns ``(1, T + new)`` ids."""
 
     def hf_generate():
         return hf.generate(
@@ -61,15 +61,10 @@ def runners(model, hf, idx, new_tokens):
 def tokens_per_second(fns: dict, new_tokens: int, repeat: int) -> tuple[dict[str, float], dict]:
     """Median tokens/s of each function, the functions taking turns ``repeat`` times (so that a
     busy machine slows all alike), and each one's output from the first round."""
-    times, outputs = {name: [] for name in fns}, {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            with torch.no_grad():
-                out = fn()
-            times[name].append(time.perf_counter() - start)
-            outputs.setdefault(name, out)
-    return {name: new_tokens / statistics.median(t) for name, t in times.items()}, outputs
+    outputs: dict = {}
+    with torch.no_grad():
+        seconds = time_turns(fns, repeat=repeat, warmup=0, outputs=outputs)
+    return {name: new_tokens / s for name, s in seconds.items()}, outputs
 
 
 def main():
@@ -129,12 +124,15 @@ def main():
         text = (
             provenance()
             + "\n"
-            + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random weights), float32, greedy, "
-            f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of {args.repeat} "
-            f"rounds in which the three take turns. The three give the same ids (asserted).\n\n"
+            + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random "
+              "weights), float32, greedy, "
+            f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of "
+            f"{args.repeat} rounds in which the three take turns. The three give the same ids "
+            "(asserted).\n\n"
             + markdown_table(["generation", "new tokens/s", "vs no cache"], rows)
             + "\n\n"
-            + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as many tokens per "
+            + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as "
+              "many tokens per "
             f"second as transformers' `generate` on the same weights.\n"
         )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,11 @@ alike). Timings are measurements, not tests.
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 
+from helpers.bench import time_turns
 from helpers.generate import generate
 from helpers.inference import generate_batched, generate_static
 from helpers.model import GPTConfig, GPTModel
@@ -23,16 +23,9 @@ from helpers.speed import markdown_table, provenance
 
 def timed_turns(fns: dict, repeat: int) -> tuple[dict[str, float], dict]:
     """The fastest seconds of each function (taking turns ``repeat`` times) and its first output."""
-    times, outputs = {name: [] for name in fns}, {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            out = fn()
-            times[name].append(time.perf_counter() - start)
-            outputs.setdefault(name, out)
-    return {
-        name: min(t) for name, t in times.items()
-    }, outputs  # others on the machine only slow a run
+    outputs: dict = {}  # the minimum: others on the machine only slow a run down
+    seconds = time_turns(fns, repeat=repeat, warmup=0, reduce="min", outputs=outputs)
+    return seconds, outputs
 
 
 def main():
@@ -99,14 +92,16 @@ def main():
     names = list(s_batch)
     text = (
         header + f"\nGPT-2 small configuration (124M parameters, random weights), float32, greedy, "
-        f"{n} new tokens per prompt; prompts of {', '.join(map(str, lengths))} tokens (the single-prompt "
-        f"rows use the first); the fastest of {args.repeat} rounds.\n\n"
+        f"{n} new tokens per prompt; prompts of {', '.join(map(str, lengths))} tokens (the "
+        f"single-prompt rows use the first); the fastest of {args.repeat} rounds.\n\n"
         + markdown_table(
             ["generation", "prompts", "new tokens/s (all prompts)", "vs no cache"], rows
         )
-        + f"\nAll three single-prompt ways gave the same ids, and the padded batch gave each prompt the "
+        + "\nAll three single-prompt ways gave the same ids, and the padded batch gave each "
+          "prompt the "
         f"same ids as generating it alone (both asserted by the script). Batching made "
-        f"{len(prompts)} prompts {s_batch[names[0]] / s_batch[names[1]]:.1f}x faster than one at a time.\n"
+        f"{len(prompts)} prompts {s_batch[names[0]] / s_batch[names[1]]:.1f}x faster than one at "
+        "a time.\n"
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")

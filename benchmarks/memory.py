@@ -34,7 +34,7 @@ MEASURED = [  # (name, config overrides, batch size)
 
 
 def worker(spec: str) -> dict:
-    """In a fresh process: build the model, take two AdamW steps, report saved activations and peak."""
+    """In a fresh process: build the model, take two AdamW steps, report activations and peak."""
     import torch
     import torch.nn.functional as F
 
@@ -87,8 +87,9 @@ def main():
             ]
         )
     (out / "memory_presets.md").write_text(
-        "*Computed by `helpers.memory.training_memory` (no measurement): float32 weights, gradients and "
-        "AdamW state, activations of one 1024-token sequence with SDPA attention and no dropout.*\n\n"
+        "*Computed by `helpers.memory.training_memory` (no measurement): float32 weights, "
+        "gradients and AdamW state, activations of one 1024-token sequence with SDPA attention "
+        "and no dropout.*\n\n"
         + markdown_table(
             [
                 "preset",
@@ -145,10 +146,12 @@ def main():
             ],
             rows,
         )
-        + "\nMeasured peak: the most resident memory of a fresh process during two AdamW steps, minus what it "
-        "held before building the model. It is above the formula by the temporaries that live only for a "
-        "moment (the logits and their gradient, each batch x tokens x 50257 floats; the gradient of every "
-        "activation during the backward pass) and by what the memory allocator keeps in reserve.\n",
+        + "\nMeasured peak: the most resident memory of a fresh process during two AdamW steps, "
+          "minus what it "
+        "held before building the model. It is above the formula by the temporaries that live "
+        "only for a moment (the logits and their gradient, each batch x tokens x 50257 floats; "
+        "the gradient of every activation during the backward pass) and by what the memory "
+        "allocator keeps in reserve.\n",
         encoding="utf-8",
     )
     print("wrote", out / "memory_presets.md", out / "memory_measured.md")

@@ -1,8 +1,9 @@
 """Run every appendix benchmark and write the tables the book includes (book/tables/*.md).
 
-Run from the repository root:  .venv/bin/python benchmarks/run_all.py [--threads N]   (or: make benchmarks)
-One script after another, never two at once (each measures speed or memory). About 8 minutes on a
-2-core CPU. The fast test suite does not run these; the tests check the same properties on tiny models.
+Run from the repository root:  .venv/bin/python benchmarks/run_all.py [--threads N]   (or: make
+benchmarks) One script after another, never two at once (each measures speed or memory). About 8
+minutes on a 2-core CPU. The fast test suite does not run these; the tests check the same
+properties on tiny models.
 """
 
 import argparse

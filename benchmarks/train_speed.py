@@ -13,11 +13,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from helpers.bench import time_call
 from helpers.speed import SpeedOptions, cpu_peak_flops, markdown_table, mfu, provenance
 
 CHANGES = [  # (row label, the change it makes)
@@ -70,27 +70,23 @@ def worker(args) -> dict:
     model = build_variant(GPTModel(cfg), options).to(device)
     note = None
     if compile_model:
-        start = time.perf_counter()
-        model, note = try_compile(model, x)
-        compile_s = time.perf_counter() - start
+        compiled = {}
+        compile_s = time_call(lambda: compiled.update(out=try_compile(model, x)), 1, warmup=0)
+        model, note = compiled["out"]
     step = make_train_step(model, x, y, cfg.vocab_size, options)
     slow = options.autocast is not None and not cuda  # emulated bfloat16 matmuls: one step only
-    start = time.perf_counter()
-    first_loss = step()  # the first step from the same weights: comparable across rows
-    times = [time.perf_counter() - start] if slow else []  # a slow row is timed by its first step
-    for _ in range(0 if slow else args.repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    seconds = min(
-        times
-    )  # the fastest step: other processes on the machine only ever slow a step down
+    first = {}  # the first step from the same weights: its loss is comparable across rows
+    first_s = time_call(lambda: first.update(loss=step()), 1, warmup=0)
+    first_loss = first["loss"]
+    # a slow row is timed by its first step; the others by their fastest step, since other
+    # processes on the machine only ever slow a step down
+    seconds = first_s if slow else time_call(step, args.repeat, warmup=0, reduce="min")
     peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
     out = {
         "tokens_per_s": x.numel() / seconds,
         "peak_MiB": (peak - base) / 2**20,
         "loss": first_loss,
-        "steps_timed": len(times),
+        "steps_timed": 1 if slow else args.repeat,
         "note": note,
     }
     if compile_model and note is None:
@@ -185,8 +181,9 @@ def main():
     device = args.device if args.device == "cpu" else torch.cuda.get_device_name()
     text = (
         header + f"\nModel: GPT-2 layout, vocabulary {cfg.vocab_size}, emb_dim {cfg.emb_dim}, "
-        f"{cfg.n_layers} layers, {cfg.n_heads} heads; batch {args.batch_size} x {cfg.context_length} tokens; "
-        f"device: {device}; the fastest of {args.repeat} steps after one warm-up step.\n\n"
+        f"{cfg.n_layers} layers, {cfg.n_heads} heads; batch {args.batch_size} x "
+        f"{cfg.context_length} tokens; device: {device}; the fastest of {args.repeat} steps after "
+        "one warm-up step.\n\n"
         + markdown_table(
             [
                 "training step",
@@ -200,15 +197,17 @@ def main():
             ],
             rows,
         )
-        + f"\nMFU: training FLOPs per token (3 x `flops_per_token`) x tokens/s / peak, the peak an estimate: "
-        f"{how}. Peak MiB: the most memory the step's process held beyond what it held before building "
-        f"the model (on CPU the resident set, which includes the allocator's own reserve).\n"
+        + "\nMFU: training FLOPs per token (3 x `flops_per_token`) x tokens/s / peak, the peak "
+          "an estimate: "
+        f"{how}. Peak MiB: the most memory the step's process held beyond what it held before "
+        "building the model (on CPU the resident set, which includes the allocator's own "
+        "reserve).\n"
     )
     text += "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
     best = max(float(r[1].replace(",", "")) for r in rows)
     text += (
-        f"\nThe fastest row here trains {best / base_tps:.2f}x as many tokens per second as the first; "
-        f"every row was measured on {device}.\n"
+        f"\nThe fastest row here trains {best / base_tps:.2f}x as many tokens per second as the "
+        f"first; every row was measured on {device}.\n"
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")

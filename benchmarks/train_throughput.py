@@ -36,7 +36,8 @@ def main() -> None:
     with torch.device(args.device):
         r = throughput_comparison(cfg, batch_size, repeat=args.repeat)
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.device}"
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}, {args.device}"
     )
     print(f"model: {dataclasses.asdict(cfg)}, batch {batch_size}")
     print(f"ours:         {r['ours_tokens_per_s']:10,.0f} tokens/s")

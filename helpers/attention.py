@@ -20,8 +20,9 @@ Chapter 7 (Decoding) adds a *KV cache*: ``forward(x, cache=cache, layer=i)`` wit
 lets them attend to the past and to each other causally (query ``i`` sits at absolute position
 ``past_len + i``), and appends their keys and values to the cache.
 
-:func:`attention_benchmark` is the measurement that Chapter 3 reports and ``benchmarks/attention.py``
-prints: the explicit path against SDPA, forward and backward, on CPU or GPU.
+:func:`attention_benchmark` is the measurement that Chapter 3 reports and
+``benchmarks/attention.py`` prints: the explicit path against SDPA, forward and backward, on CPU or
+GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from torch import nn
 
 
 def causal_mask(num_tokens: int, device=None) -> torch.Tensor:
-    """``(T, T)`` bool tensor, True strictly above the diagonal: the future positions a query may not see."""
+    """``(T, T)`` bool tensor, True strictly above the diagonal: the future positions a query
+    may not see."""
     return torch.triu(
         torch.ones(num_tokens, num_tokens, dtype=torch.bool, device=device), diagonal=1
     )
@@ -50,9 +52,10 @@ def causal_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Explicit causal scaled dot-product attention over ``(..., T, d_h)`` queries, keys and values.
 
-    Returns ``(context, weights)``: ``context`` is ``(..., T, d_h)``; ``weights`` is the ``(..., T, T)``
-    softmax before dropout (rows sum to 1). ``mask`` (True = hidden) defaults to :func:`causal_mask`.
-    Dropout with probability ``dropout_p`` is applied to the weights that multiply ``v`` only.
+    Returns ``(context, weights)``: ``context`` is ``(..., T, d_h)``; ``weights`` is the ``(..., T,
+    T)`` softmax before dropout (rows sum to 1). ``mask`` (True = hidden) defaults to
+    :func:`causal_mask`. Dropout with probability ``dropout_p`` is applied to the weights that
+    multiply ``v`` only.
     """
     num_tokens, head_dim = q.shape[-2], q.shape[-1]
     if mask is None:
@@ -98,13 +101,15 @@ class MultiHeadAttention(nn.Module):
                 (n for n in range(1, d_out + 1) if d_out % n == 0), key=lambda n: abs(n - num_heads)
             )
             raise ValueError(
-                f"d_out={d_out} is not divisible by num_heads={num_heads}: every head needs the same number of "
-                f"features, d_out // num_heads; use a num_heads that divides d_out (e.g. {nearest}) or a d_out "
-                f"that is a multiple of num_heads (e.g. {num_heads * max(1, round(d_out / num_heads))})."
+                f"d_out={d_out} is not divisible by num_heads={num_heads}: every head needs the "
+                "same number of features, d_out // num_heads; use a num_heads that divides d_out "
+                f"(e.g. {nearest}) or a d_out that is a multiple of num_heads (e.g. "
+                f"{num_heads * max(1, round(d_out / num_heads))})."
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
-                f"dropout={dropout} must be a probability in [0, 1): it is the chance of zeroing one attention weight."
+                f"dropout={dropout} must be a probability in [0, 1): it is the chance of zeroing "
+                "one attention weight."
             )
         self.d_in, self.d_out = d_in, d_out
         self.num_heads, self.head_dim = num_heads, d_out // num_heads
@@ -125,7 +130,8 @@ class MultiHeadAttention(nn.Module):
     def _check_input(self, x: torch.Tensor, past_len: int = 0) -> None:
         if not isinstance(x, torch.Tensor):
             raise ValueError(
-                f"x must be a tensor of shape (batch_size, num_tokens, d_in), got {type(x).__name__}."
+                "x must be a tensor of shape (batch_size, num_tokens, d_in), got "
+                f"{type(x).__name__}."
             )
         if x.ndim != 3:
             hint = (
@@ -185,8 +191,9 @@ class MultiHeadAttention(nn.Module):
 
         ``attn_weights``: a list to which the ``(B, h, T, past_len + T)`` softmax weights (before
         dropout) are appended; asking for them runs the explicit path (also when ``use_sdpa`` is
-        False). ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` holding the keys and values
-        of the ``past_len`` tokens before ``x`` in slot ``layer``; the new ones are appended."""
+        False). ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` holding the keys and
+        values of the ``past_len`` tokens before ``x`` in slot ``layer``; the new ones are
+        appended."""
         past_len = 0 if cache is None else cache.length(layer)
         self._check_input(x, past_len)
         B, T, _ = x.shape
@@ -195,7 +202,8 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.update(layer, k, v)
         p = self.dropout if self.training else 0.0
         # Query i is the token at position past_len + i: it may see keys 0 .. past_len + i, so the
-        # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length) mask.
+        # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length)
+        # mask.
         mask = self.mask[
             past_len : past_len + T, : past_len + T
         ]  # (T, past_len + T), True = hidden
@@ -218,8 +226,9 @@ class MultiHeadAttention(nn.Module):
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Run ``fn()`` and count the bytes of the tensors autograd keeps for the backward pass.
 
-    Tensors that share storage (views of one another) are counted once. This is the memory a training
-    step must hold between forward and backward, and unlike a peak-memory reading it repeats exactly.
+    Tensors that share storage (views of one another) are counted once. This is the memory a
+    training step must hold between forward and backward, and unlike a peak-memory reading it
+    repeats exactly.
     """
     storages: dict[int, int] = {}
 
@@ -245,10 +254,10 @@ def attention_benchmark(
     """Chapter 3's measurement: :func:`causal_attention` against SDPA on queries, keys and values of
     shape ``(batch_size, num_heads, num_tokens, emb_dim // num_heads)`` (GPT-2 small by default).
 
-    Returns median seconds (``{path}_forward_s``, ``{path}_backward_s``, the backward being forward-and-
-    backward minus forward), ``{path}_saved_MiB`` (see :func:`saved_tensor_bytes`) for path ``naive``
-    and ``sdpa``, the ratios ``forward_speedup``, ``backward_speedup``, ``saved_ratio``, and on CUDA
-    ``{path}_peak_MiB``.
+    Returns median seconds (``{path}_forward_s``, ``{path}_backward_s``, the backward being
+    forward-and- backward minus forward), ``{path}_saved_MiB`` (see :func:`saved_tensor_bytes`) for
+    path ``naive`` and ``sdpa``, the ratios ``forward_speedup``, ``backward_speedup``,
+    ``saved_ratio``, and on CUDA ``{path}_peak_MiB``.
     """
     from helpers.bench import time_call
 

@@ -4,7 +4,8 @@
   minimum: other processes only ever slow a run down);
 * :func:`time_turns`: several functions timed in turns, so that a busy machine slows all alike;
 * the measurements the chapters report: :func:`tokenizer_benchmark` (Chapter 1) and
-  :func:`throughput_comparison` (Chapter 6); Chapter 3's is ``helpers.attention.attention_benchmark``.
+  :func:`throughput_comparison` (Chapter 6); Chapter 3's is
+  ``helpers.attention.attention_benchmark``.
 
 Timings are measurements, never assertions: they are printed, and notebook cells that show them are
 marked ``# NBVAL_IGNORE_OUTPUT`` because no two runs give the same figures.
@@ -22,11 +23,16 @@ REDUCTIONS = {"median": statistics.median, "min": min, "max": max}
 
 
 def time_turns(
-    fns: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1, reduce: str = "median"
+    fns: dict[str, Callable[[], object]],
+    repeat: int = 5,
+    warmup: int = 1,
+    reduce: str = "median",
+    outputs: dict | None = None,
 ) -> dict[str, float]:
     """Wall-clock seconds of each ``fns[name]()``: after ``warmup`` untimed runs of each, ``repeat``
     rounds in which every function runs once in turn; per name the ``reduce`` (``"median"``,
-    ``"min"`` or ``"max"``) of its ``repeat`` times."""
+    ``"min"`` or ``"max"``) of its ``repeat`` times. Given a dict as ``outputs``, each function's
+    result of the first timed round is stored in it under its name."""
     if repeat < 1:
         raise ValueError(f"repeat={repeat} must be at least 1.")
     if reduce not in REDUCTIONS:
@@ -38,8 +44,10 @@ def time_turns(
     for _ in range(repeat):
         for name, fn in fns.items():
             start = time.perf_counter()
-            fn()
+            out = fn()
             times[name].append(time.perf_counter() - start)
+            if outputs is not None:
+                outputs.setdefault(name, out)
     return {name: REDUCTIONS[reduce](t) for name, t in times.items()}
 
 

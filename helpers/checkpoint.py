@@ -43,7 +43,7 @@ def _unique_state(model) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
-    """sha256 of every tensor (name, dtype, shape, bytes) and every metadata entry but the digest."""
+    """sha256 of every tensor (name, dtype, shape, bytes) and of every metadata entry but itself."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()

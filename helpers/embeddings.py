@@ -1,9 +1,10 @@
 """Token ids to vectors: embeddings and position encodings (Chapter 2: Embeddings).
 
-* :class:`GPTEmbedding` is GPT-2's input layer: a learned token table ``(vocab_size, emb_dim)`` plus a
-  learned absolute position table ``(context_length, emb_dim)``, with clear errors for token ids
-  outside the vocabulary and sequences longer than the position table.
-* :func:`sinusoidal_positions` is the fixed encoding of the original Transformer (Vaswani et al., 2017).
+* :class:`GPTEmbedding` is GPT-2's input layer: a learned token table ``(vocab_size, emb_dim)``
+  plus a learned absolute position table ``(context_length, emb_dim)``, with clear errors for token
+  ids outside the vocabulary and sequences longer than the position table.
+* :func:`sinusoidal_positions` is the fixed encoding of the original Transformer (Vaswani et al.,
+  2017).
 
 Word vectors (gensim) are ``helpers.word_vectors``'s.
 
@@ -26,8 +27,9 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int) -> None:
     if bad.any():
         value = int(ids[bad][0])
         raise ValueError(
-            f"token id {value} is outside the vocabulary 0..{vocab_size - 1} (vocab_size={vocab_size}): "
-            f"encode the text with the tokenizer that matches this table, or enlarge vocab_size."
+            f"token id {value} is outside the vocabulary 0..{vocab_size - 1} "
+            f"(vocab_size={vocab_size}): encode the text with the tokenizer that matches this "
+            "table, or enlarge vocab_size."
         )
 
 
@@ -39,10 +41,11 @@ def one_hot(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 class GPTEmbedding(nn.Module):
-    """GPT-2's input: ``tok_emb(ids) + pos_emb(0 .. T-1)``, a ``(B, T)`` batch of ids -> ``(B, T, C)``.
+    """GPT-2's input: ``tok_emb(ids) + pos_emb(0 .. T-1)``, a ``(B, T)`` batch of ids -> ``(B, T,
+    C)``.
 
-    ``tok_emb`` says *what* each token is, ``pos_emb`` *where* it stands; both are learned. The position
-    vectors ``(T, C)`` broadcast over the batch.
+    ``tok_emb`` says *what* each token is, ``pos_emb`` *where* it stands; both are learned. The
+    position vectors ``(T, C)`` broadcast over the batch.
     """
 
     def __init__(self, vocab_size: int, context_length: int, emb_dim: int):
@@ -72,13 +75,15 @@ class GPTEmbedding(nn.Module):
 def sinusoidal_positions(num_positions: int, emb_dim: int, base: float = 10000.0) -> torch.Tensor:
     """The Transformer's fixed position encoding, ``(num_positions, emb_dim)``:
 
-    ``PE[pos, 2i] = sin(pos / base**(2i / emb_dim))`` and ``PE[pos, 2i+1] = cos(pos / base**(2i / emb_dim))``.
+    ``PE[pos, 2i] = sin(pos / base**(2i / emb_dim))`` and ``PE[pos, 2i+1] = cos(pos / base**(2i /
+    emb_dim))``.
     """
     if num_positions < 1:
         raise ValueError(f"num_positions={num_positions} must be at least 1.")
     if emb_dim < 2 or emb_dim % 2:
         raise ValueError(
-            f"emb_dim={emb_dim} must be even and at least 2: each frequency fills a (sin, cos) pair."
+            f"emb_dim={emb_dim} must be even and at least 2: each frequency fills a (sin, cos) "
+            "pair."
         )
     pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (T, 1)
     freqs = base ** (-torch.arange(0, emb_dim, 2, dtype=torch.float64) / emb_dim)  # (C/2,)
@@ -89,4 +94,4 @@ def sinusoidal_positions(num_positions: int, emb_dim: int, base: float = 10000.0
     return pe.float()
 
 
-# --------------------------------------------------------------------------- word vectors with gensim
+# ------------------------------------------------------------------------- word vectors with gensim

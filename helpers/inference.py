@@ -21,7 +21,8 @@ from helpers.kvcache import KVCache
 @torch.no_grad()
 def generate_static(model, idx: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
     """Greedy continuation of ``idx  # (B, T)`` by ``max_new_tokens`` ids with a pre-allocated
-    cache; ``(B, T + max_new_tokens)``, the same ids as ``helpers.generate.generate(model, idx, n)``."""
+    cache; ``(B, T + max_new_tokens)``, the same ids as ``helpers.generate.generate(model, idx,
+    n)``."""
     model.check_ids(idx)
     total = idx.shape[1] + max_new_tokens
     if total > model.cfg.context_length:

@@ -78,7 +78,8 @@ def first_token_score(weights: torch.Tensor) -> torch.Tensor:
 
 
 def self_score(weights: torch.Tensor) -> torch.Tensor:
-    """Mean weight that queries ``t >= 1`` put on themselves: ``(..., B, h, T, T)`` -> ``(..., h)``."""
+    """Mean weight that queries ``t >= 1`` put on themselves: ``(..., B, h, T, T)`` ->
+    ``(..., h)``."""
     _check_weights(weights)
     return _mean_over_batch_and_queries(weights.diagonal(dim1=-2, dim2=-1)[..., 1:])
 
@@ -91,15 +92,16 @@ def same_token_mask(idx: torch.Tensor) -> torch.Tensor:
 
 
 def same_token_score(weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Weight on earlier copies of the query's own token, summed over the copies and averaged over the
-    queries that have at least one (and over the batch): ``(..., B, h, T, T)`` and ``idx (B, T)`` ->
-    ``(..., h)``. NaN if no token repeats."""
+    """Weight on earlier copies of the query's own token, summed over the copies and averaged over
+    the queries that have at least one (and over the batch): ``(..., B, h, T, T)`` and ``idx (B,
+    T)`` -> ``(..., h)``. NaN if no token repeats."""
     _check_weights(weights)
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
         shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
         raise ValueError(
-            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got {shape}."
+            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got "
+            f"{shape}."
         )
     mask = same_token_mask(idx)  # (B, T, T)
     has_copy = mask.any(dim=-1).to(weights.dtype)  # (B, T): queries with an earlier copy
@@ -122,10 +124,10 @@ def head_scores(weights: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Ten
 def key_token_preference(
     weights: torch.Tensor, idx: torch.Tensor, vocab_size: int, min_uniform: float = 5.0
 ) -> torch.Tensor:
-    """``(..., h, V)``: the attention each token id receives as a key (from queries ``t >= 1``), divided
-    by what a head attending evenly (:func:`uniform_attention`) would give it at the same positions.
-    Above 1 the head seeks that token out. Ids whose even share sums to less than ``min_uniform``
-    (too rare in ``idx`` to judge), and ids that never occur, are NaN."""
+    """``(..., h, V)``: the attention each token id receives as a key (from queries ``t >= 1``),
+    divided by what a head attending evenly (:func:`uniform_attention`) would give it at the same
+    positions. Above 1 the head seeks that token out. Ids whose even share sums to less than
+    ``min_uniform`` (too rare in ``idx`` to judge), and ids that never occur, are NaN."""
     _check_weights(weights)
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
@@ -190,12 +192,13 @@ def token_strings(tokenizer, ids) -> list[str]:
 
 
 def bertviz_inputs(weights, tokens, batch_index: int = 0, decimals: int | None = 3):
-    """``(attention, tokens)`` as ``bertviz.head_view(attention, tokens)`` and ``model_view`` take them:
-    a tuple of ``L`` float64 CPU tensors ``(1, h, T, T)`` (batch item ``batch_index``), rounded to
-    ``decimals`` (None keeps every digit), and the ``T`` tokens as a list of str. bertviz writes every
-    weight into its HTML; in float64 a rounded 0.001 is written as 0.001 (float32's nearest value
-    would print as 0.0010000000474974513), which keeps notebooks small. ``weights`` is the list that
-    ``model(idx, attn_weights=weights)`` fills, or a stacked ``(L, B, h, T, T)`` tensor."""
+    """``(attention, tokens)`` as ``bertviz.head_view(attention, tokens)`` and ``model_view`` take
+    them: a tuple of ``L`` float64 CPU tensors ``(1, h, T, T)`` (batch item ``batch_index``),
+    rounded to ``decimals`` (None keeps every digit), and the ``T`` tokens as a list of str.
+    bertviz writes every weight into its HTML; in float64 a rounded 0.001 is written as 0.001
+    (float32's nearest value would print as 0.0010000000474974513), which keeps notebooks small.
+    ``weights`` is the list that ``model(idx, attn_weights=weights)`` fills, or a stacked ``(L, B,
+    h, T, T)`` tensor."""
     if isinstance(weights, torch.Tensor):
         if weights.dim() != 5:
             raise ValueError(
@@ -226,7 +229,8 @@ def bertviz_inputs(weights, tokens, batch_index: int = 0, decimals: int | None =
     tokens = [str(t) for t in tokens]
     if len(tokens) != T:
         raise ValueError(
-            f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per token."
+            f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per "
+            "token."
         )
     layers = []
     for w in weights:
@@ -265,8 +269,8 @@ def residual_stream(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 @torch.no_grad()
 def logit_lens(model, idx: torch.Tensor) -> torch.Tensor:
-    """``(L + 1, B, T, V)``: each state of :func:`residual_stream` read out as next-token logits through
-    the model's ``final_norm`` and ``out_head``. Entry ``L`` equals ``model(idx)``."""
+    """``(L + 1, B, T, V)``: each state of :func:`residual_stream` read out as next-token logits
+    through the model's ``final_norm`` and ``out_head``. Entry ``L`` equals ``model(idx)``."""
     states, _ = residual_stream(model, idx)
     return model.out_head(model.final_norm(states))
 
@@ -282,8 +286,8 @@ def cosine_similarity_matrix(table: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_tokens(table: torch.Tensor, token_id: int, k: int = 5) -> list[tuple[int, float]]:
-    """The ``k`` rows of ``table  # (V, C)`` most cosine-similar to row ``token_id``, itself left out,
-    as ``(id, similarity)`` pairs, most similar first."""
+    """The ``k`` rows of ``table  # (V, C)`` most cosine-similar to row ``token_id``, itself left
+    out, as ``(id, similarity)`` pairs, most similar first."""
     if not isinstance(table, torch.Tensor) or table.dim() != 2:
         raise ValueError("table must be a 2-D (V, C) tensor such as model.tok_emb.weight.")
     V = table.shape[0]

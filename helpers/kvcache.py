@@ -54,8 +54,8 @@ class KVCache:
         return (self[i] for i in range(len(self)))
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        """Append the new keys and values ``(B, h, T, d_h)`` of ``layer``; return all of that layer's
-        keys and values so far, each ``(B, h, past_len + T, d_h)``."""
+        """Append the new keys and values ``(B, h, T, d_h)`` of ``layer``; return all of that
+        layer's keys and values so far, each ``(B, h, past_len + T, d_h)``."""
         if layer > len(self._keys):
             raise ValueError(
                 f"layer {layer} written before layer {len(self._keys)}: "
@@ -87,8 +87,9 @@ class KVCache:
         return self[layer]
 
     def hidden(self, causal: torch.Tensor, past_len: int) -> torch.Tensor:
-        """The attention mask (True = hidden) for the queries at ``past_len ..``: ``causal`` ``(T, S)``
-        as it is, or with ``pad`` the ``(B, 1, T, S)`` mask that also hides each row's padding."""
+        """The attention mask (True = hidden) for the queries at ``past_len ..``: ``causal`` ``(T,
+        S)`` as it is, or with ``pad`` the ``(B, 1, T, S)`` mask that also hides each row's
+        padding."""
         if self.pad is None:
             return causal
         T, S = causal.shape
@@ -100,8 +101,8 @@ class KVCache:
         return (causal | is_pad[:, None, None, :]) & ~itself  # (B, 1, T, S)
 
     def positions(self, past_len: int, num_tokens: int, device=None) -> torch.Tensor:
-        """Position ids of ``num_tokens`` new tokens: ``(T,)``, or ``(B, T)`` counted from each row's
-        first real token when the rows are padded."""
+        """Position ids of ``num_tokens`` new tokens: ``(T,)``, or ``(B, T)`` counted from each
+        row's first real token when the rows are padded."""
         pos = torch.arange(past_len, past_len + num_tokens, device=device)
         if self.pad is None:
             return pos

@@ -1,4 +1,5 @@
-"""The parts of a transformer block, built step by step in Chapter 4 (The transformer block's parts).
+"""The parts of a transformer block, built step by step in Chapter 4 (The transformer block's
+parts).
 
 Read in this order; each piece is used by the next:
 

@@ -70,7 +70,7 @@ class GPTConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "GPTConfig":
-        """One of :data:`PRESETS` (``"gpt2-small"`` ... ``"gpt2-xl"``), with any field overridden."""
+        """One of :data:`PRESETS` (``"gpt2-small"`` ... ``"gpt2-xl"``), any field overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}: use one of {sorted(PRESETS)}.")
         fields = {f.name for f in dataclasses.fields(cls)}

@@ -157,8 +157,8 @@ def book_model(
     :func:`default_cache_dir`) under a name derived from everything that determines it; a later
     call with the same inputs loads it instead of training again. A cache file that does not match
     its sha256 digest (changed or damaged after it was written) is reported through ``log`` and
-    replaced by a fresh run. ``cache_dir=False`` disables the cache. ``log`` receives one line saying what
-    happened and what it cost."""
+    replaced by a fresh run. ``cache_dir=False`` disables the cache. ``log`` receives one line
+    saying what happened and what it cost."""
     key = _cache_key(text, tokenizer, settings, seed, device, start_context)
     path = None
     if cache_dir is not False:

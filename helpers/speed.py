@@ -38,7 +38,7 @@ from helpers.model import GPTConfig, flops_per_token
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """Which speed-ups a training step uses; the defaults are the plain model with naive attention."""
+    """Which speed-ups a training step uses; the defaults: the plain model, naive attention."""
 
     sdpa: bool = False
     fused_qkv: bool = False
@@ -49,7 +49,8 @@ class SpeedOptions:
     def __post_init__(self):
         if self.autocast not in (None, "bfloat16", "float16"):
             raise ValueError(
-                f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or 'float16'."
+                f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or "
+                "'float16'."
             )
         if (
             isinstance(self.pad_vocab_to, bool)
@@ -67,8 +68,9 @@ def padded_size(vocab_size: int, multiple: int) -> int:
 
 
 def pad_vocabulary(model: nn.Module, multiple: int) -> nn.Module:
-    """Give ``model`` (a ``GPTModel``, changed in place) ``padded_size(V, multiple)`` embedding rows and
-    logits; the extra rows start at zero and no token id uses them. ``model.cfg`` keeps the true ``V``."""
+    """Give ``model`` (a ``GPTModel``, changed in place) ``padded_size(V, multiple)`` embedding
+    rows and logits; the extra rows start at zero and no token id uses them. ``model.cfg`` keeps
+    the true ``V``."""
     V, C = model.cfg.vocab_size, model.cfg.emb_dim
     Vp = padded_size(V, multiple)
     if Vp == V:
@@ -98,7 +100,8 @@ def build_variant(model: nn.Module, options: SpeedOptions) -> nn.Module:
 
 def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str | None]:
     """``(torch.compile(model), None)`` if compiling works here (checked with one forward and
-    backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying why."""
+    backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying
+    why."""
     dynamo = getattr(torch, "_dynamo", None)
     if (
         dynamo is not None
@@ -125,7 +128,8 @@ def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str
 def make_optimizer(
     params, lr: float, fused: bool = False, weight_decay: float = 0.1
 ) -> torch.optim.AdamW:
-    """AdamW; with ``fused=True`` the single-kernel update, or a ValueError that says to switch it off."""
+    """AdamW; with ``fused=True`` the single-kernel update, or a ValueError that says to switch
+    it off."""
     params = list(params)
     try:
         return torch.optim.AdamW(
@@ -145,8 +149,9 @@ def make_train_step(
     options: SpeedOptions = SpeedOptions(),
     lr: float = 1e-4,
 ):
-    """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and returns the
-    loss (a float). ``model`` is used as it is (build it with :func:`build_variant`, compile it with
+    """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and
+    returns the loss (a float). ``model`` is used as it is (build it with :func:`build_variant`,
+    compile it with
     :func:`try_compile`); logits beyond ``vocab_size`` (padding) are cut off before the loss."""
     optimizer = make_optimizer(model.parameters(), lr, fused=options.fused_adamw)
     dtype = getattr(torch, options.autocast) if options.autocast else None
@@ -174,10 +179,11 @@ def training_flops_per_token(cfg: GPTConfig, num_tokens: int | None = None) -> i
 
 
 def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
-    """An estimate of this CPU's float32 peak FLOP/s and how it was made: threads x clock x FLOPs per
-    cycle, the latter 2 (multiply and add of an FMA) x vector lanes (16 with AVX-512, 8 with AVX2,
-    4 otherwise) x 2 FMA units (assumed; some CPUs have 1). The clock is the one ``/proc/cpuinfo``
-    reports (base, not turbo). A rough upper bound, not a measurement; Linux only."""
+    """An estimate of this CPU's float32 peak FLOP/s and how it was made: threads x clock x FLOPs
+    per cycle, the latter 2 (multiply and add of an FMA) x vector lanes (16 with AVX-512, 8 with
+    AVX2, 4 otherwise) x 2 FMA units (assumed; some CPUs have 1). The clock is the one
+    ``/proc/cpuinfo`` reports (base, not turbo). A rough upper bound, not a measurement; Linux
+    only."""
     threads = threads or torch.get_num_threads()
     try:
         info = open("/proc/cpuinfo", encoding="utf-8").read()
@@ -191,8 +197,8 @@ def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
     per_cycle = 2 * lanes * 2
     peak = threads * mhz * 1e6 * per_cycle
     how = (
-        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} float32 FLOPs per cycle "
-        f"(2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
+        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} "
+        f"float32 FLOPs per cycle (2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
     )
     return peak, how
 
@@ -216,7 +222,8 @@ def machine_line() -> str:
 def mfu(
     cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None
 ) -> float:
-    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of ``peak_flops``."""
+    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of
+    ``peak_flops``."""
     if peak_flops <= 0 or not math.isfinite(peak_flops):
         raise ValueError(f"peak_flops={peak_flops!r} must be a positive number of FLOP/s.")
     return training_flops_per_token(cfg, num_tokens) * tokens_per_s / peak_flops

@@ -140,34 +140,14 @@ class BPETokenizer:
         heapq.heapify(heap)
 
         for new_id in range(256, vocab_size):
-            best = None
-            while heap:
-                neg_count, pair = heapq.heappop(heap)
-                if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
-                    best = pair
-                    break
+            best = _pop_most_frequent(heap, pair_counts)
             if best is None:
                 raise ValueError(
                     f"the training text runs out of pairs to merge after {new_id - 256} merges, so "
                     f"vocab_size={vocab_size} cannot be reached: use vocab_size <= {new_id} or a longer text."
                 )
             self.merges[best] = new_id
-            changed: set[tuple[int, int]] = set()
-            for wi in where.pop(best):
-                word, freq = words[wi], freqs[wi]
-                for pair in zip(word, word[1:]):
-                    pair_counts[pair] -= freq
-                    changed.add(pair)
-                word = words[wi] = merge_pair(word, best, new_id)
-                for pair in zip(word, word[1:]):
-                    pair_counts[pair] += freq
-                    where[pair].add(wi)
-                    changed.add(pair)
-            for pair in changed:
-                if pair_counts[pair] <= 0:
-                    del pair_counts[pair]
-                else:
-                    heapq.heappush(heap, (-pair_counts[pair], pair))
+            _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap)
             if verbose:
                 print(f"merge {new_id - 255}/{vocab_size - 256}: {best} -> {new_id}")
         self._rebuild()
@@ -288,3 +268,34 @@ class BPETokenizer:
         tok.special_tokens = {ENDOFTEXT: encoder[ENDOFTEXT]}
         tok._rebuild()
         return tok
+
+
+def _pop_most_frequent(heap: list, pair_counts: Counter) -> tuple[int, int] | None:
+    """Pop the heap until its top entry is a pair's current (positive) count; None when empty.
+    Entries go stale when a merge changes a count; the fresh count was pushed as a new entry."""
+    while heap:
+        neg_count, pair = heapq.heappop(heap)
+        if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
+            return pair
+    return None
+
+
+def _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap) -> None:
+    """Replace ``best`` by ``new_id`` in every chunk that holds it, updating the pair counts, the
+    chunks each pair occurs in, and the heap (one fresh entry per changed pair)."""
+    changed: set[tuple[int, int]] = set()
+    for wi in where.pop(best):
+        word, freq = words[wi], freqs[wi]
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] -= freq
+            changed.add(pair)
+        word = words[wi] = merge_pair(word, best, new_id)
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] += freq
+            where[pair].add(wi)
+            changed.add(pair)
+    for pair in changed:
+        if pair_counts[pair] <= 0:
+            del pair_counts[pair]
+        else:
+            heapq.heappush(heap, (-pair_counts[pair], pair))

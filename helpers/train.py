@@ -1,7 +1,7 @@
 """Pretraining: the loss, the training loop and the learning-rate schedule (Chapter 6).
 
-* :func:`calc_loss_batch` and :func:`calc_loss_loader`: mean next-token cross-entropy of a batch, and
-  over (the first ``num_batches`` batches of) a loader;
+* :func:`calc_loss_batch` and :func:`calc_loss_loader`: mean next-token cross-entropy of a batch,
+  and over (the first ``num_batches`` batches of) a loader;
 * :func:`warmup_cosine`: a learning rate that rises linearly for ``warmup_steps`` and then follows a
   half cosine down to ``min_lr``;
 * :func:`train`: AdamW-style training with periodic evaluation, tokens seen, a greedy sample per
@@ -87,8 +87,10 @@ def warmup_cosine(
     peak_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
 ) -> Callable[[int], float]:
     """The learning rate of step ``s`` (0-based): ``peak_lr * (s + 1) / warmup_steps`` while
-    ``s < warmup_steps``, then ``min_lr + (peak_lr - min_lr) * (1 + cos(pi * p)) / 2`` with ``p`` going
-    from 0 to 1 over the remaining steps. With ``warmup_steps=0`` and ``min_lr=peak_lr`` it is constant."""
+    ``s < warmup_steps``, then ``min_lr + (peak_lr - min_lr) * (1 + cos(pi * p)) / 2`` with ``p``
+    going
+    from 0 to 1 over the remaining steps. With ``warmup_steps=0`` and ``min_lr=peak_lr`` it is
+    constant."""
     if not 0 <= warmup_steps < total_steps:
         raise ValueError(f"warmup_steps={warmup_steps} must be in [0, total_steps={total_steps}).")
     if not 0 <= min_lr <= peak_lr:
@@ -106,9 +108,9 @@ def warmup_cosine(
 @dataclass
 class History:
     """What a run measured. ``steps[i]``, ``epochs[i]`` (the epoch it fell in, 0 before training),
-    ``tokens_seen[i]``, ``train_loss[i]``, ``val_loss[i]`` are one evaluation; ``lr`` and ``grad_norm``
-    have one entry per optimizer step (the norm before any clipping); ``samples`` one greedy
-    continuation per epoch. ``epoch``, ``step`` and ``tokens`` count what is done, so that
+    ``tokens_seen[i]``, ``train_loss[i]``, ``val_loss[i]`` are one evaluation; ``lr`` and
+    ``grad_norm`` have one entry per optimizer step (the norm before any clipping); ``samples`` one
+    greedy continuation per epoch. ``epoch``, ``step`` and ``tokens`` count what is done, so that
     :func:`train` can continue from here."""
 
     steps: list = field(default_factory=list)
@@ -133,13 +135,14 @@ class History:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def lines(self, digits: int = 3) -> list[str]:
-        """The run as text: one line per evaluation, each epoch's sample after that epoch's last one."""
+        """The run as text: one line per evaluation, each epoch's sample after its last one."""
         out, shown = [], 0
         for i, (s, e, tok, tr, va) in enumerate(
             zip(self.steps, self.epochs, self.tokens_seen, self.train_loss, self.val_loss)
         ):
             out.append(
-                f"ep {e:2d}, step {s:4d}, tokens {tok:7,d}: train {tr:.{digits}f}, val {va:.{digits}f}"
+                f"ep {e:2d}, step {s:4d}, tokens {tok:7,d}: train {tr:.{digits}f}, val "
+                f"{va:.{digits}f}"
             )
             last_of_epoch = i + 1 == len(self.steps) or self.epochs[i + 1] != e
             if last_of_epoch and 1 <= e <= len(self.samples):
@@ -185,76 +188,44 @@ def train(
     """Train ``model`` until ``num_epochs`` epochs are done and return the :class:`History`.
 
     Each step: forward, mean cross-entropy, backward, optional clipping of the gradient norm to
-    ``grad_clip``, the learning rate ``lr_schedule(step)`` if given, ``optimizer.step()``. Before the
-    first step and after every ``eval_every`` steps, the train and validation losses over
+    ``grad_clip``, the learning rate ``lr_schedule(step)`` if given, ``optimizer.step()``. Before
+    the first step and after every ``eval_every`` steps, the train and validation losses over
     ``eval_iters`` batches are recorded (in eval mode). After each epoch, if ``tokenizer`` and
     ``start_context`` are given, a greedy continuation of ``sample_tokens`` tokens is recorded, then
-    ``on_epoch_end(history)`` is called. Pass a ``history`` (from ``helpers.checkpoint.load_checkpoint``) to continue
+    ``on_epoch_end(history)`` is called. Pass a ``history`` (from
+    ``helpers.checkpoint.load_checkpoint``) to continue
     a run from where it stopped. ``progress`` shows a tqdm bar on stderr.
     """
     from tqdm import tqdm
 
-    if eval_every < 1:
-        raise ValueError(f"eval_every={eval_every} must be at least 1 (steps between evaluations).")
-    if grad_clip is not None and grad_clip <= 0:
-        raise ValueError(
-            f"grad_clip={grad_clip} must be positive (the largest gradient norm), or None."
-        )
-    _check_loader(train_loader, "training", model)
-    _check_loader(val_loader, "validation", model)
     h = History() if history is None else history
-    if h.epoch >= num_epochs:
-        raise ValueError(
-            f"the history already has {h.epoch} epochs: pass num_epochs > {h.epoch} to train further."
-        )
+    _check_train_arguments(model, train_loader, val_loader, num_epochs, eval_every, grad_clip, h)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
-    bar = tqdm(
-        total=num_epochs * len(train_loader),
-        initial=h.step,
-        disable=not progress,
-        unit="step",
-        dynamic_ncols=True,
-    )
+    total = num_epochs * len(train_loader)
+    bar = tqdm(total=total, initial=h.step, disable=not progress, unit="step", dynamic_ncols=True)
+
+    def record(epoch: int) -> None:  # the train and validation losses, now
+        tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
+        h.steps.append(h.step), h.epochs.append(epoch), h.tokens_seen.append(h.tokens)
+        h.train_loss.append(tr), h.val_loss.append(va)
+        bar.set_postfix(train=f"{tr:.3f}", val=f"{va:.3f}")
+
     try:
         if h.step == 0 and not h.steps:  # the untrained model, at zero tokens
-            tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
-            h.steps.append(0), h.epochs.append(0), h.tokens_seen.append(0)
-            h.train_loss.append(tr), h.val_loss.append(va)
+            record(0)
         while h.epoch < num_epochs:
             for inputs, targets in train_loader:
-                if lr_schedule is not None:
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr_schedule(h.step)
-                optimizer.zero_grad(set_to_none=True)
-                loss = calc_loss_batch(inputs, targets, model, ignore_index)
-                if not torch.isfinite(loss):
-                    raise ValueError(
-                        f"the loss became {loss.item()} at step {h.step}: training diverged; "
-                        f"lower the learning rate or set grad_clip (e.g. 1.0)."
-                    )
-                loss.backward()
-                grads = [p.grad for p in params if p.grad is not None]
-                norm = torch.linalg.vector_norm(
-                    torch.stack([torch.linalg.vector_norm(g) for g in grads])
-                )
-                if grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
-                optimizer.step()
+                lr = None if lr_schedule is None else lr_schedule(h.step)
+                norm = _step(model, optimizer, params, inputs, targets, lr, grad_clip, ignore_index,
+                             h.step)
                 h.lr.append(optimizer.param_groups[0]["lr"])
-                h.grad_norm.append(norm.item())
+                h.grad_norm.append(norm)
                 h.step += 1
                 h.tokens += inputs.numel()
                 bar.update(1)
                 if h.step % eval_every == 0:
-                    tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
-                    (
-                        h.steps.append(h.step),
-                        h.epochs.append(h.epoch + 1),
-                        h.tokens_seen.append(h.tokens),
-                    )
-                    h.train_loss.append(tr), h.val_loss.append(va)
-                    bar.set_postfix(train=f"{tr:.3f}", val=f"{va:.3f}")
+                    record(h.epoch + 1)
             h.epoch += 1
             h.tokens_per_epoch = h.tokens // h.epoch
             if tokenizer is not None and start_context is not None:
@@ -264,3 +235,42 @@ def train(
     finally:
         bar.close()
     return h
+
+
+def _check_train_arguments(model, train_loader, val_loader, num_epochs, eval_every, grad_clip,
+                           h: History) -> None:
+    if eval_every < 1:
+        raise ValueError(f"eval_every={eval_every} must be at least 1 (steps between evaluations).")
+    if grad_clip is not None and grad_clip <= 0:
+        raise ValueError(
+            f"grad_clip={grad_clip} must be positive (the largest gradient norm), or None."
+        )
+    _check_loader(train_loader, "training", model)
+    _check_loader(val_loader, "validation", model)
+    if h.epoch >= num_epochs:
+        raise ValueError(
+            f"the history already has {h.epoch} epochs: pass num_epochs > {h.epoch} to train "
+            "further."
+        )
+
+
+def _step(model, optimizer, params, inputs, targets, lr, grad_clip, ignore_index, step) -> float:
+    """One optimizer step (at learning rate ``lr`` unless None); the gradient norm before
+    clipping."""
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss = calc_loss_batch(inputs, targets, model, ignore_index)
+    if not torch.isfinite(loss):
+        raise ValueError(
+            f"the loss became {loss.item()} at step {step}: training diverged; "
+            f"lower the learning rate or set grad_clip (e.g. 1.0)."
+        )
+    loss.backward()
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return norm.item()

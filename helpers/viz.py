@@ -1,8 +1,8 @@
 """Figures for the book's chapters; each function's docstring names the chapter that draws it.
 
-Every function draws on an ``ax`` it is given (or on a new figure when ``ax`` is None) and returns the
-figure, so a notebook cell can end with ``plt.show()`` and show one stable output. Nothing here sets
-styles, rcParams or seeds.
+Every function draws on an ``ax`` it is given (or on a new figure when ``ax`` is None) and returns
+the figure, so a notebook cell can end with ``plt.show()`` and show one stable output. Nothing here
+sets styles, rcParams or seeds.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ def plot_attention(
     cmap: str = "Blues",
     vmax: float | None = None,
 ):
-    """Chapter 3: heatmap of one ``(T, T)`` attention matrix. Row ``i`` is how query token ``i`` spreads its attention
-    over the key tokens (columns). ``annotate`` writes each weight in its cell (use it for small T).
-    Returns the figure."""
+    """Chapter 3: heatmap of one ``(T, T)`` attention matrix. Row ``i`` is how query token ``i``
+    spreads its attention over the key tokens (columns). ``annotate`` writes each weight in its
+    cell (use it for small T). Returns the figure."""
     w = _as_numpy(weights)
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise ValueError(
-            f"weights must be one square (T, T) matrix, got shape {w.shape}: select a batch item and a head first."
+            f"weights must be one square (T, T) matrix, got shape {w.shape}: select a batch item "
+            "and a head first."
         )
     if len(tokens) != w.shape[0]:
         raise ValueError(
@@ -69,8 +70,9 @@ def plot_attention(
 def plot_attention_heads(
     weights, tokens: Sequence[str], axes=None, annotate: bool = False, ncols: int = 4
 ):
-    """Chapter 3: one heatmap per head for ``(num_heads, T, T)`` weights, titled "head 0", "head 1", ...; ``axes`` is a
-    sequence of at least ``num_heads`` axes (a new grid of ``ncols`` columns when None). Returns the figure."""
+    """Chapter 3: one heatmap per head for ``(num_heads, T, T)`` weights, titled "head 0", "head
+    1", ...; ``axes`` is a sequence of at least ``num_heads`` axes (a new grid of ``ncols`` columns
+    when None). Returns the figure."""
     w = _as_numpy(weights)
     if w.ndim != 3:
         raise ValueError(
@@ -103,8 +105,9 @@ def plot_attention_heads(
 def plot_word_map(
     points, words: Sequence[str], groups: Sequence[str], ax=None, title: str | None = None
 ):
-    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.word_vectors.pca_2d``), one colour per
-    group, each point labelled with its word and the legend naming the groups. Returns the figure."""
+    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.word_vectors.pca_2d``), one
+    colour per group, each point labelled with its word and the legend naming the groups. Returns
+    the figure."""
     p = _as_numpy(points)
     if p.ndim != 2 or p.shape[1] != 2 or not len(p) == len(words) == len(groups):
         raise ValueError(
@@ -137,9 +140,9 @@ def plot_table(
     ylabel: str = "position",
     centered: bool = True,
 ):
-    """Heatmap of a 2-D table such as a ``(T, C)`` position table or a ``(T, T)`` matrix of dot products.
-    ``centered`` colours it red/blue symmetrically around zero; otherwise from its minimum to its maximum.
-    Returns the figure."""
+    """Heatmap of a 2-D table such as a ``(T, C)`` position table or a ``(T, T)`` matrix of dot
+    products. ``centered`` colours it red/blue symmetrically around zero; otherwise from its
+    minimum to its maximum. Returns the figure."""
     t = _as_numpy(table)
     if t.ndim != 2:
         raise ValueError(f"table must be 2-D, got shape {t.shape}.")
@@ -162,14 +165,16 @@ def plot_table(
 def plot_similarity_by_distance(
     table, starts: Sequence[int], max_distance: int, ax=None, title: str | None = None
 ):
-    """Cosine similarity of row ``p`` and row ``p + k`` of a ``(T, C)`` position table against the distance
-    ``k = 0 .. max_distance``, one line per start ``p`` in ``starts``. Returns the figure."""
+    """Cosine similarity of row ``p`` and row ``p + k`` of a ``(T, C)`` position table against the
+    distance ``k = 0 .. max_distance``, one line per start ``p`` in ``starts``. Returns the
+    figure."""
     t = _as_numpy(table)
     if t.ndim != 2:
         raise ValueError(f"table must be a 2-D (T, C) position table, got shape {t.shape}.")
     if max(starts) + max_distance >= len(t):
         raise ValueError(
-            f"start {max(starts)} + max_distance {max_distance} runs past the table's {len(t)} rows."
+            f"start {max(starts)} + max_distance {max_distance} runs past the table's {len(t)} "
+            "rows."
         )
     unit = t / np.linalg.norm(t, axis=1, keepdims=True)
     if ax is None:
@@ -186,7 +191,7 @@ def plot_similarity_by_distance(
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapters 4 and 5 (Block, GPT)
+# -------------------------------------------------------------------- Chapters 4 and 5 (Block, GPT)
 
 
 def plot_curves(
@@ -199,9 +204,9 @@ def plot_curves(
     logy: bool = False,
     zero_line: bool = True,
 ):
-    """Several curves over the same ``x``, one line per ``{label: y}`` item of ``curves`` (e.g. ReLU and
-    both GELUs, or their derivatives, or loss curves). ``logy`` uses a log scale for y; ``zero_line``
-    draws a thin line at y = 0 (linear scale only). Returns the figure."""
+    """Several curves over the same ``x``, one line per ``{label: y}`` item of ``curves`` (e.g.
+    ReLU and both GELUs, or their derivatives, or loss curves). ``logy`` uses a log scale for y;
+    ``zero_line`` draws a thin line at y = 0 (linear scale only). Returns the figure."""
     xs = _as_numpy(x)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -233,7 +238,8 @@ def plot_per_layer(
 ):
     """One line with markers per ``{label: values}`` item, ``values[i]`` belonging to layer
     ``first_layer + i`` (e.g. the mean absolute gradient of each layer's weights, or the residual
-    stream's standard deviation after each block). Log scale for y by default. Returns the figure."""
+    stream's standard deviation after each block). Log scale for y by default. Returns the
+    figure."""
     from matplotlib.ticker import MaxNLocator
 
     if ax is None:
@@ -254,7 +260,7 @@ def plot_per_layer(
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapter 6 (Pretraining)
+# -------------------------------------------------------------------------- Chapter 6 (Pretraining)
 
 
 def plot_losses(
@@ -265,9 +271,10 @@ def plot_losses(
     title: str | None = None,
     epochs_axis: bool = True,
 ):
-    """Training (solid) and validation (dashed) loss of a ``helpers.train.History`` against tokens seen.
-    Call it again on the same ``ax`` with another ``label`` and ``color`` to compare runs. With
-    ``epochs_axis`` a top axis counts epochs (from ``history.tokens_per_epoch``). Returns the figure."""
+    """Training (solid) and validation (dashed) loss of a ``helpers.train.History`` against tokens
+    seen. Call it again on the same ``ax`` with another ``label`` and ``color`` to compare runs.
+    With ``epochs_axis`` a top axis counts epochs (from ``history.tokens_per_epoch``). Returns the
+    figure."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     prefix = f"{label}: " if label else ""
@@ -312,9 +319,9 @@ def plot_next_token_probs(
     title: str | None = None,
     ylabel: str = "probability",
 ):
-    """Chapter 7: one bar per candidate token (``probs[i]`` for ``labels[i]``), e.g. the most probable
-    next tokens. With ``kept`` (bools), the tokens a filter keeps are drawn solid and the removed ones
-    faint and hatched. Returns the figure."""
+    """Chapter 7: one bar per candidate token (``probs[i]`` for ``labels[i]``), e.g. the most
+    probable next tokens. With ``kept`` (bools), the tokens a filter keeps are drawn solid and the
+    removed ones faint and hatched. Returns the figure."""
     p = _as_numpy(probs)
     if p.ndim != 1 or len(p) != len(labels):
         raise ValueError(
@@ -336,12 +343,13 @@ def plot_next_token_probs(
 
 
 def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | None = None):
-    """Chapter 7: side-by-side bars of the probabilities ``probs`` and the observed frequencies ``freqs``
-    of the same tokens (e.g. over many sampled draws). Returns the figure."""
+    """Chapter 7: side-by-side bars of the probabilities ``probs`` and the observed frequencies
+    ``freqs`` of the same tokens (e.g. over many sampled draws). Returns the figure."""
     p, f = _as_numpy(probs), _as_numpy(freqs)
     if p.shape != f.shape or p.ndim != 1 or len(p) != len(labels):
         raise ValueError(
-            f"need probs and freqs of one shape (N,) and N labels, got {p.shape}, {f.shape}, {len(labels)}."
+            f"need probs and freqs of one shape (N,) and N labels, got {p.shape}, {f.shape}, "
+            f"{len(labels)}."
         )
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
@@ -356,15 +364,15 @@ def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | 
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapter 8 (GPT-2's weights)
+# ---------------------------------------------------------------------- Chapter 8 (GPT-2's weights)
 
 
 def plot_sliding_windows(
     n_tokens: int, context: int, stride: int, ax=None, title: str | None = None
 ):
-    """Chapter 8: the windows of a sliding-window perplexity (``helpers.perplexity.window_plan``), one
-    row per window: the tokens it reads only as context in a light shade, the tokens it scores in a
-    dark one. Returns the figure."""
+    """Chapter 8: the windows of a sliding-window perplexity (``helpers.perplexity.window_plan``),
+    one row per window: the tokens it reads only as context in a light shade, the tokens it scores
+    in a dark one. Returns the figure."""
     from helpers.perplexity import window_plan
 
     plan = window_plan(n_tokens, context, stride)
@@ -398,18 +406,19 @@ def plot_sliding_windows(
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapter 9 (Seeing inside)
+# ------------------------------------------------------------------------ Chapter 9 (Seeing inside)
 
 
 def plot_attention_grid(weights, tokens: Sequence[str], axes=None, title: str | None = None):
-    """Chapter 9: every head of every layer, ``(L, h, T, T)`` weights (one batch item), as an ``L x h``
-    grid of heatmaps on one colour scale from 0 to 1: rows are layers, columns heads, token labels on
-    the outer axes. ``axes`` is an ``(L, h)`` array of axes (a new figure when None). Returns the figure."""
+    """Chapter 9: every head of every layer, ``(L, h, T, T)`` weights (one batch item), as an ``L x
+    h`` grid of heatmaps on one colour scale from 0 to 1: rows are layers, columns heads, token
+    labels on the outer axes. ``axes`` is an ``(L, h)`` array of axes (a new figure when None).
+    Returns the figure."""
     w = _as_numpy(weights)
     if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
         raise ValueError(
-            f"weights must be (n_layers, n_heads, T, T), got shape {w.shape}: select one batch item "
-            f"of the stacked weights first."
+            f"weights must be (n_layers, n_heads, T, T), got shape {w.shape}: select one batch "
+            "item of the stacked weights first."
         )
     L, h, T, _ = w.shape
     if len(tokens) != T:
@@ -450,8 +459,9 @@ def plot_head_scores(
     fmt: str = ".2f",
     cmap: str = "viridis",
 ):
-    """Chapter 9: an ``(n_layers, n_heads)`` table of per-head scores as an annotated heatmap, layers as rows.
-    ``vmax`` fixes the top of the colour scale (the table's maximum when None). Returns the figure."""
+    """Chapter 9: an ``(n_layers, n_heads)`` table of per-head scores as an annotated heatmap,
+    layers as rows. ``vmax`` fixes the top of the colour scale (the table's maximum when None).
+    Returns the figure."""
     s = _as_numpy(scores)
     if s.ndim != 2:
         raise ValueError(f"scores must be a 2-D (n_layers, n_heads) table, got shape {s.shape}.")
@@ -488,10 +498,10 @@ def plot_logit_lens(
     title: str | None = None,
     value_label: str = "probability of the top token",
 ):
-    """Chapter 9: the logit lens as a heatmap. ``values`` and ``cell_text`` are ``(L + 1, T)``: row 0
-    reads the residual stream after the embeddings, row ``l`` after block ``l``; column ``t`` is the
-    guess at position ``t`` (input token ``tokens[t]``) for the token that follows. Each cell shows its
-    text (e.g. the top token) coloured by its value. Returns the figure."""
+    """Chapter 9: the logit lens as a heatmap. ``values`` and ``cell_text`` are ``(L + 1, T)``: row
+    0 reads the residual stream after the embeddings, row ``l`` after block ``l``; column ``t`` is
+    the guess at position ``t`` (input token ``tokens[t]``) for the token that follows. Each cell
+    shows its text (e.g. the top token) coloured by its value. Returns the figure."""
     v = _as_numpy(values)
     if v.ndim != 2 or np.shape(cell_text)[:2] != v.shape or len(tokens) != v.shape[1]:
         raise ValueError(

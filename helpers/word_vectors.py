@@ -35,7 +35,7 @@ PRETRAINED = {
 }
 
 
-# --------------------------------------------------------------------------- token and position tables
+# ------------------------------------------------------------------------ token and position tables
 
 
 def gensim_data_file(name: str) -> Path:
@@ -49,8 +49,8 @@ def gensim_data_file(name: str) -> Path:
     path = Path(str(folder / name))
     if not path.exists():
         raise FileNotFoundError(
-            f"{name} is not in gensim's test_data folder (this gensim build leaves its test data out): "
-            f"install gensim from PyPI with `pip install gensim`, whose wheels include it."
+            f"{name} is not in gensim's test_data folder (this gensim build leaves its test data "
+            "out): install gensim from PyPI with `pip install gensim`, whose wheels include it."
         )
     return path
 
@@ -58,10 +58,12 @@ def gensim_data_file(name: str) -> Path:
 def wiki_sentences(
     path: str | Path | None = None, min_words: int = 3
 ) -> tuple[list[str], list[list[str]]]:
-    """Article titles and lower-cased paragraphs (lists of words) of a Wikipedia XML dump (``.bz2``).
+    """Article titles and lower-cased paragraphs (lists of words) of a Wikipedia XML dump
+    (``.bz2``).
 
-    Defaults to the excerpt of English Wikipedia that gensim ships; markup is stripped with gensim's own
-    ``filter_wiki``; paragraphs with fewer than ``min_words`` words and redirect pages are skipped.
+    Defaults to the excerpt of English Wikipedia that gensim ships; markup is stripped with
+    gensim's own ``filter_wiki``; paragraphs with fewer than ``min_words`` words and redirect pages
+    are skipped.
     """
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki, tokenize
 
@@ -80,7 +82,7 @@ def wiki_sentences(
 
 
 def lee_sentences(path: str | Path | None = None) -> list[list[str]]:
-    """The Lee corpus (300 short Australian news articles, one a line), lower-cased into word lists."""
+    """The Lee corpus (300 short Australian news articles, one a line), lower-cased word lists."""
     from gensim.utils import simple_preprocess
 
     path = gensim_data_file(LEE_CORPUS) if path is None else Path(path)
@@ -89,7 +91,8 @@ def lee_sentences(path: str | Path | None = None) -> list[list[str]]:
 
 
 def stable_hash(word: str) -> int:
-    """A hash that is the same in every process (Python's ``hash`` of a str changes with PYTHONHASHSEED)."""
+    """A hash that is the same in every process (Python's ``hash`` of a str changes with
+    PYTHONHASHSEED)."""
     return zlib.crc32(word.encode("utf-8"))
 
 
@@ -102,7 +105,8 @@ def train_word_vectors(
     sg: int = 0,
     seed: int = 0,
 ):
-    """Train gensim's Word2Vec (CBOW when ``sg=0``, skip-gram when ``sg=1``) and return its ``KeyedVectors``.
+    """Train gensim's Word2Vec (CBOW when ``sg=0``, skip-gram when ``sg=1``) and return its
+    ``KeyedVectors``.
 
     One worker thread, a fixed ``seed`` and :func:`stable_hash` make two runs (in any two processes)
     give identical vectors.

@@ -1,4 +1,5 @@
-"""Shared fixtures. The test machines have no network: data comes from data/ (see data/README.md)."""
+"""Shared fixtures. The test machines have no network: data comes from data/ (see
+data/README.md)."""
 
 import subprocess
 import sys

@@ -1,6 +1,6 @@
-"""helpers.attention (Chapter 3) against torch.nn.MultiheadAttention, against SDPA, against seed 001's
-printed numbers, and as a causal function; plus helpers.viz's heatmap. Tolerances: 1e-6 absolute in
-float32 for reference comparisons; 5e-5 for numbers printed with four decimals."""
+"""helpers.attention (Chapter 3) against torch.nn.MultiheadAttention, against SDPA, against seed
+001's printed numbers, and as a causal function; plus helpers.viz's heatmap. Tolerances: 1e-6
+absolute in float32 for reference comparisons; 5e-5 for numbers printed with four decimals."""
 
 import matplotlib
 

@@ -1,4 +1,5 @@
-"""The book builds with Jupyter Book 1.x, Sphinx warnings treated as errors (the same command as `make book`)."""
+"""The book builds with Jupyter Book 1.x, Sphinx warnings treated as errors (the same command
+as `make book`)."""
 
 import pytest
 import yaml

@@ -1,11 +1,13 @@
-"""The rendered book in a real browser: Debian's chromium, driven by playwright-core (tests/browser/).
+"""The rendered book in a real browser: Debian's chromium, driven by playwright-core
+(tests/browser/).
 
 Every page of the table of contents loads and has its title; images load; math is typeset; chapter
 pages show code cells and outputs and a Colab button that opens their own notebook; internal links
 and anchors resolve; bertviz views draw their attention lines; the search page finds a chapter term.
-The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML manager) are served from npm
-packages, so the test needs no network. A screenshot of each chapter's first screen is written to
-``_build/screenshots/`` for review, with the browser's report (``report.json``).
+The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML
+manager) are served from npm packages, so the test needs no network. A screenshot of each chapter's
+first screen is written to ``_build/screenshots/`` for review, with the browser's report
+(``report.json``).
 
 Readers without node or chromium get a skip with the reason; CI sets BOOK_REQUIRE_BROWSER=1, which
 turns that skip into a failure.
@@ -50,7 +52,8 @@ def missing_tools() -> str | None:
     if CHROMIUM is None:
         return "chromium is not installed (Debian: apt-get install chromium)"
     if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
-        return "the npm packages of tests/browser are not installed (make test installs them when npm is present)"
+        return ("the npm packages of tests/browser are not installed (make test installs them "
+                "when npm is present)")
     return None
 
 

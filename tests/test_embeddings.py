@@ -1,5 +1,6 @@
-"""helpers.embeddings and helpers.word_vectors (Chapter 2): lookups against one-hot products, GPT-2's token + position embedding,
-the sinusoidal encoding against its formula, the offline word-vector path, and the errors for bad input."""
+"""helpers.embeddings and helpers.word_vectors (Chapter 2): lookups against one-hot products,
+GPT-2's token + position embedding, the sinusoidal encoding against its formula, the offline
+word-vector path, and the errors for bad input."""
 
 import bz2
 import math
@@ -32,7 +33,7 @@ from helpers.word_vectors import (
 matplotlib.use("Agg")
 
 
-# --------------------------------------------------------------------------- embedding = one-hot @ W
+# -------------------------------------------------------------------------- embedding = one-hot @ W
 
 
 @settings(max_examples=25, deadline=None)
@@ -64,7 +65,7 @@ def test_one_hot_shape_and_values():
     assert x.sum(-1).eq(1).all() and x[0, 1, 2] == 1
 
 
-# --------------------------------------------------------------------------- GPT-2's token + position embedding
+# --------------------------------------------------------------- GPT-2's token + position embedding
 
 
 @pytest.mark.parametrize("batch_size, num_tokens", [(1, 1), (3, 5), (2, 16)])
@@ -195,7 +196,7 @@ def test_training_is_deterministic_within_a_process(lee, small_wv):
 
 @pytest.mark.slow  # two fresh interpreters importing torch and gensim: several seconds
 def test_training_is_deterministic_across_processes(root):
-    """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors must not."""
+    """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors do not."""
     code = (
         "import hashlib; from helpers.word_vectors import lee_sentences, train_word_vectors; "
         "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
@@ -238,7 +239,8 @@ def test_train_word_vectors_rejects_bad_sentences():
 WIKI_XML = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">
 <page><title>Cats</title><ns>0</ns><id>1</id><revision><text>The '''cat''' is a small [[mammal]].
 It is kept as a pet by many [[people]] around the world.</text></revision></page>
-<page><title>Felis</title><ns>0</ns><id>2</id><revision><text>#REDIRECT [[Cats]]</text></revision></page>
+<page><title>Felis</title><ns>0</ns><id>2</id><revision><text>#REDIRECT [[Cats]]</text>
+</revision></page>
 <page><title>Dogs</title><ns>0</ns><id>3</id><revision><text>The dog is a loyal animal.
 
 Too short.</text></revision></page>
@@ -288,7 +290,7 @@ def test_missing_gensim_file_is_a_clear_error():
         word_vectors.gensim_data_file("no-such-corpus.cor")
 
 
-# --------------------------------------------------------------------------- pretrained vectors: never hang
+# ------------------------------------------------------------------- pretrained vectors: never hang
 
 
 def test_can_reach_is_quick_and_false_for_a_closed_port():

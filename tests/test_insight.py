@@ -1,6 +1,6 @@
 """helpers.insight (Chapter 9): attention from the model's own forward pass, the head scores on
-hand-made patterns, the bertviz adapter (what bertviz itself accepts), the logit lens (its last layer
-is the model's output), nearest tokens, greedy traces, and the errors bad input gets."""
+hand-made patterns, the bertviz adapter (what bertviz itself accepts), the logit lens (its last
+layer is the model's output), nearest tokens, greedy traces, and the errors bad input gets."""
 
 import math
 
@@ -121,7 +121,8 @@ def test_same_token_score_counts_earlier_copies_only():
     copying[2, 0], copying[3, 1], copying[4, 0], copying[4, 2] = 1.0, 1.0, 0.5, 0.5
     w = as_heads(copying, previous_pattern(T), torch.eye(T))
     score = same_token_score(w, idx)
-    # in 5 7 5 7 5 the previous token is never a copy; each query is its own copy, not an earlier one
+    # in 5 7 5 7 5 the previous token is never a copy; each query is its own copy, not an earlier
+    # one
     assert torch.allclose(score, torch.tensor([1.0, 0.0, 0.0]))
     assert torch.isnan(
         same_token_score(w, torch.tensor([[1, 2, 3, 4, 0]]))

@@ -22,7 +22,8 @@ TINY = dict(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2,
 
 # Parameters of each preset, computed by building it on the meta device (nothing allocated).
 # (qkv_bias, tie_weights) -> count. GPT-2 itself is (True, True); 124,439,808 is also the count of
-# transformers' GPT2LMHeadModel. 163,009,536 / 124,412,160 are the same small model without qkv biases.
+# transformers' GPT2LMHeadModel. 163,009,536 / 124,412,160 are the same small model without qkv
+# biases.
 PRESET_COUNTS = {
     "gpt2-small": {
         (True, True): 124_439_808,

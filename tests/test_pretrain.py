@@ -133,7 +133,7 @@ def test_book_model_trains_once_then_loads_the_same_model(verdict_text, gpt2_tok
 
 
 def test_a_planted_cache_entry_is_reported_and_retrained(verdict_text, gpt2_tokenizer, tmp_path):
-    """Issue 18.10: a cache file whose weights were replaced (here by zeros) is not the trained model."""
+    """Issue 18.10: a cache file whose weights were replaced (by zeros) is not the trained model."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 

@@ -98,7 +98,8 @@ def test_outputs_come_from_one_clean_run(nb_path):
     assert len(cells) == len(code_cells(nb)), f"{nb_path.name} has empty code cells"
     counts = [c["execution_count"] for c in cells]
     assert counts == list(range(1, len(cells) + 1)), (
-        f"{nb_path.name}: execution counts {counts[:5]}... are not 1..{len(cells)}: re-run it with `make execute NB={nb_path.relative_to(ROOT)}`"
+        f"{nb_path.name}: execution counts {counts[:5]}... are not 1..{len(cells)}: re-run it "
+        f"with `make execute NB={nb_path.relative_to(ROOT)}`"
     )
     for c in cells:
         tags = c.get("metadata", {}).get("tags", [])

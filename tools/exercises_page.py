@@ -1,7 +1,7 @@
 """Write book/exercises.md: every chapter's exercises on one page, taken from the notebooks.
 
 .venv/bin/python tools/exercises_page.py          # rewrite the page
-.venv/bin/python tools/exercises_page.py --check  # exit 1 if the page is out of date (tests do this)
+.venv/bin/python tools/exercises_page.py --check  # exit 1 if the page is stale (the tests do this)
 """
 
 import json
@@ -44,8 +44,10 @@ def render() -> str:
     out = [
         "# All exercises",
         "",
-        "Every chapter ends with exercises; each has a worked solution, folded away under it in the",
-        "chapter, that runs and checks its own result whenever the book's tests run. This page lists",
+        "Every chapter ends with exercises; each has a worked solution, folded away under it "
+        "in the",
+        "chapter, that runs and checks its own result whenever the book's tests run. This page "
+        "lists",
         "them all. (It is generated from the chapters by `tools/exercises_page.py`.)",
         "",
     ]
