@@ -50,7 +50,7 @@ from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
 from helpers.pretrain import BOOK_SMALL, book_model
-from helpers.viz import plot_frequencies, plot_next_token_probs
+from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 transformers.logging.set_verbosity_error()  # no warnings or progress bars in the outputs
@@ -850,7 +850,7 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 #   `transformers` by `tests/test_generate.py`; timed by `benchmarks/generate.py`.
 # - `helpers.kvcache`: `KVCache`, passed to `GPTModel.forward(idx, cache=cache)` (and through
 #   `TransformerBlock` to `MultiHeadAttention.forward(x, cache=cache, layer=i)`), filled in place.
-# - `helpers.viz`: `plot_next_token_probs` and `plot_frequencies`.
+# - `helpers.viz_inside`: `plot_next_token_probs` and `plot_frequencies`.
 #
 # ## Exercises
 

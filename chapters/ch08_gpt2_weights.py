@@ -54,7 +54,7 @@ from helpers.offline import gpt2_encoding
 from helpers.perplexity import sliding_window_perplexity, verdict_losses, window_plan
 import helpers.pretrain
 from helpers.pretrain import BOOK_SMALL
-from helpers.viz import plot_sliding_windows
+from helpers.viz_inside import plot_sliding_windows
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 WORK = Path(tempfile.mkdtemp(prefix="ch08_"))  # every file this chapter writes goes here,
@@ -758,7 +758,7 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # - `helpers.perplexity`: `window_plan`, `sliding_window_perplexity` (a `Perplexity` result with
 #   `loss` and `perplexity`) and `verdict_losses`.
 # - `helpers/__main__.py`: `python -m helpers generate` and `python -m helpers perplexity`.
-# - `helpers.viz.plot_sliding_windows` drew the windows.
+# - `helpers.viz_inside.plot_sliding_windows` drew the windows.
 #
 # ## Exercises
 

@@ -49,9 +49,10 @@ from helpers.offline import gpt2_encoding
 from helpers.pretrain import book_model
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
 from helpers.train import train
-from helpers.viz import (plot_attention, plot_attention_grid, plot_head_scores,
-                         plot_logit_lens, plot_next_token_probs, plot_per_layer,
-                         plot_similarity_by_distance, plot_table, plot_word_map)
+from helpers.viz import (plot_attention, plot_per_layer, plot_similarity_by_distance, plot_table,
+                         plot_word_map)
+from helpers.viz_inside import (plot_attention_grid, plot_head_scores, plot_logit_lens,
+                                plot_next_token_probs)
 from helpers.word_vectors import pca_2d
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
@@ -895,7 +896,7 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   `uniform_attention`, `attention_distance`, `attention_entropy`, `key_token_preference`,
 #   `token_strings`, `bertviz_inputs`, `residual_stream`, `logit_lens`,
 #   `cosine_similarity_matrix`, `nearest_tokens` and `greedy_trace` (with its `Step`).
-# - `helpers.viz`: `plot_attention_grid`, `plot_head_scores` and `plot_logit_lens`.
+# - `helpers.viz_inside`: `plot_attention_grid`, `plot_head_scores` and `plot_logit_lens`.
 #
 # ## Exercises
 

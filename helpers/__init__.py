@@ -23,14 +23,15 @@ The chapters:
 16. ``perplexity``: perplexity with a sliding window (Chapter 8)
 17. ``__main__``: the command line, ``python -m helpers`` (Chapter 8)
 18. ``insight``: attention weights, head scores and the logit lens (Chapter 9)
-19. ``viz``: the book's plotting functions (each takes an ``ax`` and returns the figure)
+19. ``viz``: the plotting functions of Chapters 2 to 6 (each takes an ``ax``, returns the figure)
+20. ``viz_inside``: the plotting functions of Chapters 7 to 9
 
 The appendices (used by no chapter; each module is one appendix page's code):
 
-20. ``speed``: training speed, one switch at a time (Appendix A, training speed)
-21. ``inference``: pre-allocated cache and batched generation (Appendix B, inference speed)
-22. ``distributed``: the training loop with DistributedDataParallel (Appendix, distributed)
-23. ``memory``: what takes memory when training (Appendix, memory)
+21. ``speed``: training speed, one switch at a time (Appendix A, training speed)
+22. ``inference``: pre-allocated cache and batched generation (Appendix B, inference speed)
+23. ``distributed``: the training loop with DistributedDataParallel (Appendix, distributed)
+24. ``memory``: what takes memory when training (Appendix, memory)
 
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """

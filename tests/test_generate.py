@@ -299,7 +299,7 @@ def test_bad_prompts_name_the_problem():
 
 # -- figures -------------------------------------------------------------------------------------
 def test_decoding_figures_return_their_figure():
-    from helpers.viz import plot_frequencies, plot_next_token_probs
+    from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
     probs = torch.softmax(torch.tensor([2.0, 1.0, 0.5, 0.1]), -1)
     labels = ["a", "b", "c", "d"]
