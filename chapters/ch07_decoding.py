@@ -30,7 +30,6 @@ if "google.colab" in sys.modules:
 import io
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -42,6 +41,7 @@ from transformers.generation.logits_process import (MinPLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 from helpers.attention import causal_mask
+from helpers.bench import time_turns
 from helpers.data import fetch_the_verdict
 from helpers.generate import (filter_logits, generate, stream, stream_text, top_k_filter,
                               top_p_filter)
@@ -750,16 +750,10 @@ print("greedy, sampling, beam search: the same ids with and without the cache, "
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Why: wall-clock timings differ on every run.
-def tokens_per_second(fn, n_tokens):
-    start = time.perf_counter()
-    out = fn()
-    return n_tokens / (time.perf_counter() - start), out
-
-
-small_speed = {}
-for cache in (False, True):
-    small_speed[cache], _ = tokens_per_second(
-        lambda: generate(model, prompt_ids, 150, use_cache=cache), 150)
+seconds = time_turns({cache: lambda cache=cache: generate(model, prompt_ids, 150,
+                                                          use_cache=cache)
+                       for cache in (False, True)}, repeat=1, warmup=0)
+small_speed = {cache: 150 / s for cache, s in seconds.items()}
 print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the cache, "
       f"{small_speed[True]:,.0f} with it ({small_speed[True] / small_speed[False]:.1f}x)")
 
@@ -789,12 +783,12 @@ runs = {"ours, no cache": lambda: generate(gpt2_small, prompt_ids, n_new, use_ca
         "ours, KV cache": lambda: generate(gpt2_small, prompt_ids, n_new),
         "transformers": lambda: hf_small_generate(n_new)}
 generate(gpt2_small, prompt_ids, 2), hf_small_generate(2)  # warm-up: one-off costs
-speed, outputs = {}, {}
-for round_ in range(2):  # the cached runs twice, taking turns, keeping the faster of each
-    for name, fn in runs.items():
-        if round_ == 0 or name != "ours, no cache":  # the slow one once
-            tps, outputs[name] = tokens_per_second(fn, n_new)
-            speed[name] = max(speed.get(name, 0.0), tps)
+outputs = {}  # the slow one once; the cached runs twice, taking turns, keeping the faster
+slow = time_turns({"ours, no cache": runs["ours, no cache"]}, repeat=1, warmup=0,
+                  outputs=outputs)
+fast = time_turns({name: runs[name] for name in ("ours, KV cache", "transformers")}, repeat=2,
+                  warmup=0, reduce="min", outputs=outputs)
+speed = {name: n_new / s for name, s in {**slow, **fast}.items()}
 assert all(torch.equal(out, outputs["transformers"]) for out in outputs.values())
 n_params = count_parameters(gpt2_small)
 print(f"GPT-2 small config: {n_params:,} parameters, {4 * n_params / 1e6:.0f} MB of float32 "
