@@ -250,7 +250,7 @@ def residual_stream(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     states: list[torch.Tensor] = []
 
     def keep(module, inputs, output):
-        states.append(output[0] if isinstance(output, tuple) else output)
+        states.append(output)  # (B, T, C): every block returns the residual stream alone
 
     modules = [model.drop_emb, *model.trf_blocks]
     handles = [m.register_forward_hook(keep) for m in modules]
