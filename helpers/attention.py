@@ -275,23 +275,23 @@ def attention_benchmark(
     result: dict[str, float] = {}
     for name, fn in paths.items():
 
-        def forward():
+        def run_forward():
             fn()
             sync()
 
-        def forward_backward():
+        def run_forward_backward():
             fn().sum().backward()
             q.grad = k.grad = v.grad = None
             sync()
 
-        fwd = time_call(forward, repeat=repeat)
-        both = time_call(forward_backward, repeat=repeat)
+        fwd = time_call(run_forward, repeat=repeat)
+        both = time_call(run_forward_backward, repeat=repeat)
         result[f"{name}_forward_s"], result[f"{name}_backward_s"] = fwd, max(both - fwd, 0.0)
         result[f"{name}_saved_MiB"] = saved_tensor_bytes(fn)[1] / 2**20
         if str(device).startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-            forward_backward()
+            run_forward_backward()
             result[f"{name}_peak_MiB"] = (torch.cuda.max_memory_allocated() - base) / 2**20
     result["forward_speedup"] = result["naive_forward_s"] / result["sdpa_forward_s"]
     result["backward_speedup"] = result["naive_backward_s"] / max(result["sdpa_backward_s"], 1e-12)
