@@ -1,7 +1,7 @@
 # Two commands do all set-up (see README.md):
 #   make book   create .venv/ if missing, install the pinned environment, build the book into _build/html
-#   make test   the same set-up, then the whole test suite (unit tests, strict nbval, the book build)
-# Also: make test-fast (unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync,
+#   make test   the same set-up, then ruff and the whole test suite (unit tests, strict nbval, the book build)
+# Also: make test-fast (ruff and the unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync,
 #   make benchmarks (re-measure the appendix tables in book/tables/).
 # The readers' other worlds (CI runs both after `make test`; see book/running.md):
 #   make test-online  every chapter against a local stand-in for the network (hub, story, GloVe)
@@ -32,10 +32,15 @@ $(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 
+# ruff (configured in pyproject.toml: line length 100, mccabe complexity 12) runs first in both.
+LINT := $(BIN)/ruff check helpers tests benchmarks tools
+
 test: $(STAMP) $(BROWSER_STAMP)
+	$(LINT)
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --durations=15
 
 test-fast: $(STAMP)
+	$(LINT)
 	$(BIN)/python -m pytest tests -m "not slow"
 
 test-online: $(STAMP)

@@ -1,24 +1,24 @@
-"""Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers' generate.
+"""Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers'
+generate.
 
-Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 256] [--repeat 3]
-The model has GPT-2 small's configuration (124M parameters, context 1024, no dropout) with its random
-initial weights (speed does not depend on what the weights are). The same weights go into
-transformers' GPT2LMHeadModel through a hub-format checkpoint (helpers.gpt2.save_hf_checkpoint). Each of
-the three generates --new-tokens ids greedily from the same prompt; the script checks that the three
-agree id for id, and prints tokens per second (the median over --repeat runs taken in turns, so a busy
-machine slows all three alike) and the ratios. --threads sets torch's CPU threads (default: torch's
-choice, one per core). Timings are measurements, not tests.
+Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 256] [--repeat
+3] The model has GPT-2 small's configuration (124M parameters, context 1024, no dropout) with its
+random initial weights (speed does not depend on what the weights are). The same weights go into
+transformers' GPT2LMHeadModel through a hub-format checkpoint (helpers.gpt2.save_hf_checkpoint).
+Each of the three generates --new-tokens ids greedily from the same prompt; the script checks that
+the three agree id for id, and prints tokens per second (the median over --repeat runs taken in
+turns, so a busy machine slows all three alike) and the ratios. --threads sets torch's CPU threads
+(default: torch's choice, one per core). Timings are measurements, not tests.
 """
 
 import argparse
 import platform
-from pathlib import Path
-import statistics
 import tempfile
-import time
+from pathlib import Path
 
 import torch
 
+from helpers.bench import time_turns
 from helpers.generate import generate
 from helpers.gpt2 import save_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, count_parameters
@@ -38,38 +38,50 @@ def build(seed: int = 0):
 
 
 def runners(model, hf, idx, new_tokens):
-    """The three ways to generate ``new_tokens`` greedy ids; each returns the ``(1, T + new)`` ids."""
-    def hf_generate():
-        return hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=new_tokens,
-                           min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=50256)
+    """The three ways to generate ``new_tokens`` greedy ids; each returns ``(1, T + new)`` ids."""
 
-    return {"ours, no cache": lambda: generate(model, idx, new_tokens, use_cache=False),
-            "ours, KV cache": lambda: generate(model, idx, new_tokens, use_cache=True),
-            "transformers": hf_generate}
+    def hf_generate():
+        return hf.generate(
+            idx,
+            attention_mask=torch.ones_like(idx),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=50256,
+        )
+
+    return {
+        "ours, no cache": lambda: generate(model, idx, new_tokens, use_cache=False),
+        "ours, KV cache": lambda: generate(model, idx, new_tokens, use_cache=True),
+        "transformers": hf_generate,
+    }
 
 
 def tokens_per_second(fns: dict, new_tokens: int, repeat: int) -> tuple[dict[str, float], dict]:
     """Median tokens/s of each function, the functions taking turns ``repeat`` times (so that a
     busy machine slows all alike), and each one's output from the first round."""
-    times, outputs = {name: [] for name in fns}, {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            with torch.no_grad():
-                out = fn()
-            times[name].append(time.perf_counter() - start)
-            outputs.setdefault(name, out)
-    return {name: new_tokens / statistics.median(t) for name, t in times.items()}, outputs
+    outputs: dict = {}
+    with torch.no_grad():
+        seconds = time_turns(fns, repeat=repeat, warmup=0, outputs=outputs)
+    return {name: new_tokens / s for name, s in seconds.items()}, outputs
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the result as a markdown table here")
-    parser.add_argument("--skip-no-cache", action="store_true",
-                        help="leave out the slow loop without a cache (to repeat the other two more often)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="also write the result as a markdown table here"
+    )
+    parser.add_argument(
+        "--skip-no-cache",
+        action="store_true",
+        help="leave out the slow loop without a cache (to repeat the other two more often)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,28 +97,44 @@ def main():
     speed, outputs = tokens_per_second(fns, args.new_tokens, args.repeat)  # turns, medians
     first = next(iter(outputs.values()))
     assert all(torch.equal(out, first) for out in outputs.values()), "the ids disagree"
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s); "
-          f"GPT-2 small config, {count_parameters(model):,} parameters")
-    print(f"greedy, prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens, median of "
-          f"{args.repeat} run(s); the ids agree")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s); "
+        f"GPT-2 small config, {count_parameters(model):,} parameters"
+    )
+    print(
+        f"greedy, prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens, median of "
+        f"{args.repeat} run(s); the ids agree"
+    )
     for name, tps in speed.items():
         print(f"  {name:16s} {tps:8.1f} tokens/s")
     if "ours, no cache" in speed:
         print(f"KV cache vs no cache: {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x")
-    print(f"ours (KV cache) vs transformers: {speed['ours, KV cache'] / speed['transformers']:.2f}x")
+    print(
+        f"ours (KV cache) vs transformers: {speed['ours, KV cache'] / speed['transformers']:.2f}x"
+    )
     if args.markdown:
         from helpers.speed import markdown_table, provenance
 
         base = speed.get("ours, no cache")
-        rows = [[name, f"{tps:.1f}", f"{tps / base:.1f}x" if base else "-"] for name, tps in speed.items()]
-        text = (provenance() + "\n"
-                + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random weights), float32, greedy, "
-                  f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of {args.repeat} "
-                  f"rounds in which the three take turns. The three give the same ids (asserted).\n\n"
-                + markdown_table(["generation", "new tokens/s", "vs no cache"], rows) + "\n\n"
-                + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as many tokens per "
-                  f"second as transformers' `generate` on the same weights.\n")
+        rows = [
+            [name, f"{tps:.1f}", f"{tps / base:.1f}x" if base else "-"]
+            for name, tps in speed.items()
+        ]
+        text = (
+            provenance()
+            + "\n"
+            + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random "
+              "weights), float32, greedy, "
+            f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of "
+            f"{args.repeat} rounds in which the three take turns. The three give the same ids "
+            "(asserted).\n\n"
+            + markdown_table(["generation", "new tokens/s", "vs no cache"], rows)
+            + "\n\n"
+            + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as "
+              "many tokens per "
+            f"second as transformers' `generate` on the same weights.\n"
+        )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)
         print(f"wrote {args.markdown}")

@@ -10,11 +10,11 @@ alike). Timings are measurements, not tests.
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 
+from helpers.bench import time_turns
 from helpers.generate import generate
 from helpers.inference import generate_batched, generate_static
 from helpers.model import GPTConfig, GPTModel
@@ -23,22 +23,23 @@ from helpers.speed import markdown_table, provenance
 
 def timed_turns(fns: dict, repeat: int) -> tuple[dict[str, float], dict]:
     """The fastest seconds of each function (taking turns ``repeat`` times) and its first output."""
-    times, outputs = {name: [] for name in fns}, {}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            out = fn()
-            times[name].append(time.perf_counter() - start)
-            outputs.setdefault(name, out)
-    return {name: min(t) for name, t in times.items()}, outputs  # others on the machine only slow a run
+    outputs: dict = {}  # the minimum: others on the machine only slow a run down
+    seconds = time_turns(fns, repeat=repeat, warmup=0, reduce="min", outputs=outputs)
+    return seconds, outputs
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=48)
-    parser.add_argument("--prompt-lengths", default="16,5,9,12", help="the batch's prompts; the first is the single prompt")
+    parser.add_argument(
+        "--prompt-lengths",
+        default="16,5,9,12",
+        help="the batch's prompts; the first is the single prompt",
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--out", default="book/tables/inference_speed.md")
     args = parser.parse_args()
     if args.threads:
@@ -52,17 +53,26 @@ def main():
     n = args.new_tokens
     idx = torch.tensor([prompts[0]])  # (1, T)
     with torch.no_grad():
-        generate_static(model, idx, 2), generate(model, idx, 2)  # warm-up: one-off costs of a first call
-        single = {"no cache (recompute every token)": lambda: generate(model, idx, n, use_cache=False),
-                  "KV cache, grown with torch.cat (Chapter 7)": lambda: generate(model, idx, n),
-                  "KV cache, pre-allocated": lambda: generate_static(model, idx, n)}
+        (
+            generate_static(model, idx, 2),
+            generate(model, idx, 2),
+        )  # warm-up: one-off costs of a first call
+        single = {
+            "no cache (recompute every token)": lambda: generate(model, idx, n, use_cache=False),
+            "KV cache, grown with torch.cat (Chapter 7)": lambda: generate(model, idx, n),
+            "KV cache, pre-allocated": lambda: generate_static(model, idx, n),
+        }
         s_single, out = timed_turns(single, args.repeat)
         first = next(iter(out.values()))
         assert all(torch.equal(o, first) for o in out.values()), "the single-prompt ids disagree"
-        batch = {f"{len(prompts)} prompts one at a time (KV cache)":
-                 lambda: [generate(model, torch.tensor([p]), n)[0].tolist() for p in prompts],
-                 f"{len(prompts)} prompts in one padded batch (pre-allocated cache, mask)":
-                 lambda: generate_batched(model, prompts, n)}
+        batch = {
+            f"{len(prompts)} prompts one at a time (KV cache)": lambda: [
+                generate(model, torch.tensor([p]), n)[0].tolist() for p in prompts
+            ],
+            f"{len(prompts)} prompts in one padded batch (pre-allocated cache, mask)": lambda: (
+                generate_batched(model, prompts, n)
+            ),
+        }
         s_batch, out = timed_turns(batch, args.repeat)
         one_by_one, batched = out.values()
         assert one_by_one == batched, "batched generation gave other ids than one prompt at a time"
@@ -71,15 +81,28 @@ def main():
     for name, s in s_single.items():
         rows.append([name, 1, f"{n / s:,.1f}", f"{n / s / base:.1f}x"])
     for name, s in s_batch.items():
-        rows.append([name, len(prompts), f"{len(prompts) * n / s:,.1f}", f"{len(prompts) * n / s / base:.1f}x"])
+        rows.append(
+            [
+                name,
+                len(prompts),
+                f"{len(prompts) * n / s:,.1f}",
+                f"{len(prompts) * n / s / base:.1f}x",
+            ]
+        )
     names = list(s_batch)
-    text = (header + f"\nGPT-2 small configuration (124M parameters, random weights), float32, greedy, "
-            f"{n} new tokens per prompt; prompts of {', '.join(map(str, lengths))} tokens (the single-prompt "
-            f"rows use the first); the fastest of {args.repeat} rounds.\n\n"
-            + markdown_table(["generation", "prompts", "new tokens/s (all prompts)", "vs no cache"], rows)
-            + f"\nAll three single-prompt ways gave the same ids, and the padded batch gave each prompt the "
-            f"same ids as generating it alone (both asserted by the script). Batching made "
-            f"{len(prompts)} prompts {s_batch[names[0]] / s_batch[names[1]]:.1f}x faster than one at a time.\n")
+    text = (
+        header + f"\nGPT-2 small configuration (124M parameters, random weights), float32, greedy, "
+        f"{n} new tokens per prompt; prompts of {', '.join(map(str, lengths))} tokens (the "
+        f"single-prompt rows use the first); the fastest of {args.repeat} rounds.\n\n"
+        + markdown_table(
+            ["generation", "prompts", "new tokens/s (all prompts)", "vs no cache"], rows
+        )
+        + "\nAll three single-prompt ways gave the same ids, and the padded batch gave each "
+          "prompt the "
+        f"same ids as generating it alone (both asserted by the script). Batching made "
+        f"{len(prompts)} prompts {s_batch[names[0]] / s_batch[names[1]]:.1f}x faster than one at "
+        "a time.\n"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)

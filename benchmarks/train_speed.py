@@ -13,12 +13,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+from helpers.bench import time_call
 from helpers.speed import SpeedOptions, cpu_peak_flops, markdown_table, mfu, provenance
 
 CHANGES = [  # (row label, the change it makes)
@@ -35,8 +34,14 @@ CHANGES = [  # (row label, the change it makes)
 def config(args):
     from helpers.model import GPTConfig
 
-    return GPTConfig.from_preset("gpt2-small", emb_dim=args.emb_dim, n_layers=args.n_layers,
-                                 n_heads=args.n_heads, context_length=args.num_tokens, drop_rate=0.0)
+    return GPTConfig.from_preset(
+        "gpt2-small",
+        emb_dim=args.emb_dim,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        context_length=args.num_tokens,
+        drop_rate=0.0,
+    )
 
 
 def worker(args) -> dict:
@@ -45,37 +50,46 @@ def worker(args) -> dict:
     from helpers.model import GPTModel
     from helpers.speed import build_variant, make_train_step, try_compile
 
-    options = SpeedOptions(**json.loads(args.worker))
+    switches = json.loads(args.worker)
+    compile_model = switches.pop("compile", False)  # torch.compile: applied here, after the build
+    options = SpeedOptions(**switches)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cfg = config(args)
-    ids = torch.randint(0, cfg.vocab_size, (args.batch_size, cfg.context_length + 1),
-                        generator=torch.Generator().manual_seed(0)).to(device)
+    ids = torch.randint(
+        0,
+        cfg.vocab_size,
+        (args.batch_size, cfg.context_length + 1),
+        generator=torch.Generator().manual_seed(0),
+    ).to(device)
     x, y = ids[:, :-1], ids[:, 1:]
     cuda = device.type == "cuda"
     base = torch.cuda.memory_allocated() if cuda else rss_bytes()
     torch.manual_seed(0)
     model = build_variant(GPTModel(cfg), options).to(device)
     note = None
-    if options.compile:
-        start = time.perf_counter()
-        model, note = try_compile(model, x)
-        compile_s = time.perf_counter() - start
+    if compile_model:
+        compiled = {}
+        compile_s = time_call(lambda: compiled.update(out=try_compile(model, x)), 1, warmup=0)
+        model, note = compiled["out"]
     step = make_train_step(model, x, y, cfg.vocab_size, options)
     slow = options.autocast is not None and not cuda  # emulated bfloat16 matmuls: one step only
-    start = time.perf_counter()
-    first_loss = step()  # the first step from the same weights: comparable across rows
-    times = [time.perf_counter() - start] if slow else []  # a slow row is timed by its first step
-    for _ in range(0 if slow else args.repeat):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    seconds = min(times)  # the fastest step: other processes on the machine only ever slow a step down
+    first = {}  # the first step from the same weights: its loss is comparable across rows
+    first_s = time_call(lambda: first.update(loss=step()), 1, warmup=0)
+    first_loss = first["loss"]
+    # a slow row is timed by its first step; the others by their fastest step, since other
+    # processes on the machine only ever slow a step down
+    seconds = first_s if slow else time_call(step, args.repeat, warmup=0, reduce="min")
     peak = torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()
-    out = {"tokens_per_s": x.numel() / seconds, "peak_MiB": (peak - base) / 2**20, "loss": first_loss,
-           "steps_timed": len(times), "note": note}
-    if options.compile and note is None:
+    out = {
+        "tokens_per_s": x.numel() / seconds,
+        "peak_MiB": (peak - base) / 2**20,
+        "loss": first_loss,
+        "steps_timed": 1 if slow else args.repeat,
+        "note": note,
+    }
+    if compile_model and note is None:
         out["compile_s"] = compile_s
     return out
 
@@ -89,9 +103,15 @@ def main():
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--peak-tflops", type=float, default=None,
-                        help="peak FLOP/s of the device in TFLOP/s, for MFU (default on CPU: an estimate)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="peak FLOP/s of the device in TFLOP/s, for MFU (default on CPU: an estimate)",
+    )
     parser.add_argument("--out", default="book/tables/train_speed.md")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,20 +121,35 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)  # for the provenance line and the CPU peak estimate
     if args.peak_tflops:
-        peak, how = args.peak_tflops * 1e12, f"{args.peak_tflops} TFLOP/s, as given with --peak-tflops"
+        peak, how = (
+            args.peak_tflops * 1e12,
+            f"{args.peak_tflops} TFLOP/s, as given with --peak-tflops",
+        )
     elif args.device == "cpu":
         peak, how = cpu_peak_flops()
     else:
         peak, how = None, "no peak given (--peak-tflops), so no MFU"
     header = provenance()
     cfg = config(args)
-    kept, rows, base_tps, best_tps, base_loss, notes = SpeedOptions(), [], None, None, None, []
+    kept, rows, base_tps, best_tps, base_loss, notes = {}, [], None, None, None, []
     for label, change in CHANGES:
-        options = replace(kept, **change)
-        cmd = [sys.executable, __file__, "--worker", json.dumps(asdict(options))] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-            if v is not None and k in ("emb_dim", "n_layers", "n_heads", "num_tokens", "batch_size", "repeat",
-                                       "device", "threads")]
+        options = {**kept, **change}
+        cmd = [sys.executable, __file__, "--worker", json.dumps(options)] + [
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if v is not None
+            and k
+            in (
+                "emb_dim",
+                "n_layers",
+                "n_heads",
+                "num_tokens",
+                "batch_size",
+                "repeat",
+                "device",
+                "threads",
+            )
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(result.stdout.strip().splitlines()[-1])
         print(label, r, flush=True)
@@ -131,22 +166,49 @@ def main():
         if r["steps_timed"] == 1:
             notes.append(f"{label}: timed by its first step alone, because it is so slow.")
         util = f"{100 * mfu(cfg, tps, peak, cfg.context_length):.1f}%" if peak else "n/a"
-        rows.append([label, f"{tps:,.0f}", f"{tps / base_tps:.2f}x", util, f"{r['peak_MiB']:,.0f}",
-                     "yes" if (faster and r["note"] is None) or not rows else "no",
-                     f"{abs(r['loss'] - base_loss):.1e}" if rows else "0", f"{r['loss']:.6f}"])
+        rows.append(
+            [
+                label,
+                f"{tps:,.0f}",
+                f"{tps / base_tps:.2f}x",
+                util,
+                f"{r['peak_MiB']:,.0f}",
+                "yes" if (faster and r["note"] is None) or not rows else "no",
+                f"{abs(r['loss'] - base_loss):.1e}" if rows else "0",
+                f"{r['loss']:.6f}",
+            ]
+        )
     device = args.device if args.device == "cpu" else torch.cuda.get_device_name()
-    text = (header + f"\nModel: GPT-2 layout, vocabulary {cfg.vocab_size}, emb_dim {cfg.emb_dim}, "
-            f"{cfg.n_layers} layers, {cfg.n_heads} heads; batch {args.batch_size} x {cfg.context_length} tokens; "
-            f"device: {device}; the fastest of {args.repeat} steps after one warm-up step.\n\n"
-            + markdown_table(["training step", "tokens/s", "vs first row", "MFU (estimate)", "peak MiB",
-                              "kept below", "first-step loss change", "first-step loss"], rows)
-            + f"\nMFU: training FLOPs per token (3 x `flops_per_token`) x tokens/s / peak, the peak an estimate: "
-            f"{how}. Peak MiB: the most memory the step's process held beyond what it held before building "
-            f"the model (on CPU the resident set, which includes the allocator's own reserve).\n")
+    text = (
+        header + f"\nModel: GPT-2 layout, vocabulary {cfg.vocab_size}, emb_dim {cfg.emb_dim}, "
+        f"{cfg.n_layers} layers, {cfg.n_heads} heads; batch {args.batch_size} x "
+        f"{cfg.context_length} tokens; device: {device}; the fastest of {args.repeat} steps after "
+        "one warm-up step.\n\n"
+        + markdown_table(
+            [
+                "training step",
+                "tokens/s",
+                "vs first row",
+                "MFU (estimate)",
+                "peak MiB",
+                "kept below",
+                "first-step loss change",
+                "first-step loss",
+            ],
+            rows,
+        )
+        + "\nMFU: training FLOPs per token (3 x `flops_per_token`) x tokens/s / peak, the peak "
+          "an estimate: "
+        f"{how}. Peak MiB: the most memory the step's process held beyond what it held before "
+        "building the model (on CPU the resident set, which includes the allocator's own "
+        "reserve).\n"
+    )
     text += "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
     best = max(float(r[1].replace(",", "")) for r in rows)
-    text += (f"\nThe fastest row here trains {best / base_tps:.2f}x as many tokens per second as the first; "
-             f"every row was measured on {device}.\n")
+    text += (
+        f"\nThe fastest row here trains {best / base_tps:.2f}x as many tokens per second as the "
+        f"first; every row was measured on {device}.\n"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")

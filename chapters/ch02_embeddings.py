@@ -17,7 +17,8 @@
 #   `(context_length, emb_dim)`, applied to a batch from Chapter 1's data loader, with GPT-2 small's
 #   parameter counts;
 # - the original Transformer's sinusoidal position encoding, compared with learned positions;
-# - `helpers/embeddings.py`: `GPTEmbedding`, `sinusoidal_positions` and the word-vector functions.
+# - `helpers/word_vectors.py`: the word-vector functions (gensim).
+# - `helpers/embeddings.py`: `GPTEmbedding` and `sinusoidal_positions`.
 
 # %%
 # Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
@@ -43,10 +44,10 @@ from gensim.models import Word2Vec
 from torch import nn
 
 from helpers.data import create_dataloader, fetch_the_verdict
-from helpers.embeddings import (PRETRAINED, lee_sentences, load_pretrained_vectors, pca_2d, stable_hash,
-                                wiki_sentences)
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_similarity_by_distance, plot_table, plot_word_map
+from helpers.word_vectors import (PRETRAINED, lee_sentences, load_pretrained_vectors, pca_2d,
+                                  stable_hash, wiki_sentences)
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 
@@ -582,9 +583,9 @@ plt.show()
 # outputs on the batch.
 
 # %%
-from helpers.embeddings import (GPTEmbedding, nearest_words, one_hot, sinusoidal_positions,
-                                train_word_vectors)
-from helpers.embeddings import analogy as helpers_analogy
+from helpers.embeddings import GPTEmbedding, one_hot, sinusoidal_positions
+from helpers.word_vectors import analogy as helpers_analogy
+from helpers.word_vectors import nearest_words, train_word_vectors
 
 gpt_embedding = GPTEmbedding(gpt2_vocab_size, gpt2_context_length, gpt2_emb_dim)
 gpt_embedding.tok_emb.load_state_dict(tok_emb.state_dict())
@@ -651,9 +652,10 @@ except ValueError as err:
 # What moved into `helpers/`:
 #
 # - `helpers/embeddings.py`: `GPTEmbedding` (token + position embedding with clear errors),
-#   `sinusoidal_positions`, `one_hot`, `check_token_ids`; for word vectors `wiki_sentences`,
-#   `lee_sentences`, `offline_corpus`, `train_word_vectors`, `load_pretrained_vectors`, `can_reach`,
-#   `nearest_words`, `analogy`, `pca_2d` and `stable_hash`.
+#   `sinusoidal_positions`, `one_hot`, `check_token_ids`.
+# - `helpers/word_vectors.py`: `wiki_sentences`, `lee_sentences`, `train_word_vectors`,
+#   `load_pretrained_vectors`, `can_reach`, `nearest_words`, `analogy`, `pca_2d` and
+#   `stable_hash`.
 # - `helpers/viz.py`: `plot_word_map`, `plot_table`, `plot_similarity_by_distance`.
 #
 # ## Exercises

@@ -659,7 +659,8 @@ assert naive_MiB >= weights_MiB + 3 * qkv_MiB and sdpa_MiB < 4 * qkv_MiB + 1
 # ## 3.10 Consolidate: `helpers.attention.MultiHeadAttention`
 #
 # The book's package has the layer of Section 3.8 with three additions: the SDPA fast path
-# (used unless you ask for the weights), `return_weights=True` to get the weights for plotting,
+# (used unless you ask for the weights), `attn_weights=[]` (a list it appends the weights to) to
+# get the weights for plotting,
 # and errors that say what was wrong. Its signature is
 # `MultiHeadAttention(d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias=False)`, and
 # it creates its parameters in the same order as ours, so the state of our `mha` loads into it as is.
@@ -669,7 +670,9 @@ layer = helpers.attention.MultiHeadAttention(d_in=3, d_out=2, context_length=T, 
 layer.load_state_dict(mha.state_dict())
 with torch.no_grad():
     fast = layer(batch)  # SDPA path
-    slow, weights = layer(batch, return_weights=True)  # explicit path, weights (B, h, T, T)
+    recorded = []
+    slow = layer(batch, attn_weights=recorded)  # explicit path, appends the weights
+    weights = recorded[0]  # (B, h, T, T)
 print("our layer == helpers, fast path:", torch.allclose(fast, mha_out, atol=1e-6, rtol=0))
 print("our layer == helpers, weights path:", torch.allclose(slow, mha_out, atol=1e-6, rtol=0))
 print("weights:", tuple(weights.shape), "| rows sum to 1:", torch.allclose(weights.sum(-1), torch.ones(2, 2, T)),
@@ -702,7 +705,9 @@ with torch.no_grad():
     x = torch.randn(2, 16, 64)  # (B, T, d_in)
     causal = torch.triu(torch.ones(16, 16, dtype=torch.bool), diagonal=1)
     ref_out, ref_weights = torch_layer(x, x, x, attn_mask=causal, need_weights=True, average_attn_weights=False)
-    out, out_weights = ours_layer(x, return_weights=True)
+    recorded = []
+    out = ours_layer(x, attn_weights=recorded)
+    out_weights = recorded[0]  # (B, h, T, T)
 print("outputs equal within 1e-6:", torch.allclose(out, ref_out, atol=1e-6, rtol=0),
       "| weights equal within 1e-6:", torch.allclose(out_weights, ref_weights, atol=1e-6, rtol=0),
       "| fast path equal within 1e-6:", torch.allclose(ours_layer(x), ref_out, atol=1e-6, rtol=0))
@@ -759,7 +764,8 @@ assert len(errors) == 3
 # Moved into `helpers/`:
 #
 # - `helpers.attention`: `MultiHeadAttention(d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias=False)`
-#   with `forward(x, return_weights=False)` (SDPA fast path; explicit path returning `(out, weights)`),
+#   with `forward(x, attn_weights=None)` (SDPA fast path; given a list, the explicit path, which
+#   appends the weights to it; the output is returned either way),
 #   `causal_mask`, `causal_attention` (the explicit computation), and `attention_benchmark` with
 #   `saved_tensor_bytes` (the measurement of Section 3.9; `benchmarks/attention.py` prints it).
 # - `helpers.viz`: `plot_attention` and `plot_attention_heads`, the heatmaps of this chapter.
@@ -814,7 +820,7 @@ assert counted == formula == 2_362_368
 # %% [markdown]
 # **Exercise 3.3.** Take `ours_layer` from Section 3.10 (4 heads of 16 features). Using only its
 # three projection matrices, compute the attention weights of head 2 by hand and check them against
-# `weights[:, 2]` returned by `ours_layer(x, return_weights=True)`.
+# `weights[:, 2]` recorded by `ours_layer(x, attn_weights=recorded)`.
 
 # %% [markdown]
 # ```{admonition} Solution 3.3
@@ -832,7 +838,9 @@ with torch.no_grad():
     k_h = x @ ours_layer.W_key.weight[rows_h].T + ours_layer.W_key.bias[rows_h]  # (B, T, d_h)
     scores_h = (q_h @ k_h.transpose(1, 2) / math.sqrt(hd)).masked_fill(causal, float("-inf"))  # (B, T, T)
     weights_h = torch.softmax(scores_h, dim=-1)
-    _, all_heads = ours_layer(x, return_weights=True)  # (B, h, T, T)
+    recorded = []
+    ours_layer(x, attn_weights=recorded)
+    all_heads = recorded[0]  # (B, h, T, T)
 print("head 2 by hand == returned weights[:, 2]:", torch.allclose(weights_h, all_heads[:, head], atol=1e-6))
 assert torch.allclose(weights_h, all_heads[:, head], atol=1e-6)
 

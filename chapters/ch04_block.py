@@ -715,11 +715,14 @@ assert torch.equal(ours_block(x), their_block(x))
 print("LayerNorm, GELU (both modes), FeedForward and TransformerBlock equal their helpers versions")
 
 # %% [markdown]
-# The `helpers` block also returns the attention weights of its attention layer when asked, which
-# Chapter 9 uses to look inside a trained model:
+# The `helpers` block also records the attention weights of its attention layer when given a
+# list to put them in (its output stays the same), which Chapter 9 uses to look inside a trained
+# model:
 
 # %%
-out, weights = their_block(x, return_weights=True)
+recorded = []
+out = their_block(x, attn_weights=recorded)
+weights = recorded[0]  # (B, h, T, T)
 print("output", tuple(out.shape), "| attention weights", tuple(weights.shape), "(B, h, T, T)")
 assert torch.allclose(out, their_block(x), atol=1e-6)
 assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
@@ -749,7 +752,7 @@ assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 # - `helpers.layers`: `LayerNorm(emb_dim, eps=1e-5)`, `gelu(x, approximate)` and
 #   `GELU(approximate="tanh")`, `FeedForward(emb_dim, hidden_dim=None)`, and
 #   `TransformerBlock(emb_dim, n_heads, context_length, drop_rate=0.0, qkv_bias=False)` with
-#   `forward(x, return_weights=False)`.
+#   `forward(x, attn_weights=None)` (a list records the attention weights).
 # - `helpers.viz`: `plot_curves` and `plot_per_layer`, the figures of this chapter.
 #
 # ## Exercises

@@ -366,7 +366,7 @@ assert bytes_fp32 == 4 * n_params
 #
 # `helpers.model.flops_per_token(cfg)` is this formula. PyTorch's `FlopCounterMode` counts the
 # FLOPs of the matrix products a forward pass actually runs; on the narrow demo model, running the
-# explicit attention path (`return_attention=True`, whose products the counter sees; the fused
+# explicit attention path (`attn_weights=[]`, whose products the counter sees; the fused
 # kernel of the default path is not counted on CPU):
 
 # %%
@@ -374,7 +374,7 @@ torch.manual_seed(0)
 demo_model = helpers.model.GPTModel(cfg_demo).eval()
 idx = torch.randint(0, cfg_demo.vocab_size, (2, cfg_demo.context_length))  # (B, T), T = context
 with FlopCounterMode(display=False) as counter, torch.no_grad():
-    demo_model(idx, return_attention=True)
+    demo_model(idx, attn_weights=[])
 counted = counter.get_total_flops() / idx.numel()
 print(f"counted by PyTorch: {counted:,.0f} FLOPs per token")
 print(f"formula:            {flops_per_token(cfg_demo):,} FLOPs per token")
@@ -526,8 +526,8 @@ assert final_std[48, False] / final_std[6, False] > 2.5
 # ## 5.8 Consolidate: `helpers.model`
 #
 # `helpers.model.GPTModel` is the class `GPT` of Section 5.2 with two additions: it checks its
-# input (Section 5.6) and `forward(idx, return_attention=True)` also returns every block's
-# attention weights, which Chapter 9 draws. Built from the same seed, the two create and initialize
+# input (Section 5.6) and `forward(idx, attn_weights=weights)` also appends every block's
+# attention weights to the list `weights`, which Chapter 9 draws. Built from the same seed, the two create and initialize
 # their parameters in the same order, so they hold the same numbers and compute the same logits:
 
 # %%
@@ -539,7 +539,8 @@ assert ours.state_dict().keys() == theirs.state_dict().keys()
 assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
 with torch.no_grad():
     assert torch.equal(ours(batch), theirs(batch))
-    logits, weights = theirs(batch, return_attention=True)
+    weights = []
+    logits = theirs(batch, attn_weights=weights)
 assert torch.allclose(logits, ours(batch), atol=1e-5)
 print("same parameters, same logits; attention weights:", len(weights), "x", tuple(weights[0].shape),
       "(B, h, T, T)")
@@ -577,8 +578,8 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 # Moved into `helpers/`:
 #
 # - `helpers.model`: `GPTConfig` (with `GPTConfig.from_preset(name, **overrides)` and `PRESETS`),
-#   `GPTModel` (`forward(idx, return_attention=False)`, `init_weights(std=0.02, scale_residual=True)`,
-#   `check_ids`), `count_parameters(model)`, `predicted_parameters(cfg)`, `flops_per_token(cfg)` and
+#   `GPTModel` (`forward(idx, cache=None, attn_weights=None)`, always the logits;
+#   `init_weights(std=0.02, scale_residual=True)`, `check_ids`), `count_parameters(model)`, `predicted_parameters(cfg)`, `flops_per_token(cfg)` and
 #   `generate_greedy(model, idx, max_new_tokens)`.
 # - `helpers.viz.plot_per_layer` drew the residual stream's scale.
 #

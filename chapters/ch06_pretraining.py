@@ -51,8 +51,10 @@ from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, count_parameters, flops_per_token, generate_greedy
 from helpers.offline import gpt2_encoding
-from helpers.train import (BOOK_SMALL, FULL_124M, calc_loss_batch, calc_loss_loader, load_checkpoint,
-                           save_checkpoint, setup_pretraining, throughput_comparison, train, warmup_cosine)
+from helpers.bench import throughput_comparison
+from helpers.checkpoint import load_checkpoint, save_checkpoint
+from helpers.pretrain import BOOK_SMALL, FULL_124M, setup_pretraining
+from helpers.train import calc_loss_batch, calc_loss_loader, train, warmup_cosine
 from helpers.viz import plot_curves, plot_losses
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
@@ -264,7 +266,7 @@ assert simple_log["train_loss"][-1] < simple_log["train_loss"][0] - 2
 # ## 6.4 Training the book's model
 #
 # The problem every from-scratch book runs into: GPT-2 small has 124 million parameters, too many to
-# train on a laptop CPU while the reader waits. `helpers.train` holds two settings. `FULL_124M` is the
+# train on a laptop CPU while the reader waits. `helpers.pretrain` holds two settings. `FULL_124M` is the
 # run of *LLMs from Scratch* {cite}`raschka2024llm` (GPT-2 small, context 256, batch 2, AdamW with
 # learning rate 4e-4 and weight decay 0.1, 10 epochs); `BOOK_SMALL` is this chapter's default, chosen by
 # measuring candidates on a 2-core CPU: among the cheapest we tried that still tell the whole story of
@@ -273,11 +275,10 @@ assert simple_log["train_loss"][-1] < simple_log["train_loss"][0] - 2
 
 # %%
 for name, s in [("BOOK_SMALL", BOOK_SMALL), ("FULL_124M", FULL_124M)]:
-    c = GPTConfig.from_preset("gpt2-small", emb_dim=s.emb_dim, n_layers=s.n_layers, n_heads=s.n_heads,
-                              context_length=s.context_length, qkv_bias=s.qkv_bias, tie_weights=s.tie_weights)
+    c = s.model  # the GPTConfig the settings hold
     with torch.device("meta"):  # shapes only, nothing allocated
         n_params = count_parameters(GPTModel(c))
-    print(f"{name:10}: emb_dim {s.emb_dim:3}, n_layers {s.n_layers:2}, {n_params / 1e6:6.1f} M parameters, "
+    print(f"{name:10}: emb_dim {c.emb_dim:3}, n_layers {c.n_layers:2}, {n_params / 1e6:6.1f} M parameters, "
           f"{3 * flops_per_token(c) / 1e6:7.1f} MFLOP per training token, batch {s.batch_size}, "
           f"lr {s.lr}, {s.num_epochs} epochs")
 small_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", emb_dim=64, n_layers=1, n_heads=4, context_length=256))
@@ -878,7 +879,10 @@ assert helper_history.tokens_seen == simple_log["tokens_seen"] and helper_histor
 #
 # | Module | Names |
 # |---|---|
-# | `helpers.train` | `calc_loss_batch`, `calc_loss_loader`, `evaluate`, `train`, `History`, `warmup_cosine`, `PretrainSettings`, `BOOK_SMALL`, `FULL_124M`, `setup_pretraining`, `save_checkpoint`, `load_checkpoint`, `throughput_comparison` |
+# | `helpers.train` | `calc_loss_batch`, `calc_loss_loader`, `evaluate`, `train`, `History`, `warmup_cosine` |
+# | `helpers.pretrain` | `PretrainSettings` (holds a `GPTConfig`), `BOOK_SMALL`, `FULL_124M`, `setup_pretraining`, `book_model` |
+# | `helpers.checkpoint` | `save_checkpoint`, `load_checkpoint` (with a sha256 digest) |
+# | `helpers.bench` | `throughput_comparison` |
 # | `helpers.viz` | `plot_losses` |
 #
 # ## Exercises

@@ -30,7 +30,6 @@ if "google.colab" in sys.modules:
 import io
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -42,14 +41,16 @@ from transformers.generation.logits_process import (MinPLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 from helpers.attention import causal_mask
+from helpers.bench import time_turns
 from helpers.data import fetch_the_verdict
 from helpers.generate import (filter_logits, generate, stream, stream_text, top_k_filter,
                               top_p_filter)
 from helpers.gpt2 import save_hf_checkpoint
+from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
-from helpers.train import BOOK_SMALL, book_model
-from helpers.viz import plot_frequencies, plot_next_token_probs
+from helpers.pretrain import BOOK_SMALL, book_model
+from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 transformers.logging.set_verbosity_error()  # no warnings or progress bars in the outputs
@@ -61,7 +62,7 @@ transformers.utils.logging.disable_progress_bar()
 # Decoding needs a model whose probabilities mean something. We use the book's trained small model:
 # Chapter 6's default settings, `BOOK_SMALL` (64-dimensional vectors, one transformer block, GPT-2's
 # vocabulary), trained on "The Verdict" with the same seed. No chapter reads a file that another
-# chapter wrote, so this chapter gets its own copy from `helpers.train.book_model`, which runs
+# chapter wrote, so this chapter gets its own copy from `helpers.pretrain.book_model`, which runs
 # Chapter 6's training cell in one call. The first call trains (the cell prints how long it took);
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
@@ -81,8 +82,8 @@ model, history = book_model(text, tokenizer, settings)
 torch.set_num_threads(1)  # from here on one CPU thread, whatever the machine (Section 7.10 says why)
 
 # %%
-print(f"BOOK_SMALL: emb_dim {settings.emb_dim}, n_layers {settings.n_layers}, "
-      f"n_heads {settings.n_heads}, context_length {settings.context_length}, "
+print(f"BOOK_SMALL: emb_dim {settings.model.emb_dim}, n_layers {settings.model.n_layers}, "
+      f"n_heads {settings.model.n_heads}, context_length {settings.model.context_length}, "
       f"{settings.num_epochs} epochs, {history.step} steps")
 print(f"{count_parameters(model):,} parameters")
 
@@ -694,30 +695,32 @@ past_len, T_new = 3, 2
 print(causal_mask(past_len + T_new)[past_len:past_len + T_new, :past_len + T_new].int())
 
 # %% [markdown]
-# `helpers.attention.MultiHeadAttention.forward` takes `past_kv=(k, v)` and `use_cache=True`, uses that
-# slice of its mask (and no mask at all for one token), and returns the grown `(k, v)`;
-# `TransformerBlock` passes them through; `GPTModel.forward(idx, cache=..., use_cache=True)` offsets
-# the positions by the cache's length, refuses a cache and input longer than the context together, and
-# returns `(logits, cache)`, the cache a tuple of one `(k, v)` pair per block. With the cache, the
-# model's logits for a prompt split in three parts equal those for the whole prompt, and forgetting
-# the offset changes them:
+# `helpers.kvcache.KVCache` holds one `(k, v)` pair per block. It is passed in, and the forward
+# pass fills it in place: `MultiHeadAttention.forward(x, cache=cache, layer=i)` reads layer `i`'s
+# keys and values, appends the new ones and uses that slice of its mask (no mask at all for one
+# token); `TransformerBlock` passes them through; `GPTModel.forward(idx, cache=cache)` offsets the
+# positions by the cache's length and refuses a cache and input longer than the context together.
+# Every call still returns only the logits. With the cache, the model's logits for a prompt split
+# in three parts equal those for the whole prompt, and forgetting the offset changes them:
 
 # %%
 ids = encode("I HAD always thought Jack Gisburn rather a cheap genius")  # (1, T)
 with torch.no_grad():
     full = model(ids)  # (1, T, V)
-    part1, cache = model(ids[:, :4], use_cache=True)
-    part2, cache = model(ids[:, 4:9], cache=cache, use_cache=True)  # positions 4 .. 8
-    part3, cache = model(ids[:, 9:], cache=cache, use_cache=True)
+    cache = KVCache()
+    part1 = model(ids[:, :4], cache=cache)
+    part2 = model(ids[:, 4:9], cache=cache)  # positions 4 .. 8
+    part3 = model(ids[:, 9:], cache=cache)
+    k0, v0 = cache[0]
+    print(f"{len(cache)} layer; keys {tuple(k0.shape)}, values {tuple(v0.shape)}: (B, h, T, d_h)")
     # the third part again, by hand, with positions 0, 1, ... instead of 9, 10, ...
+    cache.crop(9)  # keep the first 9 tokens' keys and values
     wrong_positions = torch.arange(ids.shape[1] - 9)
     x = model.tok_emb(ids[:, 9:]) + model.pos_emb(wrong_positions)  # (1, T - 9, C)
-    for block, (k, v) in zip(model.trf_blocks, cache):
-        x = block(x, past_kv=(k[:, :, :9], v[:, :, :9]))  # the first 9 tokens' keys, values
+    for i, block in enumerate(model.trf_blocks):
+        x = block(x, cache=cache, layer=i)
     wrong = model.out_head(model.final_norm(x))
 cached = torch.cat([part1, part2, part3], dim=1)  # (1, T, V)
-k0, v0 = cache[0]
-print(f"{len(cache)} layer; keys {tuple(k0.shape)}, values {tuple(v0.shape)}: (B, h, T, d_h)")
 print(f"cached vs full: {(cached - full).abs().max():.1e}; "
       f"with the offset forgotten: {(wrong - full[:, 9:]).abs().max():.2f}")
 assert torch.allclose(cached, full, atol=1e-5)
@@ -752,16 +755,10 @@ print("greedy, sampling, beam search: the same ids with and without the cache, "
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Why: wall-clock timings differ on every run.
-def tokens_per_second(fn, n_tokens):
-    start = time.perf_counter()
-    out = fn()
-    return n_tokens / (time.perf_counter() - start), out
-
-
-small_speed = {}
-for cache in (False, True):
-    small_speed[cache], _ = tokens_per_second(
-        lambda: generate(model, prompt_ids, 150, use_cache=cache), 150)
+seconds = time_turns({cache: lambda cache=cache: generate(model, prompt_ids, 150,
+                                                          use_cache=cache)
+                       for cache in (False, True)}, repeat=1, warmup=0)
+small_speed = {cache: 150 / s for cache, s in seconds.items()}
 print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the cache, "
       f"{small_speed[True]:,.0f} with it ({small_speed[True] / small_speed[False]:.1f}x)")
 
@@ -791,12 +788,12 @@ runs = {"ours, no cache": lambda: generate(gpt2_small, prompt_ids, n_new, use_ca
         "ours, KV cache": lambda: generate(gpt2_small, prompt_ids, n_new),
         "transformers": lambda: hf_small_generate(n_new)}
 generate(gpt2_small, prompt_ids, 2), hf_small_generate(2)  # warm-up: one-off costs
-speed, outputs = {}, {}
-for round_ in range(2):  # the cached runs twice, taking turns, keeping the faster of each
-    for name, fn in runs.items():
-        if round_ == 0 or name != "ours, no cache":  # the slow one once
-            tps, outputs[name] = tokens_per_second(fn, n_new)
-            speed[name] = max(speed.get(name, 0.0), tps)
+outputs = {}  # the slow one once; the cached runs twice, taking turns, keeping the faster
+slow = time_turns({"ours, no cache": runs["ours, no cache"]}, repeat=1, warmup=0,
+                  outputs=outputs)
+fast = time_turns({name: runs[name] for name in ("ours, KV cache", "transformers")}, repeat=2,
+                  warmup=0, reduce="min", outputs=outputs)
+speed = {name: n_new / s for name, s in {**slow, **fast}.items()}
 assert all(torch.equal(out, outputs["transformers"]) for out in outputs.values())
 n_params = count_parameters(gpt2_small)
 print(f"GPT-2 small config: {n_params:,} parameters, {4 * n_params / 1e6:.0f} MB of float32 "
@@ -850,9 +847,9 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 #   prompt), `stream_text(ids, decode)`, `beam_search(..., early_stopping=False)`, and the filters
 #   `apply_temperature`, `top_k_filter`, `top_p_filter`, `filter_logits`. Checked against
 #   `transformers` by `tests/test_generate.py`; timed by `benchmarks/generate.py`.
-# - `helpers.attention`, `helpers.layers`, `helpers.model`: the KV cache (`past_kv`/`cache`,
-#   `use_cache`).
-# - `helpers.viz`: `plot_next_token_probs` and `plot_frequencies`.
+# - `helpers.kvcache`: `KVCache`, passed to `GPTModel.forward(idx, cache=cache)` (and through
+#   `TransformerBlock` to `MultiHeadAttention.forward(x, cache=cache, layer=i)`), filled in place.
+# - `helpers.viz_inside`: `plot_next_token_probs` and `plot_frequencies`.
 #
 # ## Exercises
 
@@ -958,7 +955,8 @@ for name in PRESETS:
     mib = kv_cache_bytes(cfg) / 2**20
     print(f"{name:12s} {mib:6.0f} MiB at {cfg.context_length} tokens")
 with torch.no_grad():
-    _, full_cache = model(encode(text[:2000])[:, :256], use_cache=True)
+    full_cache = KVCache()
+    model(encode(text[:2000])[:, :256], cache=full_cache)
 measured = sum(t.nbytes for kv in full_cache for t in kv)
 print(f"our model, 256 tokens: {measured:,} bytes measured, "
       f"{kv_cache_bytes(model.cfg, 256):,} predicted")

@@ -52,9 +52,9 @@ from helpers.gpt2 import (HUB_MODELS, CheckpointError, CheckpointFormatError, co
 from helpers.model import PRESETS, GPTConfig, GPTModel, predicted_parameters
 from helpers.offline import gpt2_encoding
 from helpers.perplexity import sliding_window_perplexity, verdict_losses, window_plan
-import helpers.train
-from helpers.train import BOOK_SMALL
-from helpers.viz import plot_sliding_windows
+import helpers.pretrain
+from helpers.pretrain import BOOK_SMALL
+from helpers.viz_inside import plot_sliding_windows
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 WORK = Path(tempfile.mkdtemp(prefix="ch08_"))  # every file this chapter writes goes here,
@@ -135,7 +135,7 @@ except CheckpointError as err:
 # The stand-in is the book's trained small model: Chapter 6's default settings, `BOOK_SMALL` (one
 # block, `emb_dim` 64, four heads, a context of 256 tokens, a separate output head and no query, key
 # and value biases), trained for 15 epochs on the same split of the-verdict.
-# `helpers.train.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
+# `helpers.pretrain.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
 # In a fresh Colab runtime the cache is empty, so this cell trains: one to two minutes.
@@ -143,7 +143,7 @@ except CheckpointError as err:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
-book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
+book_model, history = helpers.pretrain.book_model(text, enc, BOOK_SMALL)
 
 # %%
 print(f"after {history.epoch} epochs: train loss {history.train_loss[-1]:.3f}, "
@@ -764,7 +764,7 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # - `helpers.perplexity`: `window_plan`, `sliding_window_perplexity` (a `Perplexity` result with
 #   `loss` and `perplexity`) and `verdict_losses`.
 # - `helpers/__main__.py`: `python -m helpers generate` and `python -m helpers perplexity`.
-# - `helpers.viz.plot_sliding_windows` drew the windows.
+# - `helpers.viz_inside.plot_sliding_windows` drew the windows.
 #
 # ## Exercises
 

@@ -40,18 +40,20 @@ from IPython.display import display
 
 import helpers.insight
 from helpers.data import create_dataloader, fetch_the_verdict
-from helpers.embeddings import pca_2d
 from helpers.gpt2 import CheckpointError, load_hf_checkpoint, save_hf_checkpoint
 from helpers.insight import (attention_distance, attention_entropy, cosine_similarity_matrix,
                              greedy_trace, key_token_preference, nearest_tokens,
                              token_strings, uniform_attention)
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
+from helpers.pretrain import book_model
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
-from helpers.train import book_model, train
-from helpers.viz import (plot_attention, plot_attention_grid, plot_head_scores,
-                         plot_logit_lens, plot_next_token_probs, plot_per_layer,
-                         plot_similarity_by_distance, plot_table, plot_word_map)
+from helpers.train import train
+from helpers.viz import (plot_attention, plot_per_layer, plot_similarity_by_distance, plot_table,
+                         plot_word_map)
+from helpers.viz_inside import (plot_attention_grid, plot_head_scores, plot_logit_lens,
+                                plot_next_token_probs)
+from helpers.word_vectors import pca_2d
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 
@@ -137,8 +139,8 @@ print(f"training took {train_seconds:.0f} s")
 # %% [markdown]
 # ## 9.2 The attention weights come from the model itself
 #
-# There is no second copy of the model for drawing. Chapter 5's `GPTModel.forward` takes
-# `return_attention=True` and then also returns a list of $L$ tensors, one per block, each
+# There is no second copy of the model for drawing. Chapter 5's `GPTModel.forward` takes a list
+# as `attn_weights` and appends to it $L$ tensors, one per block, each
 # `(B, h, T, T)`: entry `[b, k, t, s]` is how much query position `t` of head `k` takes from key
 # position `s`. Asking for them switches attention from PyTorch's fused kernel (which never
 # stores the weights) to Chapter 3's explicit softmax, so the logits must stay the same up to
@@ -150,12 +152,13 @@ x = torch.tensor([tok.encode(sentence)])  # (B, T) = (1, 16)
 tokens = token_strings(tok, x[0])
 with torch.no_grad():
     plain_logits = model(x)  # (B, T, V)
-    logits, weights = model(x, return_attention=True)  # weights: L x (B, h, T, T)
+    weights = []
+    logits = model(x, attn_weights=weights)  # weights: L x (B, h, T, T)
 print(f"{len(tokens)} tokens, | between them:")
 print("|".join(tokens))
 print(f"{len(weights)} layers of weights, each {tuple(weights[0].shape)} (B, h, T, T)")
 difference = (plain_logits - logits).abs().max().item()
-print(f"largest logit difference with and without return_attention: {difference:.1e}")
+print(f"largest logit difference with and without attn_weights: {difference:.1e}")
 assert x.shape == (1, cfg.context_length)
 assert torch.allclose(plain_logits, logits, atol=1e-5, rtol=0)
 
@@ -268,7 +271,8 @@ def score_table(weights, idx):  # weights: L x (B, h, T, T) -> {name: (L, h)}
 # %%
 X_val = torch.stack([x for x, _ in val_loader.dataset])  # (B, T): every validation window
 with torch.no_grad():
-    _, val_weights = model(X_val, return_attention=True)
+    val_weights = []
+    model(X_val, attn_weights=val_weights)
 scores = score_table(val_weights, X_val)
 even = uniform_attention(16).expand(len(X_val), 1, 16, 16)  # (B, 1, T, T): one even head
 baseline = {name: s[0, 0].item() for name, s in score_table([even], X_val).items()}
@@ -353,7 +357,8 @@ n_windows = (len(ids) - 1) // 16
 X_all = torch.tensor(ids[: n_windows * 16]).view(-1, 16)  # (B, T): the story in windows
 Y_all = torch.tensor(ids[1: n_windows * 16 + 1]).view(-1, 16)  # the token after each one
 with torch.no_grad():
-    _, all_weights = model(X_all, return_attention=True)
+    all_weights = []
+    model(X_all, attn_weights=all_weights)
 # (L, h, V); ids too rare to judge (an even head would give them < 20 in all) are NaN
 preference = key_token_preference(torch.stack(all_weights), X_all, tok.n_vocab,
                                   min_uniform=20.0)
@@ -442,7 +447,7 @@ model_view(bv_attention, bv_tokens, html_action="return")
 #
 # **Token embeddings.** The token embedding `tok_emb.weight` is a `(V, C)` table, one row per
 # token; tied to the output head, the same row also scores that token as the next one. Chapter 2
-# projected word vectors onto their two main directions with `helpers.embeddings.pca_2d`; here
+# projected word vectors onto their two main directions with `helpers.word_vectors.pca_2d`; here
 # is the same map for a few groups of our model's tokens, chosen from the story's frequent words.
 
 # %%
@@ -859,7 +864,7 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 # %% [markdown]
 # ## Summary
 #
-# - `GPTModel.forward(idx, return_attention=True)` returns every block's attention weights,
+# - `GPTModel.forward(idx, attn_weights=weights)` records every block's attention weights,
 #   `(B, h, T, T)` per layer, from the model's own forward pass; the logits are the same as
 #   without the request, to float rounding. Rows sum to 1 and the causal triangle above the
 #   diagonal is exactly zero.
@@ -892,7 +897,7 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   `uniform_attention`, `attention_distance`, `attention_entropy`, `key_token_preference`,
 #   `token_strings`, `bertviz_inputs`, `residual_stream`, `logit_lens`,
 #   `cosine_similarity_matrix`, `nearest_tokens` and `greedy_trace` (with its `Step`).
-# - `helpers.viz`: `plot_attention_grid`, `plot_head_scores` and `plot_logit_lens`.
+# - `helpers.viz_inside`: `plot_attention_grid`, `plot_head_scores` and `plot_logit_lens`.
 #
 # ## Exercises
 
@@ -925,7 +930,8 @@ for step in range(60):
     copier_optimizer.step()
 copier.eval()
 with torch.no_grad():
-    _, copier_weights = copier(inputs, return_attention=True)
+    copier_weights = []
+    copier(inputs, attn_weights=copier_weights)
 copier_scores = torch.stack([previous_score(w) for w in copier_weights])  # (L, h)
 best = divmod(copier_scores.argmax().item(), 4)
 print(f"best previous-token score {copier_scores.max():.2f} (layer {best[0]}, "
@@ -985,7 +991,7 @@ assert head_increase.max() < 0.05 < layer_increase[0] and layer_increase.argmax(
 # **Exercise 9.3.** `GPTModel` hands over its weights because Chapter 5 built it to. Recover them
 # from a model that does not: catch the input of every block's attention layer with a forward
 # pre-hook during an ordinary forward pass, recompute the weights from `W_query`, `W_key` and the
-# causal mask, and compare with `return_attention=True`.
+# causal mask, and compare with the weights that `attn_weights` records.
 
 # %% [markdown]
 # ```{admonition} Solution 9.3
@@ -1008,7 +1014,7 @@ hooks = [block.att.register_forward_pre_hook(catch(i))
          for i, block in enumerate(model.trf_blocks)]
 try:
     with torch.no_grad():
-        model(x)  # the ordinary forward pass, without return_attention
+        model(x)  # the ordinary forward pass, without attn_weights
 finally:
     for hook in hooks:
         hook.remove()
@@ -1023,7 +1029,7 @@ for i, block in enumerate(model.trf_blocks):
     future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
     recovered = hook_scores.masked_fill(future, float("-inf")).softmax(dim=-1)
     worst = max(worst, (recovered - weights[i]).abs().max().item())
-print(f"largest difference from return_attention=True over all layers: {worst:.1e}")
+print(f"largest difference from the recorded weights over all layers: {worst:.1e}")
 assert worst < 1e-5
 
 # %% [markdown]
@@ -1077,7 +1083,8 @@ generator = torch.Generator().manual_seed(1)
 half = torch.randint(0, tok.n_vocab, (64, 8), generator=generator)
 repeated = torch.cat([half, half], dim=1)  # (64, 16): 8 random tokens, twice
 with torch.no_grad():
-    rep_logits, rep_weights = model(repeated, return_attention=True)
+    rep_weights = []
+    rep_logits = model(repeated, attn_weights=rep_weights)
 token_loss = F.cross_entropy(rep_logits[:, :-1].flatten(0, 1), repeated[:, 1:].flatten(),
                              reduction="none").view(64, 15)  # predicting token t + 1
 first_half, second_half = token_loss[:, :7].mean().item(), token_loss[:, 8:].mean().item()

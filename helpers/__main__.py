@@ -30,9 +30,11 @@ from pathlib import Path
 
 EOT = "<|endoftext|>"
 EOT_ID = 50256
-MODEL_HELP = ("gpt2 (the default), gpt2-medium, gpt2-large, gpt2-xl or a hub id such as "
-              "openai-community/gpt2 (downloaded once, then read from the Hugging Face cache); or a "
-              "directory holding config.json and model.safetensors, or such a .safetensors file")
+MODEL_HELP = (
+    "gpt2 (the default), gpt2-medium, gpt2-large, gpt2-xl or a hub id such as "
+    "openai-community/gpt2 (downloaded once, then read from the Hugging Face cache); or a "
+    "directory holding config.json and model.safetensors, or such a .safetensors file"
+)
 MODELS_EPILOG = """\
 models:
   --model gpt2 downloads OpenAI's GPT-2 small (124M parameters, about 500 MB) from
@@ -44,7 +46,8 @@ exit status:
   0 on success; 2 for a bad option, an unknown model, a missing or corrupt file, or
   no network and no cached copy (one sentence on stderr says which).
 """
-MAIN_EPILOG = """\
+MAIN_EPILOG = (
+    """\
 examples:
   python -m helpers generate "Every effort moves you"
   python -m helpers generate "Every effort moves you" --top-k 50 --temperature 0.8
@@ -52,8 +55,11 @@ examples:
   python -m helpers generate "Every effort moves you" --model path/to/checkpoint
   python -m helpers perplexity data/the-verdict.txt --model gpt2-medium --stride 512
 
-""" + MODELS_EPILOG
-GENERATE_EPILOG = """\
+"""
+    + MODELS_EPILOG
+)
+GENERATE_EPILOG = (
+    """\
 decoding:
   Greedy (the most probable token at each step) unless you ask otherwise:
     --temperature, --top-k, --top-p  sample, after these filters (temperature 1
@@ -69,8 +75,11 @@ examples:
   python -m helpers generate "Every effort moves you" --top-p 0.9 --seed 1
   python -m helpers generate "Every effort moves you" --num-beams 5 --json
 
-""" + MODELS_EPILOG
-PERPLEXITY_EPILOG = """\
+"""
+    + MODELS_EPILOG
+)
+PERPLEXITY_EPILOG = (
+    """\
 how it is measured:
   The text is cut into windows of --context tokens that start --stride tokens
   apart; each window scores only the tokens that no earlier window scored, so every
@@ -84,7 +93,9 @@ examples:
   python -m helpers perplexity data/the-verdict.txt --model gpt2-medium --stride 256
   python -m helpers perplexity notes.txt --model path/to/checkpoint --json
 
-""" + MODELS_EPILOG
+"""
+    + MODELS_EPILOG
+)
 
 
 class UsageError(Exception):
@@ -120,9 +131,11 @@ def _at_most(limit: int, parse):
     def check(value: str) -> int:
         n = parse(value)
         if n > limit:
-            raise argparse.ArgumentTypeError(f"{value} is more than {limit:,}, this command's "
-                                             "limit")
+            raise argparse.ArgumentTypeError(
+                f"{value} is more than {limit:,}, this command's limit"
+            )
         return n
+
     check.__name__ = parse.__name__
     return check
 
@@ -130,8 +143,9 @@ def _at_most(limit: int, parse):
 def _seed(value: str) -> int:
     n = _integer(value)
     if not 0 <= n < 2**64:
-        raise argparse.ArgumentTypeError(f"{value} is not in 0..2**64 - 1 (torch takes 64-bit "
-                                         "seeds)")
+        raise argparse.ArgumentTypeError(
+            f"{value} is not in 0..2**64 - 1 (torch takes 64-bit seeds)"
+        )
     return n
 
 
@@ -159,42 +173,92 @@ def _probability(value: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="python -m helpers", formatter_class=formatter, epilog=MAIN_EPILOG,
+        prog="python -m helpers",
+        formatter_class=formatter,
+        epilog=MAIN_EPILOG,
         description="Generate text with GPT-2, or measure its perplexity on a text file, with the model\n"
-                    "built in the book \"Building GPT-2 from Scratch\" holding OpenAI's weights or any\n"
-                    "checkpoint in the same format.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     title="commands (python -m helpers COMMAND --help for more)")
+        'built in the book "Building GPT-2 from Scratch" holding OpenAI\'s weights or any\n'
+        "checkpoint in the same format.",
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        title="commands (python -m helpers COMMAND --help for more)",
+    )
 
-    gen = commands.add_parser("generate", formatter_class=formatter, epilog=GENERATE_EPILOG,
-                              help="continue a prompt", description="Continue PROMPT and print the text.")
+    gen = commands.add_parser(
+        "generate",
+        formatter_class=formatter,
+        epilog=GENERATE_EPILOG,
+        help="continue a prompt",
+        description="Continue PROMPT and print the text.",
+    )
     gen.add_argument("prompt", metavar="PROMPT", help="the text to continue (quote it)")
     gen.add_argument("--model", default="gpt2", metavar="MODEL", help=MODEL_HELP)
-    gen.add_argument("--max-new-tokens", type=_at_most(MAX_NEW_TOKENS, _non_negative), default=50,
-                     metavar="N", help=f"generate at most N tokens (default: 50, at most "
-                                       f"{MAX_NEW_TOKENS:,})")
-    gen.add_argument("--temperature", type=_temperature, metavar="T",
-                     help="sample with temperature T: below 1 sharper, above 1 flatter, 0 greedy")
-    gen.add_argument("--top-k", type=_positive, metavar="K", help="sample among the K most probable tokens")
-    gen.add_argument("--top-p", type=_probability, metavar="P",
-                     help="sample among the most probable tokens that together carry probability P (0 < P <= 1)")
-    gen.add_argument("--num-beams", type=_at_most(MAX_BEAMS, _positive), default=1, metavar="N",
-                     help=f"beam search with N beams (default: 1, no beam search; at most "
-                          f"{MAX_BEAMS})")
-    gen.add_argument("--seed", type=_seed, metavar="S",
-                     help="seed for sampling (0 to 2**64 - 1), to repeat a run exactly")
-    gen.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    gen.add_argument(
+        "--max-new-tokens",
+        type=_at_most(MAX_NEW_TOKENS, _non_negative),
+        default=50,
+        metavar="N",
+        help=f"generate at most N tokens (default: 50, at most {MAX_NEW_TOKENS:,})",
+    )
+    gen.add_argument(
+        "--temperature",
+        type=_temperature,
+        metavar="T",
+        help="sample with temperature T: below 1 sharper, above 1 flatter, 0 greedy",
+    )
+    gen.add_argument(
+        "--top-k", type=_positive, metavar="K", help="sample among the K most probable tokens"
+    )
+    gen.add_argument(
+        "--top-p",
+        type=_probability,
+        metavar="P",
+        help="sample among the most probable tokens that together carry probability P (0 < P <= 1)",
+    )
+    gen.add_argument(
+        "--num-beams",
+        type=_at_most(MAX_BEAMS, _positive),
+        default=1,
+        metavar="N",
+        help=f"beam search with N beams (default: 1, no beam search; at most {MAX_BEAMS})",
+    )
+    gen.add_argument(
+        "--seed",
+        type=_seed,
+        metavar="S",
+        help="seed for sampling (0 to 2**64 - 1), to repeat a run exactly",
+    )
+    gen.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the text"
+    )
 
-    ppl = commands.add_parser("perplexity", formatter_class=formatter, epilog=PERPLEXITY_EPILOG,
-                              help="perplexity of a text file",
-                              description="Measure how well the model predicts the text in FILE.")
+    ppl = commands.add_parser(
+        "perplexity",
+        formatter_class=formatter,
+        epilog=PERPLEXITY_EPILOG,
+        help="perplexity of a text file",
+        description="Measure how well the model predicts the text in FILE.",
+    )
     ppl.add_argument("file", metavar="FILE", help="a UTF-8 text file")
     ppl.add_argument("--model", default="gpt2", metavar="MODEL", help=MODEL_HELP)
-    ppl.add_argument("--context", type=_positive, metavar="N",
-                     help="window length in tokens (default: the model's context length, 1024 for GPT-2)")
-    ppl.add_argument("--stride", type=_positive, metavar="N",
-                     help="tokens between window starts, at most --context (default: half the context)")
-    ppl.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    ppl.add_argument(
+        "--context",
+        type=_positive,
+        metavar="N",
+        help="window length in tokens (default: the model's context length, 1024 for GPT-2)",
+    )
+    ppl.add_argument(
+        "--stride",
+        type=_positive,
+        metavar="N",
+        help="tokens between window starts, at most --context (default: half the context)",
+    )
+    ppl.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the text"
+    )
     return parser
 
 
@@ -212,20 +276,30 @@ def _encoding():
 
 def decoding_settings(args) -> dict:
     """The keyword arguments for ``helpers.generate.generate`` that the options ask for."""
-    sampling_options = [name for name in ("temperature", "top_k", "top_p") if getattr(args, name) is not None]
+    sampling_options = [
+        name for name in ("temperature", "top_k", "top_p") if getattr(args, name) is not None
+    ]
     temperature = 1.0 if args.temperature is None else args.temperature
     do_sample = bool(sampling_options) and temperature > 0
     if do_sample and args.num_beams > 1:
         flags = ", ".join("--" + name.replace("_", "-") for name in sampling_options)
-        raise UsageError(f"--num-beams {args.num_beams} (beam search) does not sample, so it cannot be combined "
-                         f"with {flags}: drop one or the other.")
+        raise UsageError(
+            f"--num-beams {args.num_beams} (beam search) does not sample, so it cannot be combined "
+            f"with {flags}: drop one or the other."
+        )
     seed = args.seed
     if do_sample and seed is None:
         import random
 
         seed = random.SystemRandom().randrange(2**31)
-    return dict(temperature=temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-                do_sample=do_sample, seed=seed)
+    return dict(
+        temperature=temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        num_beams=args.num_beams,
+        do_sample=do_sample,
+        seed=seed,
+    )
 
 
 def run_generate(args) -> dict:
@@ -240,27 +314,52 @@ def run_generate(args) -> dict:
     prompt_ids = enc.encode(args.prompt, allowed_special={EOT})
     if not prompt_ids:
         if eos_id is None:
-            raise UsageError("the prompt is empty and this model's vocabulary has no <|endoftext|> to start "
-                             "from: give a prompt.")
+            raise UsageError(
+                "the prompt is empty and this model's vocabulary has no <|endoftext|> to start "
+                "from: give a prompt."
+            )
         prompt_ids = [eos_id]
     if len(prompt_ids) > context:
-        raise UsageError(f"the prompt has {len(prompt_ids)} tokens but the model reads at most {context}: "
-                         f"shorten it.")
+        raise UsageError(
+            f"the prompt has {len(prompt_ids)} tokens but the model reads at most {context}: "
+            f"shorten it."
+        )
     if max(prompt_ids) >= vocab:
-        raise UsageError(f"the prompt has token id {max(prompt_ids)}, outside this model's vocabulary of {vocab} "
-                         f"tokens: the model was not trained with GPT-2's tokenizer.")
+        raise UsageError(
+            f"the prompt has token id {max(prompt_ids)}, outside this model's vocabulary of {vocab} "
+            f"tokens: the model was not trained with GPT-2's tokenizer."
+        )
     idx = torch.tensor([prompt_ids])  # (1, T)
     out = generate(model, idx, args.max_new_tokens, eos_id=eos_id, **settings)
-    new_ids = out[0, len(prompt_ids):].tolist()
+    new_ids = out[0, len(prompt_ids) :].tolist()
     stopped = "max_new_tokens"
     if eos_id is not None and eos_id in new_ids:
-        new_ids, stopped = new_ids[:new_ids.index(eos_id)], "eos"
+        new_ids, stopped = new_ids[: new_ids.index(eos_id)], "eos"
     completion = enc.decode(new_ids)
-    decoding = ("beam search" if settings["num_beams"] > 1 else "sampling" if settings["do_sample"] else "greedy")
-    return {"model": args.model, "prompt": args.prompt, "completion": completion, "text": args.prompt + completion,
-            "prompt_tokens": len(prompt_ids), "new_tokens": len(new_ids), "token_ids": new_ids, "stopped": stopped,
-            "decoding": decoding, "max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-            "top_k": args.top_k, "top_p": args.top_p, "num_beams": args.num_beams, "seed": settings["seed"]}
+    decoding = (
+        "beam search"
+        if settings["num_beams"] > 1
+        else "sampling"
+        if settings["do_sample"]
+        else "greedy"
+    )
+    return {
+        "model": args.model,
+        "prompt": args.prompt,
+        "completion": completion,
+        "text": args.prompt + completion,
+        "prompt_tokens": len(prompt_ids),
+        "new_tokens": len(new_ids),
+        "token_ids": new_ids,
+        "stopped": stopped,
+        "decoding": decoding,
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "num_beams": args.num_beams,
+        "seed": settings["seed"],
+    }
 
 
 def run_perplexity(args) -> dict:
@@ -268,43 +367,66 @@ def run_perplexity(args) -> dict:
 
     path = Path(args.file)
     if not path.is_file():
-        raise UsageError(f"{path} is a directory: give the path of a UTF-8 text file." if path.is_dir()
-                         else f"{path} is not a regular file: give the path of a UTF-8 text file."
-                         if path.exists()
-                         else f"there is no file at {path}: give the path of a UTF-8 text file.")
+        raise UsageError(
+            f"{path} is a directory: give the path of a UTF-8 text file."
+            if path.is_dir()
+            else f"{path} is not a regular file: give the path of a UTF-8 text file."
+            if path.exists()
+            else f"there is no file at {path}: give the path of a UTF-8 text file."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text: convert it, e.g. with iconv -t UTF-8.") from None
+        raise UsageError(
+            f"{path} is not UTF-8 text: convert it, e.g. with iconv -t UTF-8."
+        ) from None
     model, enc = _load(args.model), _encoding()
     ids = enc.encode(text, allowed_special={EOT})
     if len(ids) < 2:
         raise UsageError(f"{path} holds {len(ids)} token(s): perplexity needs at least 2.")
     if max(ids) >= model.cfg.vocab_size:
-        raise UsageError(f"{path} has token id {max(ids)}, outside this model's vocabulary of "
-                         f"{model.cfg.vocab_size} tokens: the model was not trained with GPT-2's tokenizer.")
+        raise UsageError(
+            f"{path} has token id {max(ids)}, outside this model's vocabulary of "
+            f"{model.cfg.vocab_size} tokens: the model was not trained with GPT-2's tokenizer."
+        )
     context = model.cfg.context_length if args.context is None else args.context
     if context > model.cfg.context_length:
-        raise UsageError(f"--context {context} is longer than the model's context of {model.cfg.context_length} "
-                         f"tokens: use at most {model.cfg.context_length}.")
+        raise UsageError(
+            f"--context {context} is longer than the model's context of {model.cfg.context_length} "
+            f"tokens: use at most {model.cfg.context_length}."
+        )
     if context < 2:
-        raise UsageError(f"--context {context} is too short: a window needs one token to read "
-                         "and one "
-                         f"to score; use at least 2.")
+        raise UsageError(
+            f"--context {context} is too short: a window needs one token to read "
+            "and one "
+            f"to score; use at least 2."
+        )
     stride = max(1, context // 2) if args.stride is None else args.stride
     if stride > context:
-        raise UsageError(f"--stride {stride} is larger than --context {context}: the tokens between two windows "
-                         f"would never be scored; use a stride of at most {context}.")
+        raise UsageError(
+            f"--stride {stride} is larger than --context {context}: the tokens between two windows "
+            f"would never be scored; use a stride of at most {context}."
+        )
     result = sliding_window_perplexity(model, ids, context=context, stride=stride)
-    return {"model": args.model, "file": str(path), "file_tokens": len(ids), "context": result.context,
-            "stride": result.stride, "windows": result.n_windows, "tokens_scored": result.n_tokens,
-            "loss": result.loss, "perplexity": result.perplexity}
+    return {
+        "model": args.model,
+        "file": str(path),
+        "file_tokens": len(ids),
+        "context": result.context,
+        "stride": result.stride,
+        "windows": result.n_windows,
+        "tokens_scored": result.n_tokens,
+        "loss": result.loss,
+        "perplexity": result.perplexity,
+    }
 
 
 def _print_perplexity(r: dict) -> None:
     print(f"model:         {r['model']}")
     print(f"file:          {r['file']} ({r['file_tokens']:,} tokens)")
-    print(f"windows:       {r['windows']:,} of at most {r['context']:,} tokens, stride {r['stride']:,}")
+    print(
+        f"windows:       {r['windows']:,} of at most {r['context']:,} tokens, stride {r['stride']:,}"
+    )
     print(f"tokens scored: {r['tokens_scored']:,}")
     print(f"loss:          {r['loss']:.4f} nats per token")
     print(f"perplexity:    {r['perplexity']:.2f}")

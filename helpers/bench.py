@@ -1,4 +1,11 @@
-"""Timing utilities for the benchmark scripts in ``benchmarks/`` and the chapters that show their results.
+"""Timing, the one utility every benchmark script in ``benchmarks/`` and every chapter timing uses.
+
+* :func:`time_call`: seconds of one function over several runs (the median by default, or the
+  minimum: other processes only ever slow a run down);
+* :func:`time_turns`: several functions timed in turns, so that a busy machine slows all alike;
+* the measurements the chapters report: :func:`tokenizer_benchmark` (Chapter 1) and
+  :func:`throughput_comparison` (Chapter 6); Chapter 3's is
+  ``helpers.attention.attention_benchmark``.
 
 Timings are measurements, never assertions: they are printed, and notebook cells that show them are
 marked ``# NBVAL_IGNORE_OUTPUT`` because no two runs give the same figures.
@@ -10,19 +17,46 @@ import statistics
 import time
 from typing import Callable
 
+import torch
 
-def time_call(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` untimed runs."""
+REDUCTIONS = {"median": statistics.median, "min": min, "max": max}
+
+
+def time_turns(
+    fns: dict[str, Callable[[], object]],
+    repeat: int = 5,
+    warmup: int = 1,
+    reduce: str = "median",
+    outputs: dict | None = None,
+) -> dict[str, float]:
+    """Wall-clock seconds of each ``fns[name]()``: after ``warmup`` untimed runs of each, ``repeat``
+    rounds in which every function runs once in turn; per name the ``reduce`` (``"median"``,
+    ``"min"`` or ``"max"``) of its ``repeat`` times. Given a dict as ``outputs``, each function's
+    result of the first timed round is stored in it under its name."""
     if repeat < 1:
         raise ValueError(f"repeat={repeat} must be at least 1.")
-    for _ in range(warmup):
-        fn()
-    times = []
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce={reduce!r} is not one of {sorted(REDUCTIONS)}.")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            out = fn()
+            times[name].append(time.perf_counter() - start)
+            if outputs is not None:
+                outputs.setdefault(name, out)
+    return {name: REDUCTIONS[reduce](t) for name, t in times.items()}
+
+
+def time_call(
+    fn: Callable[[], object], repeat: int = 5, warmup: int = 1, reduce: str = "median"
+) -> float:
+    """Wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` untimed ones (the
+    median by default; see :func:`time_turns`)."""
+    return time_turns({"fn": fn}, repeat, warmup, reduce)["fn"]
 
 
 def tokenizer_benchmark(text: str, vocab_size: int = 2000, repeat: int = 5) -> dict[str, float]:
@@ -51,3 +85,55 @@ def tokenizer_benchmark(text: str, vocab_size: int = 2000, repeat: int = 5) -> d
         "tiktoken_MB_per_s": n_bytes / theirs_s / 1e6,
         "slowdown": ours_s / theirs_s,
     }
+
+
+def _train_step(
+    model, inputs: torch.Tensor, targets: torch.Tensor, logits_of: Callable
+) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+
+    def step():
+        logits = logits_of(model(inputs))  # (B, T, V)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if inputs.is_cuda:
+            torch.cuda.synchronize()
+
+    return step
+
+
+def throughput_comparison(cfg, batch_size: int, repeat: int = 5, seed: int = 0) -> dict[str, float]:
+    """Chapter 6's benchmark: training tokens per second (forward, cross-entropy, backward, AdamW
+    step) of our ``GPTModel(cfg)`` and of ``transformers.GPT2LMHeadModel`` built from the same
+    configuration (``helpers.gpt2.config_to_hf``), on one random ``(batch_size, context_length)``
+    batch. After a warm-up step each, the two models take turns for ``repeat`` rounds
+    (:func:`time_turns`); medians. Returns tokens/s of each and ``ratio = ours / transformers``
+    (above 1: ours is faster). Use ``qkv_bias=True``: GPT-2's format always has those biases.
+    ``seed`` seeds the batch and both models' weights, through generators and ``fork_rng``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from helpers.gpt2 import config_to_hf
+    from helpers.model import GPTModel, count_parameters
+
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, cfg.vocab_size, (batch_size, cfg.context_length + 1), generator=g)
+    ids = ids.to(
+        torch.empty(0).device
+    )  # the default device: set it with `with torch.device("cuda"):`
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the weights' initialization; restored when the block ends
+        ours, theirs = GPTModel(cfg), GPT2LMHeadModel(GPT2Config(**config_to_hf(cfg)))
+    if count_parameters(ours) != count_parameters(theirs):
+        raise ValueError("the two models differ in size: build the config with qkv_bias=True.")
+    steps = {
+        "ours": _train_step(ours, ids[:, :-1], ids[:, 1:], lambda out: out),
+        "transformers": _train_step(theirs, ids[:, :-1], ids[:, 1:], lambda out: out.logits),
+    }
+    seconds = time_turns(steps, repeat=repeat)
+    tokens = ids[:, 1:].numel()
+    result = {f"{name}_tokens_per_s": tokens / s for name, s in seconds.items()}
+    result["ratio"] = result["ours_tokens_per_s"] / result["transformers_tokens_per_s"]
+    return result

@@ -21,9 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-THE_VERDICT_URL = (
-    "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt"
-)
+THE_VERDICT_URL = "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt"
 THE_VERDICT_SHA256 = "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f"
 
 
@@ -33,11 +31,17 @@ DEFAULT_MAX_BYTES = 1 << 30  # download()'s size cap: 1 GiB unless the caller na
 def _write_all(fd: int, block: bytes) -> None:
     view = memoryview(block)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
-def download(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 10.0,
-             deadline: float = 300.0, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    timeout: float = 10.0,
+    deadline: float = 300.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Path:
     """Download ``url`` to ``dest``; if ``sha256`` is given the file must match it.
 
     Bounded: each network wait takes at most ``timeout`` seconds, the whole download at most about
@@ -55,14 +59,18 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
             raise ValueError(f"{name}={value!r} must be a positive number.")
     dest = Path(dest)
     if dest.is_dir():
-        raise IsADirectoryError(f"{dest} is a directory: give download() the path of the file to "
-                                "write.")
+        raise IsADirectoryError(
+            f"{dest} is a directory: give download() the path of the file to write."
+        )
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as err:
-        raise OSError(err.errno, f"cannot write into {dest.parent} ({err.strerror or err}): give "
-                      f"download() a destination in a folder you can write to.") from None
+        raise OSError(
+            err.errno,
+            f"cannot write into {dest.parent} ({err.strerror or err}): give "
+            f"download() a destination in a folder you can write to.",
+        ) from None
     stop = time.monotonic() + deadline
     digest, size = hashlib.sha256(), 0
     try:
@@ -82,23 +90,29 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
                     except OSError as err:
                         raise _WriteError(err) from None
                     if time.monotonic() > stop:
-                        raise TimeoutError(f"it took longer than deadline={deadline} s ({size:,} "
-                                           "bytes "
-                                           f"so far)")
+                        raise TimeoutError(
+                            f"it took longer than deadline={deadline} s ({size:,} bytes so far)"
+                        )
         except http.client.IncompleteRead as err:
-            raise ConnectionError(f"could not download {url}: the connection closed after "
-                                  f"{size + len(err.partial):,} bytes, before the body was "
-                                  "complete; "
-                                  f"nothing was saved to {dest}, try again.") from None
+            raise ConnectionError(
+                f"could not download {url}: the connection closed after "
+                f"{size + len(err.partial):,} bytes, before the body was "
+                "complete; "
+                f"nothing was saved to {dest}, try again."
+            ) from None
         except (OSError, http.client.HTTPException, ValueError) as err:
             # URLError, HTTP errors, timeouts and refused connections are all OSErrors
-            raise ConnectionError(f"could not download {url} ({type(err).__name__}: {err}); "
-                                  "nothing "
-                                  f"was saved to {dest}.") from None
+            raise ConnectionError(
+                f"could not download {url} ({type(err).__name__}: {err}); "
+                "nothing "
+                f"was saved to {dest}."
+            ) from None
         if expected is not None and size != expected:
-            raise ConnectionError(f"could not download {url}: the server announced {expected:,} "
-                                  "bytes "
-                                  f"but sent {size:,}; nothing was saved to {dest}, try again.")
+            raise ConnectionError(
+                f"could not download {url}: the server announced {expected:,} "
+                "bytes "
+                f"but sent {size:,}; nothing was saved to {dest}, try again."
+            )
         if sha256 is not None and digest.hexdigest() != sha256:
             raise ValueError(
                 f"the download from {url} has sha256 {digest.hexdigest()}, expected {sha256}: "
@@ -114,15 +128,20 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
         except OSError as err:
             raise _WriteError(err) from None
     except _TooBig as err:
-        raise ConnectionError(f"could not download {url}: {err}, more than "
-                              f"max_bytes={max_bytes:,}; "
-                              f"nothing was saved to {dest} (pass a larger max_bytes if it is "
-                              f"right).") from None
+        raise ConnectionError(
+            f"could not download {url}: {err}, more than "
+            f"max_bytes={max_bytes:,}; "
+            f"nothing was saved to {dest} (pass a larger max_bytes if it is "
+            f"right)."
+        ) from None
     except _WriteError as err:
         cause = err.args[0]
-        raise OSError(cause.errno, f"could not write the download of {url} into {dest.parent} "
-                      f"({cause.strerror or cause}): free some space or choose another folder; "
-                      f"nothing was saved to {dest}.") from None
+        raise OSError(
+            cause.errno,
+            f"could not write the download of {url} into {dest.parent} "
+            f"({cause.strerror or cause}): free some space or choose another folder; "
+            f"nothing was saved to {dest}.",
+        ) from None
     finally:
         if fd >= 0:
             os.close(fd)
@@ -138,8 +157,9 @@ class _WriteError(Exception):
     pass
 
 
-def fetch_the_verdict(data_dir: str | Path, url: str | None = None, timeout: float = 10.0,
-                      deadline: float = 60.0) -> Path:
+def fetch_the_verdict(
+    data_dir: str | Path, url: str | None = None, timeout: float = 10.0, deadline: float = 60.0
+) -> Path:
     """Path of ``the-verdict.txt`` in ``data_dir``, downloaded once (from ``url``, by default
     :data:`THE_VERDICT_URL`) if it is not there yet (within ``deadline`` seconds, at most 1 MiB:
     the story is 20 KB)."""
@@ -156,8 +176,14 @@ def fetch_the_verdict(data_dir: str | Path, url: str | None = None, timeout: flo
             )
         return path
     try:
-        return download(url, path, sha256=THE_VERDICT_SHA256, timeout=timeout, deadline=deadline,
-                        max_bytes=1 << 20)
+        return download(
+            url,
+            path,
+            sha256=THE_VERDICT_SHA256,
+            timeout=timeout,
+            deadline=deadline,
+            max_bytes=1 << 20,
+        )
     except ConnectionError as err:
         raise FileNotFoundError(
             f"{path} is missing and the download failed ({err}): copy the-verdict.txt "
@@ -201,10 +227,13 @@ class SlidingWindowDataset(Dataset):
         try:
             ids = torch.as_tensor(token_ids, dtype=torch.long)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"token_ids must be integer token ids ({err}): encode the text "
-                             f"first.") from None
+            raise ValueError(
+                f"token_ids must be integer token ids ({err}): encode the text first."
+            ) from None
         if ids.ndim != 1:
-            raise ValueError(f"token_ids must be one flat sequence, got a tensor of shape {tuple(ids.shape)}.")
+            raise ValueError(
+                f"token_ids must be one flat sequence, got a tensor of shape {tuple(ids.shape)}."
+            )
         if len(ids) <= context_length:
             raise ValueError(
                 f"the text has {len(ids)} tokens, but one window needs context_length + 1 = {context_length + 1} "
@@ -244,5 +273,11 @@ def create_dataloader(
         raise ValueError(f"seed={seed!r} must be an integer in 0..2**63 - 1, or None.")
     dataset = SlidingWindowDataset(token_ids, context_length, stride)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      num_workers=num_workers, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        generator=generator,
+    )

@@ -12,7 +12,7 @@ computes the gradient of its batch; ``DistributedDataParallel`` averages the gra
 processes during ``backward()``, so every process takes the same optimizer step. With equal batches
 that average is the gradient of the union of the batches: ``N`` processes with batch ``b`` follow the
 same losses as one process with batch ``N * b`` (up to float rounding). Only rank 0 writes the log
-(``log.jsonl``, one line per step), ``summary.json`` and the checkpoint (``helpers.train``'s format).
+(``log.jsonl``, one line per step), ``summary.json`` and the checkpoint (``helpers.checkpoint``'s format).
 """
 
 from __future__ import annotations
@@ -34,35 +34,55 @@ BACKENDS = ("gloo", "nccl")
 def check_backend(backend: str) -> None:
     """Raise a ValueError naming the problem and the fix if ``backend`` cannot run here."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not one of {BACKENDS}: use gloo on CPUs, nccl on NVIDIA GPUs.")
+        raise ValueError(
+            f"backend={backend!r} is not one of {BACKENDS}: use gloo on CPUs, nccl on NVIDIA GPUs."
+        )
     if not dist.is_available():
-        raise ValueError(f"this torch build ({torch.__version__}) has no torch.distributed: install a build "
-                         f"with it, or train in one process (helpers.train.train).")
+        raise ValueError(
+            f"this torch build ({torch.__version__}) has no torch.distributed: install a build "
+            f"with it, or train in one process (helpers.train.train)."
+        )
     if backend == "nccl" and not torch.cuda.is_available():
-        raise ValueError("backend='nccl' needs NVIDIA GPUs, but torch.cuda.is_available() is False here: "
-                         "use --backend gloo to train on CPU processes.")
+        raise ValueError(
+            "backend='nccl' needs NVIDIA GPUs, but torch.cuda.is_available() is False here: "
+            "use --backend gloo to train on CPU processes."
+        )
     if not dist.is_backend_available(backend):
-        raise ValueError(f"backend={backend!r} is not built into this torch ({torch.__version__}): use "
-                         f"{'gloo' if backend == 'nccl' else 'nccl'} instead.")
+        raise ValueError(
+            f"backend={backend!r} is not built into this torch ({torch.__version__}): use "
+            f"{'gloo' if backend == 'nccl' else 'nccl'} instead."
+        )
 
 
-def make_loader(dataset, batch_size: int, rank: int, world_size: int, seed: int = 123) -> DataLoader:
+def make_loader(
+    dataset, batch_size: int, rank: int, world_size: int, seed: int = 123
+) -> DataLoader:
     """Rank ``rank``'s batches: a ``DistributedSampler`` shuffles all windows with ``seed`` (and the
     epoch, see ``set_epoch``) and deals them out in turn, ``rank, rank + world_size, ...``. Raises a
     ValueError when there are too few windows for one batch on every process."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1.")
     if len(dataset) // world_size < batch_size:
-        raise ValueError(f"the training data has {len(dataset)} windows, fewer than {world_size} processes x "
-                         f"batch_size={batch_size} = {world_size * batch_size}, so some process would get no "
-                         f"batch: use fewer processes (--nproc_per_node), a smaller --batch-size, or more text.")
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                 drop_last=True)
+        raise ValueError(
+            f"the training data has {len(dataset)} windows, fewer than {world_size} processes x "
+            f"batch_size={batch_size} = {world_size * batch_size}, so some process would get no "
+            f"batch: use fewer processes (--nproc_per_node), a smaller --batch-size, or more text."
+        )
+    sampler = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
 
 
-def train_ddp(model, loader: DataLoader, optimizer, max_steps: int, rank: int, world_size: int,
-              out_dir: Path | None = None) -> list[float]:
+def train_ddp(
+    model,
+    loader: DataLoader,
+    optimizer,
+    max_steps: int,
+    rank: int,
+    world_size: int,
+    out_dir: Path | None = None,
+) -> list[float]:
     """Train ``model`` (wrapped in ``DistributedDataParallel`` when ``world_size > 1``) for up to
     ``max_steps`` steps and return the loss of every step, averaged over the processes (the loss of
     the whole global batch). Rank 0 appends one JSON line per step to ``out_dir / "log.jsonl"``."""
@@ -89,8 +109,17 @@ def train_ddp(model, loader: DataLoader, optimizer, max_steps: int, rank: int, w
                 losses.append(mean.item())
                 step += 1
                 if log is not None:
-                    log.write(json.dumps({"step": step, "loss": losses[-1], "rank": rank,
-                                          "tokens": step * world_size * inputs.numel()}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "loss": losses[-1],
+                                "rank": rank,
+                                "tokens": step * world_size * inputs.numel(),
+                            }
+                        )
+                        + "\n"
+                    )
                 if step == max_steps:
                     break
             epoch += 1
@@ -102,7 +131,11 @@ def train_ddp(model, loader: DataLoader, optimizer, max_steps: int, rank: int, w
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", default=None, help="gloo (CPU) or nccl (GPUs); default: nccl if CUDA, else gloo")
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="gloo (CPU) or nccl (GPUs); default: nccl if CUDA, else gloo",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="windows per process and step")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--context-length", type=int, default=32)
@@ -112,22 +145,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--data-dir", default="data")
-    p.add_argument("--out", default=None, help="folder for log.jsonl, summary.json and checkpoint (rank 0)")
+    p.add_argument(
+        "--out", default=None, help="folder for log.jsonl, summary.json and checkpoint (rank 0)"
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None) -> list[float]:
     """Entry point for ``torchrun ... -m helpers.distributed``; returns this process's step losses."""
+    from helpers.checkpoint import save_checkpoint
     from helpers.data import SlidingWindowDataset, fetch_the_verdict
     from helpers.model import GPTConfig, GPTModel
     from helpers.offline import gpt2_encoding
-    from helpers.train import save_checkpoint
 
     args = parse_args(argv)
     for name in ("batch_size", "steps", "context_length"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} must be a positive "
-                             f"integer.")
+            raise ValueError(
+                f"--{name.replace('_', '-')} {getattr(args, name)} must be a positive integer."
+            )
     if not 0 < args.lr < float("inf"):
         raise ValueError(f"--lr {args.lr} must be a positive number, e.g. 1e-3.")
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -138,32 +174,51 @@ def main(argv=None) -> list[float]:
     tokenizer = gpt2_encoding()
     ids = tokenizer.encode(fetch_the_verdict(args.data_dir).read_text(encoding="utf-8"))
     T = args.context_length
-    loader = make_loader(SlidingWindowDataset(ids, T, stride=T), args.batch_size, rank, world_size, args.seed)
+    loader = make_loader(
+        SlidingWindowDataset(ids, T, stride=T), args.batch_size, rank, world_size, args.seed
+    )
     if world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         torch.manual_seed(args.seed)  # the same weights on every rank (DDP also copies rank 0's)
-        cfg = GPTConfig.from_preset("gpt2-small", emb_dim=args.emb_dim, n_layers=args.n_layers,
-                                    n_heads=args.n_heads, context_length=T, drop_rate=0.0,
-                                    vocab_size=tokenizer.n_vocab)
+        cfg = GPTConfig.from_preset(
+            "gpt2-small",
+            emb_dim=args.emb_dim,
+            n_layers=args.n_layers,
+            n_heads=args.n_heads,
+            context_length=T,
+            drop_rate=0.0,
+            vocab_size=tokenizer.n_vocab,
+        )
         model = GPTModel(cfg).to(device)
         net = model
         if world_size > 1:
             net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[local_rank] if device.type == "cuda" else None)
+                model, device_ids=[local_rank] if device.type == "cuda" else None
+            )
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
         out = Path(args.out) if args.out else None
         start = time.perf_counter()
         losses = train_ddp(net, loader, optimizer, args.steps, rank, world_size, out)
         seconds = time.perf_counter() - start
-        if rank == 0 and out is not None:  # one writer: the checkpoint and summary come from rank 0 only
+        if (
+            rank == 0 and out is not None
+        ):  # one writer: the checkpoint and summary come from rank 0 only
             save_checkpoint(out / "checkpoint.safetensors", model, optimizer)
             tokens = len(losses) * world_size * args.batch_size * T
-            summary = {"rank": rank, "world_size": world_size, "backend": backend, "batch_size": args.batch_size,
-                       "steps": len(losses), "losses": losses, "seconds": seconds, "tokens_per_s": tokens / seconds,
-                       "threads": torch.get_num_threads()}
+            summary = {
+                "rank": rank,
+                "world_size": world_size,
+                "backend": backend,
+                "batch_size": args.batch_size,
+                "steps": len(losses),
+                "losses": losses,
+                "seconds": seconds,
+                "tokens_per_s": tokens / seconds,
+                "threads": torch.get_num_threads(),
+            }
             (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
         if world_size > 1:
             dist.barrier()  # nobody exits while rank 0 is still writing

@@ -3,7 +3,7 @@
 Read in this order:
 
 * :func:`attention_of`: every block's attention weights, stacked ``(L, B, h, T, T)``, from the
-  model's own forward pass (``GPTModel.forward(idx, return_attention=True)``);
+  model's own forward pass (``GPTModel.forward(idx, attn_weights=weights)``);
 * head scores, each ``(..., B, h, T, T)`` weights in, ``(..., h)`` out, the mean over the batch and
   over the queries ``t >= 1`` (query 0 can only look at itself): :func:`previous_token_score`
   (weight on ``t - 1``), :func:`first_token_score` (on position 0), :func:`self_score` (on ``t``
@@ -36,17 +36,28 @@ SCORE_NAMES = ("previous", "first", "self", "same")
 def attention_of(model, idx: torch.Tensor) -> torch.Tensor:
     """``(L, B, h, T, T)``: the attention weights of every block for ``idx  # (B, T)``, as the model
     computes them in the mode it is in (call ``model.eval()`` first)."""
-    _, weights = model(idx, return_attention=True)
+    weights: list[torch.Tensor] = []
+    model(idx, attn_weights=weights)
     return torch.stack(weights)
 
 
 def _check_weights(weights: torch.Tensor) -> None:
-    if not isinstance(weights, torch.Tensor) or weights.dim() < 4 or weights.shape[-1] != weights.shape[-2]:
-        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
-        raise ValueError(f"attention weights must be a tensor of shape (..., B, h, T, T), got {shape}: "
-                         f"stack the per-layer list with attention_of(model, idx) or torch.stack.")
+    if (
+        not isinstance(weights, torch.Tensor)
+        or weights.dim() < 4
+        or weights.shape[-1] != weights.shape[-2]
+    ):
+        shape = (
+            tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        )
+        raise ValueError(
+            f"attention weights must be a tensor of shape (..., B, h, T, T), got {shape}: "
+            f"stack the per-layer list with attention_of(model, idx) or torch.stack."
+        )
     if weights.shape[-1] < 2:
-        raise ValueError("the weights cover a single token: scores need T >= 2 (query 0 sees only itself).")
+        raise ValueError(
+            "the weights cover a single token: scores need T >= 2 (query 0 sees only itself)."
+        )
 
 
 def _mean_over_batch_and_queries(per_query: torch.Tensor) -> torch.Tensor:
@@ -67,7 +78,8 @@ def first_token_score(weights: torch.Tensor) -> torch.Tensor:
 
 
 def self_score(weights: torch.Tensor) -> torch.Tensor:
-    """Mean weight that queries ``t >= 1`` put on themselves: ``(..., B, h, T, T)`` -> ``(..., h)``."""
+    """Mean weight that queries ``t >= 1`` put on themselves: ``(..., B, h, T, T)`` ->
+    ``(..., h)``."""
     _check_weights(weights)
     return _mean_over_batch_and_queries(weights.diagonal(dim1=-2, dim2=-1)[..., 1:])
 
@@ -80,14 +92,17 @@ def same_token_mask(idx: torch.Tensor) -> torch.Tensor:
 
 
 def same_token_score(weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Weight on earlier copies of the query's own token, summed over the copies and averaged over the
-    queries that have at least one (and over the batch): ``(..., B, h, T, T)`` and ``idx (B, T)`` ->
-    ``(..., h)``. NaN if no token repeats."""
+    """Weight on earlier copies of the query's own token, summed over the copies and averaged over
+    the queries that have at least one (and over the batch): ``(..., B, h, T, T)`` and ``idx (B,
+    T)`` -> ``(..., h)``. NaN if no token repeats."""
     _check_weights(weights)
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
         shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise ValueError(f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got {shape}.")
+        raise ValueError(
+            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from, got "
+            f"{shape}."
+        )
     mask = same_token_mask(idx)  # (B, T, T)
     has_copy = mask.any(dim=-1).to(weights.dtype)  # (B, T): queries with an earlier copy
     mass = (weights * mask[:, None].to(weights.dtype)).sum(dim=-1)  # (..., B, h, T)
@@ -97,29 +112,41 @@ def same_token_score(weights: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def head_scores(weights: torch.Tensor, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """All four scores, ``{"previous", "first", "self", "same"}``, each ``(..., h)``."""
-    scores = (previous_token_score(weights), first_token_score(weights), self_score(weights),
-              same_token_score(weights, idx))
+    scores = (
+        previous_token_score(weights),
+        first_token_score(weights),
+        self_score(weights),
+        same_token_score(weights, idx),
+    )
     return dict(zip(SCORE_NAMES, scores))
 
 
-def key_token_preference(weights: torch.Tensor, idx: torch.Tensor, vocab_size: int,
-                         min_uniform: float = 5.0) -> torch.Tensor:
-    """``(..., h, V)``: the attention each token id receives as a key (from queries ``t >= 1``), divided
-    by what a head attending evenly (:func:`uniform_attention`) would give it at the same positions.
-    Above 1 the head seeks that token out. Ids whose even share sums to less than ``min_uniform``
-    (too rare in ``idx`` to judge), and ids that never occur, are NaN."""
+def key_token_preference(
+    weights: torch.Tensor, idx: torch.Tensor, vocab_size: int, min_uniform: float = 5.0
+) -> torch.Tensor:
+    """``(..., h, V)``: the attention each token id receives as a key (from queries ``t >= 1``),
+    divided by what a head attending evenly (:func:`uniform_attention`) would give it at the same
+    positions. Above 1 the head seeks that token out. Ids whose even share sums to less than
+    ``min_uniform`` (too rare in ``idx`` to judge), and ids that never occur, are NaN."""
     _check_weights(weights)
     B, T = weights.shape[-4], weights.shape[-1]
     if not isinstance(idx, torch.Tensor) or tuple(idx.shape) != (B, T):
-        raise ValueError(f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from.")
-    received = weights[..., 1:, :].sum(dim=-2).transpose(-3, -2)  # (..., h, B, T): summed over queries
+        raise ValueError(
+            f"idx must be the (B, T) = {(B, T)} token ids the weights were computed from."
+        )
+    received = (
+        weights[..., 1:, :].sum(dim=-2).transpose(-3, -2)
+    )  # (..., h, B, T): summed over queries
     received = received.reshape(*received.shape[:-2], B * T)
     index = idx.reshape(-1).expand_as(received)
-    by_token = torch.zeros(*received.shape[:-1], vocab_size, dtype=weights.dtype, device=weights.device)
+    by_token = torch.zeros(
+        *received.shape[:-1], vocab_size, dtype=weights.dtype, device=weights.device
+    )
     by_token.scatter_add_(-1, index, received)  # (..., h, V)
     even = uniform_attention(T).to(weights)[1:].sum(dim=0).expand(B, T).reshape(-1)  # (B * T,)
-    even_by_token = torch.zeros(vocab_size, dtype=weights.dtype, device=weights.device).scatter_add_(
-        0, idx.reshape(-1), even)
+    even_by_token = torch.zeros(
+        vocab_size, dtype=weights.dtype, device=weights.device
+    ).scatter_add_(0, idx.reshape(-1), even)
     ratio = by_token / even_by_token.clamp_min(1e-12)
     return ratio.masked_fill((even_by_token < min_uniform) | (even_by_token == 0), float("nan"))
 
@@ -146,7 +173,9 @@ def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of the queries' attention rows: 0 when a head looks at one key,
     ``log(t + 1)`` when it spreads evenly. ``(..., B, h, T, T)`` -> ``(..., h)``."""
     _check_weights(weights)
-    plogp = torch.where(weights > 0, weights * weights.clamp_min(1e-30).log(), torch.zeros_like(weights))
+    plogp = torch.where(
+        weights > 0, weights * weights.clamp_min(1e-30).log(), torch.zeros_like(weights)
+    )
     return _mean_over_batch_and_queries(-plogp.sum(dim=-1)[..., 1:])
 
 
@@ -163,34 +192,51 @@ def token_strings(tokenizer, ids) -> list[str]:
 
 
 def bertviz_inputs(weights, tokens, batch_index: int = 0, decimals: int | None = 3):
-    """``(attention, tokens)`` as ``bertviz.head_view(attention, tokens)`` and ``model_view`` take them:
-    a tuple of ``L`` float64 CPU tensors ``(1, h, T, T)`` (batch item ``batch_index``), rounded to
-    ``decimals`` (None keeps every digit), and the ``T`` tokens as a list of str. bertviz writes every
-    weight into its HTML; in float64 a rounded 0.001 is written as 0.001 (float32's nearest value
-    would print as 0.0010000000474974513), which keeps notebooks small. ``weights`` is the list that
-    ``model(idx, return_attention=True)`` returns, or a stacked ``(L, B, h, T, T)`` tensor."""
+    """``(attention, tokens)`` as ``bertviz.head_view(attention, tokens)`` and ``model_view`` take
+    them: a tuple of ``L`` float64 CPU tensors ``(1, h, T, T)`` (batch item ``batch_index``),
+    rounded to ``decimals`` (None keeps every digit), and the ``T`` tokens as a list of str.
+    bertviz writes every weight into its HTML; in float64 a rounded 0.001 is written as 0.001
+    (float32's nearest value would print as 0.0010000000474974513), which keeps notebooks small.
+    ``weights`` is the list that ``model(idx, attn_weights=weights)`` fills, or a stacked ``(L, B,
+    h, T, T)`` tensor."""
     if isinstance(weights, torch.Tensor):
         if weights.dim() != 5:
-            raise ValueError(f"stacked weights must be (L, B, h, T, T), got shape {tuple(weights.shape)}.")
+            raise ValueError(
+                f"stacked weights must be (L, B, h, T, T), got shape {tuple(weights.shape)}."
+            )
         weights = list(weights)
     weights = list(weights)
     if not weights:
-        raise ValueError("got no attention weights: pass the list from model(idx, return_attention=True).")
+        raise ValueError(
+            "got no attention weights: pass the list that model(idx, attn_weights=weights) filled."
+        )
     first = weights[0]
     for i, w in enumerate(weights):
-        if not isinstance(w, torch.Tensor) or w.dim() != 4 or w.shape[-1] != w.shape[-2] or w.shape != first.shape:
+        if (
+            not isinstance(w, torch.Tensor)
+            or w.dim() != 4
+            or w.shape[-1] != w.shape[-2]
+            or w.shape != first.shape
+        ):
             shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise ValueError(f"layer {i}'s weights have shape {shape}: every layer must be (B, h, T, T) "
-                             f"like layer 0's {tuple(first.shape)}.")
+            raise ValueError(
+                f"layer {i}'s weights have shape {shape}: every layer must be (B, h, T, T) "
+                f"like layer 0's {tuple(first.shape)}."
+            )
     B, _, T, _ = first.shape
     if not -B <= batch_index < B:
         raise ValueError(f"batch_index={batch_index} is out of range for a batch of {B}.")
     tokens = [str(t) for t in tokens]
     if len(tokens) != T:
-        raise ValueError(f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per token.")
+        raise ValueError(
+            f"got {len(tokens)} tokens for attention over T={T} positions: pass one string per "
+            "token."
+        )
     layers = []
     for w in weights:
-        w = w[batch_index:batch_index + 1 if batch_index != -1 else None].detach().cpu().double()  # (1, h, T, T)
+        w = (
+            w[batch_index : batch_index + 1 if batch_index != -1 else None].detach().cpu().double()
+        )  # (1, h, T, T)
         layers.append(w.round(decimals=decimals) if decimals is not None else w)
     return tuple(layers), tokens
 
@@ -204,7 +250,7 @@ def residual_stream(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     states: list[torch.Tensor] = []
 
     def keep(module, inputs, output):
-        states.append(output[0] if isinstance(output, tuple) else output)
+        states.append(output)  # (B, T, C): every block returns the residual stream alone
 
     modules = [model.drop_emb, *model.trf_blocks]
     handles = [m.register_forward_hook(keep) for m in modules]
@@ -214,15 +260,17 @@ def residual_stream(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
         for handle in handles:
             handle.remove()
     if len(states) != len(modules):
-        raise RuntimeError(f"caught {len(states)} states for {len(modules)} modules: the model's forward "
-                           f"must call drop_emb and each block once.")
+        raise RuntimeError(
+            f"caught {len(states)} states for {len(modules)} modules: the model's forward "
+            f"must call drop_emb and each block once."
+        )
     return torch.stack(states), logits
 
 
 @torch.no_grad()
 def logit_lens(model, idx: torch.Tensor) -> torch.Tensor:
-    """``(L + 1, B, T, V)``: each state of :func:`residual_stream` read out as next-token logits through
-    the model's ``final_norm`` and ``out_head``. Entry ``L`` equals ``model(idx)``."""
+    """``(L + 1, B, T, V)``: each state of :func:`residual_stream` read out as next-token logits
+    through the model's ``final_norm`` and ``out_head``. Entry ``L`` equals ``model(idx)``."""
     states, _ = residual_stream(model, idx)
     return model.out_head(model.final_norm(states))
 
@@ -238,8 +286,8 @@ def cosine_similarity_matrix(table: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_tokens(table: torch.Tensor, token_id: int, k: int = 5) -> list[tuple[int, float]]:
-    """The ``k`` rows of ``table  # (V, C)`` most cosine-similar to row ``token_id``, itself left out,
-    as ``(id, similarity)`` pairs, most similar first."""
+    """The ``k`` rows of ``table  # (V, C)`` most cosine-similar to row ``token_id``, itself left
+    out, as ``(id, similarity)`` pairs, most similar first."""
     if not isinstance(table, torch.Tensor) or table.dim() != 2:
         raise ValueError("table must be a 2-D (V, C) tensor such as model.tok_emb.weight.")
     V = table.shape[0]
@@ -275,20 +323,29 @@ def greedy_trace(model, idx: torch.Tensor, max_new_tokens: int, top_k: int = 5) 
     ``model.eval()``)."""
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
         model.check_ids(idx)  # raises its clear error for anything that is not (B, T)
-    model.check_ids(idx[:, -model.cfg.context_length:])  # dtype and id range
+    model.check_ids(idx[:, -model.cfg.context_length :])  # dtype and id range
     if idx.shape[0] != 1:
-        raise ValueError(f"greedy_trace follows one prompt: got a batch of {idx.shape[0]}; pass idx[:1].")
+        raise ValueError(
+            f"greedy_trace follows one prompt: got a batch of {idx.shape[0]}; pass idx[:1]."
+        )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be at least 1.")
     if not 1 <= top_k <= model.cfg.vocab_size:
         raise ValueError(f"top_k={top_k} must be between 1 and vocab_size={model.cfg.vocab_size}.")
     steps = []
     for _ in range(max_new_tokens):
-        window = idx[:, -model.cfg.context_length:]  # (1, T)
-        logits, weights = model(window, return_attention=True)
+        window = idx[:, -model.cfg.context_length :]  # (1, T)
+        weights: list[torch.Tensor] = []
+        logits = model(window, attn_weights=weights)
         probs = torch.softmax(logits[0, -1], dim=-1)  # (V,)
         top = probs.topk(top_k)
-        steps.append(Step(window[0].tolist(), top.indices.tolist(), top.values.tolist(),
-                          torch.stack(weights)[:, 0]))  # (L, h, T, T)
+        steps.append(
+            Step(
+                window[0].tolist(),
+                top.indices.tolist(),
+                top.values.tolist(),
+                torch.stack(weights)[:, 0],
+            )
+        )  # (L, h, T, T)
         idx = torch.cat([idx, top.indices[:1].view(1, 1)], dim=1)
     return steps

@@ -1,4 +1,5 @@
-"""The parts of a transformer block, built step by step in Chapter 4 (The transformer block's parts).
+"""The parts of a transformer block, built step by step in Chapter 4 (The transformer block's
+parts).
 
 Read in this order; each piece is used by the next:
 
@@ -46,7 +47,9 @@ class GELU(nn.Module):
     def __init__(self, approximate: str = "tanh"):
         super().__init__()
         if approximate not in GELU_MODES:
-            raise ValueError(f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}.")
+            raise ValueError(
+                f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}."
+            )
         self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,25 +110,34 @@ class TransformerBlock(nn.Module):
     compares the two.
     """
 
-    def __init__(self, emb_dim: int, n_heads: int, context_length: int, drop_rate: float = 0.0,
-                 qkv_bias: bool = False):
+    def __init__(
+        self,
+        emb_dim: int,
+        n_heads: int,
+        context_length: int,
+        drop_rate: float = 0.0,
+        qkv_bias: bool = False,
+    ):
         super().__init__()
         if emb_dim % n_heads != 0:
-            raise ValueError(f"emb_dim={emb_dim} is not divisible by n_heads={n_heads}: "
-                             f"choose emb_dim as a multiple of n_heads.")
+            raise ValueError(
+                f"emb_dim={emb_dim} is not divisible by n_heads={n_heads}: "
+                f"choose emb_dim as a multiple of n_heads."
+            )
         self.norm1 = LayerNorm(emb_dim)  # GPT-2's ln_1
-        self.att = MultiHeadAttention(emb_dim, emb_dim, context_length, n_heads,
-                                      dropout=drop_rate, qkv_bias=qkv_bias)
+        self.att = MultiHeadAttention(
+            emb_dim, emb_dim, context_length, n_heads, dropout=drop_rate, qkv_bias=qkv_bias
+        )
         self.norm2 = LayerNorm(emb_dim)  # GPT-2's ln_2
         self.ff = FeedForward(emb_dim)
         self.drop_shortcut = nn.Dropout(drop_rate)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
-        """``x  # (B, T, C)`` -> ``(B, T, C)``; with ``return_weights=True`` also the attention
-        weights ``(B, h, T, past_len + T)``; with ``use_cache=True`` also (last) the attention's grown
-        ``(k, v)`` cache, given the previous one as ``past_kv`` (Chapter 7)."""
-        att = self.att(self.norm1(x), return_weights=return_weights, past_kv=past_kv, use_cache=use_cache)
-        a, extra = (att[0], att[1:]) if isinstance(att, tuple) else (att, ())
+    def forward(
+        self, x: torch.Tensor, cache=None, layer: int = 0, attn_weights: list | None = None
+    ) -> torch.Tensor:
+        """``x  # (B, T, C)`` -> ``(B, T, C)``. ``cache``, ``layer`` and ``attn_weights`` go to the
+        attention layer (see ``MultiHeadAttention.forward``)."""
+        a = self.att(self.norm1(x), cache=cache, layer=layer, attn_weights=attn_weights)
         x = x + self.drop_shortcut(a)  # shortcut around attention
         x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # shortcut around the feed-forward
-        return (x, *extra) if extra else x
+        return x

@@ -8,8 +8,8 @@
   (``att.out_proj``, ``ff.proj``) at ``0.02 / sqrt(2 * n_layers)``.
 * :func:`count_parameters` (a built model) and :func:`predicted_parameters` (the closed form from
   a config), :func:`flops_per_token`, and :func:`generate_greedy`, the simplest text loop.
-* A KV cache (Chapter 7): ``logits, cache = model(idx, cache=cache, use_cache=True)``, the cache a
-  tuple of one ``(k, v)`` pair per block, each ``(B, h, past_len, d_h)``; ``helpers.generate`` uses it.
+* A KV cache (Chapter 7): ``logits = model(idx, cache=cache)`` with a
+  :class:`helpers.kvcache.KVCache`, which the call fills in place; ``helpers.generate`` uses it.
 
 Parameter names follow GPT-2's layout so that Chapter 8 can map OpenAI's checkpoint onto them:
 ``tok_emb`` (wte), ``pos_emb`` (wpe), ``trf_blocks.i.norm1`` (h.i.ln_1), ``att.W_query/W_key/
@@ -57,8 +57,10 @@ class GPTConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
         if self.emb_dim % self.n_heads != 0:
-            raise ValueError(f"emb_dim={self.emb_dim} is not divisible by n_heads={self.n_heads}: "
-                             f"choose emb_dim as a multiple of n_heads.")
+            raise ValueError(
+                f"emb_dim={self.emb_dim} is not divisible by n_heads={self.n_heads}: "
+                f"choose emb_dim as a multiple of n_heads."
+            )
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate={self.drop_rate!r} must be in [0, 1).")
 
@@ -68,7 +70,7 @@ class GPTConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "GPTConfig":
-        """One of :data:`PRESETS` (``"gpt2-small"`` ... ``"gpt2-xl"``), with any field overridden."""
+        """One of :data:`PRESETS` (``"gpt2-small"`` ... ``"gpt2-xl"``), any field overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}: use one of {sorted(PRESETS)}.")
         fields = {f.name for f in dataclasses.fields(cls)}
@@ -88,8 +90,11 @@ class GPTModel(nn.Module):
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # wpe
         self.drop_emb = nn.Dropout(cfg.drop_rate)
         self.trf_blocks = nn.ModuleList(
-            TransformerBlock(cfg.emb_dim, cfg.n_heads, cfg.context_length, cfg.drop_rate, cfg.qkv_bias)
-            for _ in range(cfg.n_layers))
+            TransformerBlock(
+                cfg.emb_dim, cfg.n_heads, cfg.context_length, cfg.drop_rate, cfg.qkv_bias
+            )
+            for _ in range(cfg.n_layers)
+        )
         self.final_norm = LayerNorm(cfg.emb_dim)  # ln_f
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # lm_head
         if cfg.tie_weights:
@@ -123,57 +128,57 @@ class GPTModel(nn.Module):
         (that fits in the context after ``past_len`` cached tokens)."""
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"token ids must be a (B, T) tensor, got {shape}: "
-                             f"add a batch axis with idx.unsqueeze(0).")
+            raise ValueError(
+                f"token ids must be a (B, T) tensor, got {shape}: "
+                f"add a batch axis with idx.unsqueeze(0)."
+            )
         if idx.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"token ids must be integers (torch.long), got {idx.dtype}.")
         if idx.shape[1] > self.cfg.context_length:
-            raise ValueError(f"the input has {idx.shape[1]} tokens but context_length is "
-                             f"{self.cfg.context_length}: keep the last {self.cfg.context_length} "
-                             f"tokens (idx[:, -{self.cfg.context_length}:]).")
+            raise ValueError(
+                f"the input has {idx.shape[1]} tokens but context_length is "
+                f"{self.cfg.context_length}: keep the last {self.cfg.context_length} "
+                f"tokens (idx[:, -{self.cfg.context_length}:])."
+            )
         if past_len + idx.shape[1] > self.cfg.context_length:
-            raise ValueError(f"{past_len} cached tokens plus {idx.shape[1]} new ones make "
-                             f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
-                             f"start a new cache from the last {self.cfg.context_length} tokens.")
+            raise ValueError(
+                f"{past_len} cached tokens plus {idx.shape[1]} new ones make "
+                f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
+                f"start a new cache from the last {self.cfg.context_length} tokens."
+            )
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
             bad = idx.min().item() if idx.min() < 0 else idx.max().item()
-            raise ValueError(f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}.")
+            raise ValueError(
+                f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}."
+            )
 
-    def forward(self, idx: torch.Tensor, return_attention: bool = False, cache=None, use_cache: bool = False):
-        """``idx  # (B, T)`` -> logits ``(B, T, V)``; with ``return_attention=True`` also a list of
-        every block's attention weights, each ``(B, h, T, past_len + T)``.
+    def forward(
+        self, idx: torch.Tensor, cache=None, attn_weights: list | None = None
+    ) -> torch.Tensor:
+        """``idx  # (B, T)`` -> logits ``(B, T, V)``, always.
 
-        KV cache (Chapter 7): ``cache`` is None or what a previous call returned, the keys and values
-        of the ``past_len`` tokens before ``idx``: one ``(k, v)`` pair per block, each
-        ``(B, h, past_len, d_h)``. The new tokens take positions ``past_len .. past_len + T - 1``.
-        With ``use_cache=True`` the grown cache is returned last: ``(logits, cache)`` or
-        ``(logits, weights, cache)``."""
-        if cache is not None and len(cache) != len(self.trf_blocks):
-            raise ValueError(f"the cache holds {len(cache)} layers but the model has "
-                             f"{len(self.trf_blocks)}: pass the cache this model returned.")
-        past_len = 0 if cache is None else cache[0][0].shape[2]
+        ``attn_weights``: a list to which every block's attention weights are appended, each
+        ``(B, h, T, past_len + T)``. ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` with
+        the keys and values of the ``past_len`` tokens before ``idx``, or an empty one; the new
+        tokens take positions ``past_len .. past_len + T - 1`` and their keys and values are
+        appended to it in place."""
+        if cache is not None and len(cache) not in (0, len(self.trf_blocks)):
+            raise ValueError(
+                f"the cache holds {len(cache)} layers but the model has "
+                f"{len(self.trf_blocks)}: pass a cache this model filled, or a new one."
+            )
+        past_len = 0 if cache is None else cache.length()
         self.check_ids(idx, past_len)
         T = idx.shape[1]
-        positions = torch.arange(past_len, past_len + T, device=idx.device)  # continue after the cache
+        if cache is None:
+            positions = torch.arange(T, device=idx.device)  # (T,)
+        else:  # continue after the cache; (B, T) counted from each row's first token if padded
+            positions = cache.positions(past_len, T, device=idx.device)
         x = self.tok_emb(idx) + self.pos_emb(positions)  # (B, T, C)
         x = self.drop_emb(x)
-        weights, new_cache = [], []
         for i, block in enumerate(self.trf_blocks):
-            past_kv = None if cache is None else cache[i]
-            out = block(x, return_weights=return_attention, past_kv=past_kv, use_cache=use_cache)
-            if not isinstance(out, tuple):
-                x = out
-                continue
-            x = out[0]
-            if return_attention:
-                weights.append(out[1])  # (B, h, T, past_len + T)
-            if use_cache:
-                new_cache.append(out[-1])  # (k, v), each (B, h, past_len + T, d_h)
-        logits = self.out_head(self.final_norm(x))  # (B, T, V)
-        result = (logits, weights) if return_attention else (logits,)
-        if use_cache:
-            result += (tuple(new_cache),)
-        return result if len(result) > 1 else logits
+            x = block(x, cache=cache, layer=i, attn_weights=attn_weights)
+        return self.out_head(self.final_norm(x))  # (B, T, V)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -76,10 +76,15 @@ def _check_own_folder(cache: Path) -> None:
     info = os.lstat(cache)
     foreign = hasattr(os, "getuid") and info.st_uid != os.getuid()
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or foreign:
-        why = "a link" if stat.S_ISLNK(info.st_mode) else (
-            "not a folder" if not stat.S_ISDIR(info.st_mode) else "owned by another user")
-        raise ValueError(f"tiktoken's cache folder {cache} is {why}: point TIKTOKEN_CACHE_DIR at a "
-                         f"folder of your own.")
+        why = (
+            "a link"
+            if stat.S_ISLNK(info.st_mode)
+            else ("not a folder" if not stat.S_ISDIR(info.st_mode) else "owned by another user")
+        )
+        raise ValueError(
+            f"tiktoken's cache folder {cache} is {why}: point TIKTOKEN_CACHE_DIR at a "
+            f"folder of your own."
+        )
 
 
 def prefill_tiktoken_cache(cache_dir: str | Path | None = None) -> Path:
@@ -93,7 +98,9 @@ def prefill_tiktoken_cache(cache_dir: str | Path | None = None) -> Path:
     """
     cache = Path(cache_dir) if cache_dir is not None else tiktoken_cache_dir()
     if cache is None or str(cache_dir) == "":
-        raise ValueError("tiktoken's cache is disabled (TIKTOKEN_CACHE_DIR is empty): unset it or point it at a folder.")
+        raise ValueError(
+            "tiktoken's cache is disabled (TIKTOKEN_CACHE_DIR is empty): unset it or point it at a folder."
+        )
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_own_folder(cache)
     for name, path in gpt2_tokenizer_files().items():
@@ -134,14 +141,21 @@ def gpt2_encoding():
     os.environ["TIKTOKEN_CACHE_DIR"] = ""  # tiktoken then reads the local files and caches nothing
     try:
         ranks = data_gym_to_mergeable_bpe_ranks(
-            vocab_bpe_file=str(files["vocab.bpe"]), encoder_json_file=str(files["encoder.json"]),
+            vocab_bpe_file=str(files["vocab.bpe"]),
+            encoder_json_file=str(files["encoder.json"]),
             vocab_bpe_hash=GPT2_FILES["vocab.bpe"][1],
-            encoder_json_hash=GPT2_FILES["encoder.json"][1])
+            encoder_json_hash=GPT2_FILES["encoder.json"][1],
+        )
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return tiktoken.Encoding("gpt2", explicit_n_vocab=50257, pat_str=r50k_pat_str,
-                             mergeable_ranks=ranks, special_tokens={ENDOFTEXT: 50256})
+    return tiktoken.Encoding(
+        "gpt2",
+        explicit_n_vocab=50257,
+        pat_str=r50k_pat_str,
+        mergeable_ranks=ranks,
+        special_tokens={ENDOFTEXT: 50256},
+    )

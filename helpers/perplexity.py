@@ -59,12 +59,18 @@ def window_plan(n_tokens: int, context: int, stride: int) -> list[tuple[int, int
     ``ids[first_scored:end]`` are scored, each from the logits one position before it."""
     _positive_int("context", context), _positive_int("stride", stride)
     if context < 2:
-        raise ValueError(f"context={context} must be at least 2: a window needs one token to read and one to score.")
+        raise ValueError(
+            f"context={context} must be at least 2: a window needs one token to read and one to score."
+        )
     if stride > context:
-        raise ValueError(f"stride={stride} is larger than context={context}: the tokens between two windows would "
-                         f"never be scored; use a stride of at most {context}.")
+        raise ValueError(
+            f"stride={stride} is larger than context={context}: the tokens between two windows would "
+            f"never be scored; use a stride of at most {context}."
+        )
     if n_tokens < 2:
-        raise ValueError(f"the text has {n_tokens} token(s): perplexity needs at least 2 (one to read, one to score).")
+        raise ValueError(
+            f"the text has {n_tokens} token(s): perplexity needs at least 2 (one to read, one to score)."
+        )
     plan, prev_end = [], 0
     for begin in range(0, n_tokens, stride):
         end = min(begin + context, n_tokens)
@@ -78,7 +84,9 @@ def window_plan(n_tokens: int, context: int, stride: int) -> list[tuple[int, int
 
 
 @torch.no_grad()
-def sliding_window_perplexity(model, ids, context: int | None = None, stride: int | None = None) -> Perplexity:
+def sliding_window_perplexity(
+    model, ids, context: int | None = None, stride: int | None = None
+) -> Perplexity:
     """Perplexity of ``model`` on the token ids ``ids`` (a list or a 1-D tensor, or ``(1, n)``).
 
     ``context`` defaults to the model's ``context_length`` and may not exceed it; ``stride`` defaults
@@ -93,14 +101,18 @@ def sliding_window_perplexity(model, ids, context: int | None = None, stride: in
     limit = model.cfg.context_length
     context = limit if context is None else _positive_int("context", context)
     if context > limit:
-        raise ValueError(f"context={context} is longer than the model's context_length={limit}: use at most {limit}.")
+        raise ValueError(
+            f"context={context} is longer than the model's context_length={limit}: use at most {limit}."
+        )
     stride = max(1, context // 2) if stride is None else stride
     device = next(model.parameters()).device
     plan = window_plan(len(ids), context, stride)
     nll, n_scored = torch.zeros((), dtype=torch.float64), 0
     for begin, end, first in plan:
         window = ids[begin:end].to(device)[None]  # (1, T)
-        log_probs = model(window)[0, first - begin - 1 : end - begin - 1].float().log_softmax(dim=-1)  # (n, V)
+        log_probs = (
+            model(window)[0, first - begin - 1 : end - begin - 1].float().log_softmax(dim=-1)
+        )  # (n, V)
         targets = window[0, first - begin : end - begin]  # (n,)
         nll -= log_probs.gather(1, targets[:, None]).double().sum().cpu()
         n_scored += len(targets)
@@ -108,8 +120,14 @@ def sliding_window_perplexity(model, ids, context: int | None = None, stride: in
 
 
 @torch.no_grad()
-def verdict_losses(model, text: str, tokenizer, context_length: int = 256, batch_size: int = 2,
-                   train_ratio: float = 0.9) -> tuple[float, float]:
+def verdict_losses(
+    model,
+    text: str,
+    tokenizer,
+    context_length: int = 256,
+    batch_size: int = 2,
+    train_ratio: float = 0.9,
+) -> tuple[float, float]:
     """``(train_loss, val_loss)`` as LLMs-from-scratch computes them for the-verdict: the first
     ``train_ratio`` of the characters for training, the rest for validation, non-overlapping windows
     of ``context_length`` tokens in batches of ``batch_size``, the training loader dropping an
@@ -119,9 +137,19 @@ def verdict_losses(model, text: str, tokenizer, context_length: int = 256, batch
     from helpers.train import calc_loss_loader
 
     if not 0 < train_ratio < 1:
-        raise ValueError(f"train_ratio={train_ratio!r} must be between 0 and 1 (0.9: the first 90% for training).")
+        raise ValueError(
+            f"train_ratio={train_ratio!r} must be between 0 and 1 (0.9: the first 90% for training)."
+        )
     split = int(train_ratio * len(text))
-    loaders = [create_dataloader(tokenizer.encode(part), batch_size, context_length, stride=context_length,
-                                 shuffle=False, drop_last=drop_last)
-               for part, drop_last in ((text[:split], True), (text[split:], False))]
+    loaders = [
+        create_dataloader(
+            tokenizer.encode(part),
+            batch_size,
+            context_length,
+            stride=context_length,
+            shuffle=False,
+            drop_last=drop_last,
+        )
+        for part, drop_last in ((text[:split], True), (text[split:], False))
+    ]
     return calc_loss_loader(loaders[0], model), calc_loss_loader(loaders[1], model)

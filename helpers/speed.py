@@ -4,13 +4,15 @@ Each change is a switch on :class:`SpeedOptions`; :func:`build_variant` turns th
 ``GPTModel`` into a copy with those switches (same weights), and :func:`make_train_step` gives one
 training step (forward, cross-entropy, backward, AdamW) with them:
 
-* ``sdpa``: :class:`FastAttention` calls ``scaled_dot_product_attention`` instead of the explicit
-  ``softmax(Q K^T / sqrt(d_h)) V`` of :func:`helpers.attention.causal_attention`;
-* ``fused_qkv``: one ``(C, 3C)`` projection (GPT-2's ``c_attn``) instead of three ``(C, C)`` ones;
+* ``sdpa``: attention through ``scaled_dot_product_attention`` instead of the explicit
+  ``softmax(Q K^T / sqrt(d_h)) V`` of :func:`helpers.attention.causal_attention` (the layer's
+  ``use_sdpa`` switch);
+* ``fused_qkv``: one ``(C, 3C)`` projection (GPT-2's ``c_attn``) instead of three ``(C, C)`` ones
+  (``MultiHeadAttention.fuse_qkv``);
 * ``autocast``: the forward pass and loss under ``torch.autocast`` in ``bfloat16``;
 * ``fused_adamw``: ``torch.optim.AdamW(..., fused=True)``, one kernel for the whole update;
-* ``compile``: ``torch.compile`` (see :func:`try_compile`, which falls back to the eager model
-  and says why when the compiler is not available);
+* and ``torch.compile`` (see :func:`try_compile`, which falls back to the eager model and says
+  why when the compiler is not available);
 * ``pad_vocab_to``: the vocabulary rounded up to a multiple (64): extra rows that no input uses,
   whose logits are cut off before the loss, so the loss is unchanged.
 
@@ -31,66 +33,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.attention import MultiHeadAttention, causal_attention
 from helpers.model import GPTConfig, flops_per_token
 
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """Which speed-ups a training step uses; the defaults are the plain model with naive attention."""
+    """Which speed-ups a training step uses; the defaults: the plain model, naive attention."""
 
     sdpa: bool = False
     fused_qkv: bool = False
     autocast: str | None = None  # None (float32) or "bfloat16"
     fused_adamw: bool = False
-    compile: bool = False
     pad_vocab_to: int = 1  # 1: the vocabulary as it is; 64: rounded up to a multiple of 64
 
     def __post_init__(self):
         if self.autocast not in (None, "bfloat16", "float16"):
-            raise ValueError(f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or 'float16'.")
-        if isinstance(self.pad_vocab_to, bool) or not isinstance(self.pad_vocab_to, int) or self.pad_vocab_to < 1:
-            raise ValueError(f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding).")
-
-
-class FastAttention(nn.Module):
-    """:class:`helpers.attention.MultiHeadAttention`'s function for training, with two switches:
-    ``sdpa`` (the fused kernel, or the explicit weights) and ``fused_qkv`` (one ``c_attn``
-    projection, or three). Built from an existing layer, whose weights it copies."""
-
-    def __init__(self, att: MultiHeadAttention, sdpa: bool = True, fused_qkv: bool = False):
-        super().__init__()
-        self.num_heads, self.head_dim, self.d_out = att.num_heads, att.head_dim, att.d_out
-        self.dropout, self.sdpa, self.fused_qkv = att.dropout, sdpa, fused_qkv
-        if fused_qkv:  # the three (d_out, d_in) weights stacked into one (3 d_out, d_in)
-            parts = (att.W_query, att.W_key, att.W_value)
-            bias = att.W_query.bias is not None
-            self.c_attn = nn.Linear(att.d_in, 3 * att.d_out, bias=bias)
-            with torch.no_grad():
-                self.c_attn.weight.copy_(torch.cat([p.weight for p in parts]))
-                if bias:
-                    self.c_attn.bias.copy_(torch.cat([p.bias for p in parts]))
-        else:
-            self.W_query, self.W_key, self.W_value = att.W_query, att.W_key, att.W_value
-        self.out_proj = att.out_proj
-        self.register_buffer("mask", att.mask, persistent=False)
-
-    def forward(self, x: torch.Tensor, return_weights: bool = False, past_kv=None, use_cache: bool = False):
-        if return_weights or past_kv is not None or use_cache:
-            raise ValueError("FastAttention is for training steps: it returns no weights and keeps no KV "
-                             "cache; use helpers.attention.MultiHeadAttention for those.")
-        B, T, _ = x.shape
-        if self.fused_qkv:
-            q, k, v = self.c_attn(x).split(self.d_out, dim=2)  # 3 x (B, T, d_out)
-        else:
-            q, k, v = self.W_query(x), self.W_key(x), self.W_value(x)
-        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, h, T, d_h)
-        p = self.dropout if self.training else 0.0
-        if self.sdpa:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        else:
-            context = causal_attention(q, k, v, self.mask[:T, :T], dropout_p=p)[0]  # stores (B, h, T, T)
-        return self.out_proj(context.transpose(1, 2).contiguous().view(B, T, self.d_out))  # (B, T, d_out)
+            raise ValueError(
+                f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or "
+                "'float16'."
+            )
+        if (
+            isinstance(self.pad_vocab_to, bool)
+            or not isinstance(self.pad_vocab_to, int)
+            or self.pad_vocab_to < 1
+        ):
+            raise ValueError(
+                f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding)."
+            )
 
 
 def padded_size(vocab_size: int, multiple: int) -> int:
@@ -99,8 +68,9 @@ def padded_size(vocab_size: int, multiple: int) -> int:
 
 
 def pad_vocabulary(model: nn.Module, multiple: int) -> nn.Module:
-    """Give ``model`` (a ``GPTModel``, changed in place) ``padded_size(V, multiple)`` embedding rows and
-    logits; the extra rows start at zero and no token id uses them. ``model.cfg`` keeps the true ``V``."""
+    """Give ``model`` (a ``GPTModel``, changed in place) ``padded_size(V, multiple)`` embedding
+    rows and logits; the extra rows start at zero and no token id uses them. ``model.cfg`` keeps
+    the true ``V``."""
     V, C = model.cfg.vocab_size, model.cfg.emb_dim
     Vp = padded_size(V, multiple)
     if Vp == V:
@@ -119,20 +89,29 @@ def pad_vocabulary(model: nn.Module, multiple: int) -> nn.Module:
 
 def build_variant(model: nn.Module, options: SpeedOptions) -> nn.Module:
     """A copy of ``model`` (a ``GPTModel``) with ``options``' attention and vocabulary changes; the
-    same function as ``model`` up to float rounding. ``compile`` is applied by :func:`try_compile`."""
+    same function as ``model`` up to float rounding; :func:`try_compile` compiles it."""
     fast = copy.deepcopy(model)
     for block in fast.trf_blocks:
-        block.att = FastAttention(block.att, sdpa=options.sdpa, fused_qkv=options.fused_qkv)
+        block.att.use_sdpa = options.sdpa
+        if options.fused_qkv:
+            block.att.fuse_qkv()
     return pad_vocabulary(fast, options.pad_vocab_to)
 
 
 def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str | None]:
     """``(torch.compile(model), None)`` if compiling works here (checked with one forward and
-    backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying why."""
+    backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying
+    why."""
     dynamo = getattr(torch, "_dynamo", None)
-    if dynamo is not None and hasattr(dynamo, "is_dynamo_supported") and not dynamo.is_dynamo_supported():
-        return model, (f"torch.compile is not supported with Python {platform.python_version()} on "
-                       f"{platform.system()} in torch {torch.__version__}: the eager model is used.")
+    if (
+        dynamo is not None
+        and hasattr(dynamo, "is_dynamo_supported")
+        and not dynamo.is_dynamo_supported()
+    ):
+        return model, (
+            f"torch.compile is not supported with Python {platform.python_version()} on "
+            f"{platform.system()} in torch {torch.__version__}: the eager model is used."
+        )
     try:
         compiled = torch.compile(model)
         compiled(example).float().sum().backward()  # compiling happens at the first call
@@ -140,23 +119,39 @@ def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str
         return compiled, None
     except Exception as err:  # no C++ compiler, an unsupported platform, an inductor bug...
         first = (str(err).strip().splitlines() or [""])[0][:160]
-        return model, (f"torch.compile failed here ({type(err).__name__}: {first}); the eager model is used. "
-                       f"It needs a working C++ compiler on CPU (on Windows, MSVC) or Triton on a GPU.")
+        return model, (
+            f"torch.compile failed here ({type(err).__name__}: {first}); the eager model is used. "
+            f"It needs a working C++ compiler on CPU (on Windows, MSVC) or Triton on a GPU."
+        )
 
 
-def make_optimizer(params, lr: float, fused: bool = False, weight_decay: float = 0.1) -> torch.optim.AdamW:
-    """AdamW; with ``fused=True`` the single-kernel update, or a ValueError that says to switch it off."""
+def make_optimizer(
+    params, lr: float, fused: bool = False, weight_decay: float = 0.1
+) -> torch.optim.AdamW:
+    """AdamW; with ``fused=True`` the single-kernel update, or a ValueError that says to switch
+    it off."""
     params = list(params)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True if fused else None)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=weight_decay, fused=True if fused else None
+        )
     except RuntimeError as err:
-        raise ValueError(f"fused AdamW is not available for these parameters ({err}): use fused_adamw=False.") from None
+        raise ValueError(
+            f"fused AdamW is not available for these parameters ({err}): use fused_adamw=False."
+        ) from None
 
 
-def make_train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, vocab_size: int,
-                    options: SpeedOptions = SpeedOptions(), lr: float = 1e-4):
-    """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and returns the
-    loss (a float). ``model`` is used as it is (build it with :func:`build_variant`, compile it with
+def make_train_step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_size: int,
+    options: SpeedOptions = SpeedOptions(),
+    lr: float = 1e-4,
+):
+    """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and
+    returns the loss (a float). ``model`` is used as it is (build it with :func:`build_variant`,
+    compile it with
     :func:`try_compile`); logits beyond ``vocab_size`` (padding) are cut off before the loss."""
     optimizer = make_optimizer(model.parameters(), lr, fused=options.fused_adamw)
     dtype = getattr(torch, options.autocast) if options.autocast else None
@@ -166,7 +161,9 @@ def make_train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     def step() -> float:
         with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             logits = model(inputs)  # (B, T, V) or (B, T, V_padded)
-            loss = F.cross_entropy(logits[..., :vocab_size].flatten(0, 1).float(), targets.flatten())
+            loss = F.cross_entropy(
+                logits[..., :vocab_size].flatten(0, 1).float(), targets.flatten()
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -182,22 +179,27 @@ def training_flops_per_token(cfg: GPTConfig, num_tokens: int | None = None) -> i
 
 
 def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
-    """An estimate of this CPU's float32 peak FLOP/s and how it was made: threads x clock x FLOPs per
-    cycle, the latter 2 (multiply and add of an FMA) x vector lanes (16 with AVX-512, 8 with AVX2,
-    4 otherwise) x 2 FMA units (assumed; some CPUs have 1). The clock is the one ``/proc/cpuinfo``
-    reports (base, not turbo). A rough upper bound, not a measurement; Linux only."""
+    """An estimate of this CPU's float32 peak FLOP/s and how it was made: threads x clock x FLOPs
+    per cycle, the latter 2 (multiply and add of an FMA) x vector lanes (16 with AVX-512, 8 with
+    AVX2, 4 otherwise) x 2 FMA units (assumed; some CPUs have 1). The clock is the one
+    ``/proc/cpuinfo`` reports (base, not turbo). A rough upper bound, not a measurement; Linux
+    only."""
     threads = threads or torch.get_num_threads()
     try:
         info = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
-        raise ValueError("cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of your CPU yourself.") from None
+        raise ValueError(
+            "cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of your CPU yourself."
+        ) from None
     mhz = max(float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
     flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
     lanes = 16 if "avx512f" in flags else 8 if ("avx2" in flags and "fma" in flags) else 4
     per_cycle = 2 * lanes * 2
     peak = threads * mhz * 1e6 * per_cycle
-    how = (f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} float32 FLOPs per cycle "
-           f"(2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s")
+    how = (
+        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} "
+        f"float32 FLOPs per cycle (2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
+    )
     return peak, how
 
 
@@ -211,12 +213,17 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    return (f"{model} ({os.cpu_count()} cores), torch threads: {torch.get_num_threads()}, "
-            f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}")
+    return (
+        f"{model} ({os.cpu_count()} cores), torch threads: {torch.get_num_threads()}, "
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}"
+    )
 
 
-def mfu(cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None) -> float:
-    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of ``peak_flops``."""
+def mfu(
+    cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None
+) -> float:
+    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of
+    ``peak_flops``."""
     if peak_flops <= 0 or not math.isfinite(peak_flops):
         raise ValueError(f"peak_flops={peak_flops!r} must be a positive number of FLOP/s.")
     return training_flops_per_token(cfg, num_tokens) * tokens_per_s / peak_flops
@@ -234,5 +241,7 @@ def provenance() -> str:
     (other processes slow the timings down), as one markdown line."""
     import datetime
 
-    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    load = (
+        f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    )
     return f"*Measured on {machine_line()}, {datetime.date.today().isoformat()}{load}.*\n"

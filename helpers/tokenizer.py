@@ -63,8 +63,10 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def _check_text(text) -> None:
     if not isinstance(text, str):
-        raise ValueError(f"text must be a str, got {type(text).__name__}: decode bytes first, "
-                         f"e.g. data.decode('utf-8').")
+        raise ValueError(
+            f"text must be a str, got {type(text).__name__}: decode bytes first, "
+            f"e.g. data.decode('utf-8')."
+        )
 
 
 def _token_id(value) -> int:
@@ -106,7 +108,13 @@ class BPETokenizer:
         for text, tid in self.special_tokens.items():
             self.vocab[tid] = text.encode("utf-8")
         self._special_split = (
-            regex.compile("(" + "|".join(regex.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)) + ")")
+            regex.compile(
+                "("
+                + "|".join(
+                    regex.escape(s) for s in sorted(self.special_tokens, key=len, reverse=True)
+                )
+                + ")"
+            )
             if self.special_tokens
             else None
         )
@@ -124,7 +132,9 @@ class BPETokenizer:
         return f"BPETokenizer(n_vocab={self.n_vocab}, merges={len(self.merges)}, special={list(self.special_tokens)})"
 
     # --------------------------------------------------------------- training
-    def train(self, text: str, vocab_size: int, pattern: str | None = None, verbose: bool = False) -> "BPETokenizer":
+    def train(
+        self, text: str, vocab_size: int, pattern: str | None = None, verbose: bool = False
+    ) -> "BPETokenizer":
         """Learn ``vocab_size - 256`` merges from ``text`` (special tokens are added afterwards).
 
         Pair counts are kept per distinct pre-split chunk and updated incrementally after each
@@ -140,7 +150,9 @@ class BPETokenizer:
                 f"single bytes, so choose vocab_size >= 256 (256 means no merges)."
             )
         if not text:
-            raise ValueError("cannot train on an empty text: pass the training corpus as a non-empty string.")
+            raise ValueError(
+                "cannot train on an empty text: pass the training corpus as a non-empty string."
+            )
         if pattern is not None:
             self.pattern = pattern
         self.byte_ids, self.merges, self.special_tokens = list(range(256)), {}, {}
@@ -158,34 +170,14 @@ class BPETokenizer:
         heapq.heapify(heap)
 
         for new_id in range(256, vocab_size):
-            best = None
-            while heap:
-                neg_count, pair = heapq.heappop(heap)
-                if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
-                    best = pair
-                    break
+            best = _pop_most_frequent(heap, pair_counts)
             if best is None:
                 raise ValueError(
                     f"the training text runs out of pairs to merge after {new_id - 256} merges, so "
                     f"vocab_size={vocab_size} cannot be reached: use vocab_size <= {new_id} or a longer text."
                 )
             self.merges[best] = new_id
-            changed: set[tuple[int, int]] = set()
-            for wi in where.pop(best):
-                word, freq = words[wi], freqs[wi]
-                for pair in zip(word, word[1:]):
-                    pair_counts[pair] -= freq
-                    changed.add(pair)
-                word = words[wi] = merge_pair(word, best, new_id)
-                for pair in zip(word, word[1:]):
-                    pair_counts[pair] += freq
-                    where[pair].add(wi)
-                    changed.add(pair)
-            for pair in changed:
-                if pair_counts[pair] <= 0:
-                    del pair_counts[pair]
-                else:
-                    heapq.heappush(heap, (-pair_counts[pair], pair))
+            _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap)
             if verbose:
                 print(f"merge {new_id - 255}/{vocab_size - 256}: {best} -> {new_id}")
         self._rebuild()
@@ -198,7 +190,9 @@ class BPETokenizer:
             special_tokens = {s: start + i for i, s in enumerate(special_tokens)}
         for text, tid in special_tokens.items():
             if tid in self.vocab and self.vocab[tid] != text.encode("utf-8"):
-                raise ValueError(f"special token {text!r} cannot take id {tid}: that id is already a regular token.")
+                raise ValueError(
+                    f"special token {text!r} cannot take id {tid}: that id is already a regular token."
+                )
         self.special_tokens = {**self.special_tokens, **special_tokens}
         self._rebuild()
         return self
@@ -227,14 +221,18 @@ class BPETokenizer:
             ids.extend(self._encode_chunk(chunk.encode("utf-8")))
         return ids
 
-    def encode(self, text: str, allowed_special: str | set[str] | frozenset[str] = frozenset()) -> list[int]:
+    def encode(
+        self, text: str, allowed_special: str | set[str] | frozenset[str] = frozenset()
+    ) -> list[int]:
         """Encode ``text``. Special tokens become single ids only when listed in ``allowed_special``
         (or ``allowed_special="all"``); finding any other special-token string is an error, as in tiktoken."""
         _check_text(text)
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
-            raise ValueError(f"allowed_special names {sorted(unknown)}, which are not special tokens of this tokenizer: register them first.")
+            raise ValueError(
+                f"allowed_special names {sorted(unknown)}, which are not special tokens of this tokenizer: register them first."
+            )
         if self._special_split is None:
             return self.encode_ordinary(text)
         ids: list[int] = []
@@ -268,9 +266,18 @@ class BPETokenizer:
     def save(self, path: str | Path) -> Path:
         """Write the tokenizer as JSON (pattern, byte ids, merges in order, special tokens)."""
         path = Path(path)
-        merges = [[left, right, new_id] for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1])]
-        data = {"format": "helpers.BPETokenizer", "version": FORMAT_VERSION, "pattern": self.pattern,
-                "byte_ids": self.byte_ids, "merges": merges, "special_tokens": self.special_tokens}
+        merges = [
+            [left, right, new_id]
+            for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1])
+        ]
+        data = {
+            "format": "helpers.BPETokenizer",
+            "version": FORMAT_VERSION,
+            "pattern": self.pattern,
+            "byte_ids": self.byte_ids,
+            "merges": merges,
+            "special_tokens": self.special_tokens,
+        }
         text = json.dumps(data)
         # a fresh temporary file beside it, renamed when complete: a failed write keeps the old file
         tmp = None
@@ -280,9 +287,12 @@ class BPETokenizer:
                 f.write(text)
             os.replace(tmp, path)
         except OSError as err:
-            raise OSError(err.errno, f"could not write the tokenizer to {path} "
-                          f"({err.strerror or err}): give a file path in an existing, "
-                          f"writable folder with free space; {path} is unchanged.") from None
+            raise OSError(
+                err.errno,
+                f"could not write the tokenizer to {path} "
+                f"({err.strerror or err}): give a file path in an existing, "
+                f"writable folder with free space; {path} is unchanged.",
+            ) from None
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
@@ -294,24 +304,32 @@ class BPETokenizer:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-            raise ValueError(f"cannot read a tokenizer from {path}: {err}. Pass a file written by BPETokenizer.save.") from None
+            raise ValueError(
+                f"cannot read a tokenizer from {path}: {err}. Pass a file written by BPETokenizer.save."
+            ) from None
         if not isinstance(data, dict) or data.get("format") != "helpers.BPETokenizer":
-            raise ValueError(f"{path} is not a file written by BPETokenizer.save (no 'format' marker).")
+            raise ValueError(
+                f"{path} is not a file written by BPETokenizer.save (no 'format' marker)."
+            )
         try:
             tok = cls(data["pattern"])
             byte_ids = [_token_id(i) for i in data["byte_ids"]]
             if sorted(byte_ids) != list(range(256)):
                 raise ValueError("byte_ids is not a permutation of 0..255")
             tok.byte_ids = byte_ids
-            tok.merges = {(_token_id(left), _token_id(right)): _token_id(new_id)
-                          for left, right, new_id in data["merges"]}
+            tok.merges = {
+                (_token_id(left), _token_id(right)): _token_id(new_id)
+                for left, right, new_id in data["merges"]
+            }
             specials = dict(data["special_tokens"])
             tok.special_tokens = {str(k): _token_id(v) for k, v in specials.items()}
             tok._rebuild()
         except (KeyError, TypeError, ValueError, regex.error, RecursionError) as err:
             what = f"missing {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
-            raise ValueError(f"{path} is a corrupt tokenizer file ({what}): save it again with "
-                             f"BPETokenizer.save.") from None
+            raise ValueError(
+                f"{path} is a corrupt tokenizer file ({what}): save it again with "
+                f"BPETokenizer.save."
+            ) from None
         return tok
 
     @classmethod
@@ -327,8 +345,41 @@ class BPETokenizer:
             left, right = line.split(" ")
             new_id = encoder[left + right]
             if new_id != 256 + rank:  # GPT-2's ids for merged tokens follow merge order
-                raise ValueError(f"{vocab_bpe}: merge {rank} ({line!r}) has id {new_id}, expected {256 + rank}.")
+                raise ValueError(
+                    f"{vocab_bpe}: merge {rank} ({line!r}) has id {new_id}, expected {256 + rank}."
+                )
             tok.merges[(encoder[left], encoder[right])] = new_id
         tok.special_tokens = {ENDOFTEXT: encoder[ENDOFTEXT]}
         tok._rebuild()
         return tok
+
+
+def _pop_most_frequent(heap: list, pair_counts: Counter) -> tuple[int, int] | None:
+    """Pop the heap until its top entry is a pair's current (positive) count; None when empty.
+    Entries go stale when a merge changes a count; the fresh count was pushed as a new entry."""
+    while heap:
+        neg_count, pair = heapq.heappop(heap)
+        if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
+            return pair
+    return None
+
+
+def _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap) -> None:
+    """Replace ``best`` by ``new_id`` in every chunk that holds it, updating the pair counts, the
+    chunks each pair occurs in, and the heap (one fresh entry per changed pair)."""
+    changed: set[tuple[int, int]] = set()
+    for wi in where.pop(best):
+        word, freq = words[wi], freqs[wi]
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] -= freq
+            changed.add(pair)
+        word = words[wi] = merge_pair(word, best, new_id)
+        for pair in zip(word, word[1:]):
+            pair_counts[pair] += freq
+            where[pair].add(wi)
+            changed.add(pair)
+    for pair in changed:
+        if pair_counts[pair] <= 0:
+            del pair_counts[pair]
+        else:
+            heapq.heappush(heap, (-pair_counts[pair], pair))

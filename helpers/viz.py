@@ -1,8 +1,10 @@
-"""Figures for the book's chapters; each function's docstring names the chapter that draws it.
+"""Figures of Chapters 2 to 6; each function's docstring names the chapter that draws it.
 
-Every function draws on an ``ax`` it is given (or on a new figure when ``ax`` is None) and returns the
-figure, so a notebook cell can end with ``plt.show()`` and show one stable output. Nothing here sets
-styles, rcParams or seeds.
+Chapters 7 to 9 draw with ``helpers.viz_inside``.
+
+Every function draws on an ``ax`` it is given (or on a new figure when ``ax`` is None) and returns
+the figure, so a notebook cell can end with ``plt.show()`` and show one stable output. Nothing here
+sets styles, rcParams or seeds.
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ def _as_numpy(values) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-def plot_attention(weights, tokens: Sequence[str], ax=None, title: str | None = None,
-                   annotate: bool = True, cmap: str = "Blues", vmax: float | None = None):
-    """Chapter 3: heatmap of one ``(T, T)`` attention matrix. Row ``i`` is how query token ``i`` spreads its attention
-    over the key tokens (columns). ``annotate`` writes each weight in its cell (use it for small T).
-    Returns the figure."""
+def plot_attention(
+    weights,
+    tokens: Sequence[str],
+    ax=None,
+    title: str | None = None,
+    annotate: bool = True,
+    cmap: str = "Blues",
+    vmax: float | None = None,
+):
+    """Chapter 3: heatmap of one ``(T, T)`` attention matrix. Row ``i`` is how query token ``i``
+    spreads its attention over the key tokens (columns). ``annotate`` writes each weight in its
+    cell (use it for small T). Returns the figure."""
     w = _as_numpy(weights)
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
-        raise ValueError(f"weights must be one square (T, T) matrix, got shape {w.shape}: select a batch item and a head first.")
+        raise ValueError(
+            f"weights must be one square (T, T) matrix, got shape {w.shape}: select a batch item "
+            "and a head first."
+        )
     if len(tokens) != w.shape[0]:
-        raise ValueError(f"got {len(tokens)} token labels for a {w.shape[0]} x {w.shape[1]} attention matrix.")
+        raise ValueError(
+            f"got {len(tokens)} token labels for a {w.shape[0]} x {w.shape[1]} attention matrix."
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(0.6 * len(tokens) + 1.5, 0.6 * len(tokens) + 1.0))
     vmax = float(w.max()) if vmax is None else vmax
@@ -40,27 +54,45 @@ def plot_attention(weights, tokens: Sequence[str], ax=None, title: str | None = 
     if annotate:
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
-                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if w[i, j] > 0.6 * vmax else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{w[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if w[i, j] > 0.6 * vmax else "black",
+                )
     if title:
         ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return ax.figure
 
 
-def plot_attention_heads(weights, tokens: Sequence[str], axes=None, annotate: bool = False, ncols: int = 4):
-    """Chapter 3: one heatmap per head for ``(num_heads, T, T)`` weights, titled "head 0", "head 1", ...; ``axes`` is a
-    sequence of at least ``num_heads`` axes (a new grid of ``ncols`` columns when None). Returns the figure."""
+def plot_attention_heads(
+    weights, tokens: Sequence[str], axes=None, annotate: bool = False, ncols: int = 4
+):
+    """Chapter 3: one heatmap per head for ``(num_heads, T, T)`` weights, titled "head 0", "head
+    1", ...; ``axes`` is a sequence of at least ``num_heads`` axes (a new grid of ``ncols`` columns
+    when None). Returns the figure."""
     w = _as_numpy(weights)
     if w.ndim != 3:
-        raise ValueError(f"weights must be (num_heads, T, T), got shape {w.shape}: select one batch item first.")
+        raise ValueError(
+            f"weights must be (num_heads, T, T), got shape {w.shape}: select one batch item first."
+        )
     if axes is None:
         nrows = -(-w.shape[0] // ncols)
         cols = min(ncols, w.shape[0])
         size = 4.4 if annotate else 3.2
-        _, grid = plt.subplots(nrows, cols, figsize=(size * cols, 0.9 * size * nrows), squeeze=False, layout="constrained")
+        _, grid = plt.subplots(
+            nrows,
+            cols,
+            figsize=(size * cols, 0.9 * size * nrows),
+            squeeze=False,
+            layout="constrained",
+        )
         axes = grid.ravel()
-        for extra in axes[w.shape[0]:]:
+        for extra in axes[w.shape[0] :]:
             extra.axis("off")
     if len(axes) < w.shape[0]:
         raise ValueError(f"got {len(axes)} axes for {w.shape[0]} heads.")
@@ -72,13 +104,18 @@ def plot_attention_heads(weights, tokens: Sequence[str], axes=None, annotate: bo
 # --------------------------------------------------------------------------- Chapter 2 (Embeddings)
 
 
-def plot_word_map(points, words: Sequence[str], groups: Sequence[str], ax=None, title: str | None = None):
-    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.embeddings.pca_2d``), one colour per
-    group, each point labelled with its word and the legend naming the groups. Returns the figure."""
+def plot_word_map(
+    points, words: Sequence[str], groups: Sequence[str], ax=None, title: str | None = None
+):
+    """Scatter of 2-D word positions ``(N, 2)`` (e.g. from ``helpers.word_vectors.pca_2d``), one
+    colour per group, each point labelled with its word and the legend naming the groups. Returns
+    the figure."""
     p = _as_numpy(points)
     if p.ndim != 2 or p.shape[1] != 2 or not len(p) == len(words) == len(groups):
-        raise ValueError(f"need points of shape (N, 2) and N words and groups, got {p.shape}, "
-                         f"{len(words)} words and {len(groups)} groups.")
+        raise ValueError(
+            f"need points of shape (N, 2) and N words and groups, got {p.shape}, "
+            f"{len(words)} words and {len(groups)} groups."
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 5))
     names = list(dict.fromkeys(groups))  # first-seen order
@@ -86,7 +123,9 @@ def plot_word_map(points, words: Sequence[str], groups: Sequence[str], ax=None, 
         rows = [i for i, g in enumerate(groups) if g == name]
         ax.scatter(p[rows, 0], p[rows, 1], color=f"C{k}", label=name)
         for i in rows:
-            ax.annotate(words[i], (p[i, 0], p[i, 1]), xytext=(3, 3), textcoords="offset points", fontsize=8)
+            ax.annotate(
+                words[i], (p[i, 0], p[i, 1]), xytext=(3, 3), textcoords="offset points", fontsize=8
+            )
     ax.set_xlabel("first principal direction")
     ax.set_ylabel("second principal direction")
     ax.legend(fontsize=8)
@@ -95,11 +134,17 @@ def plot_word_map(points, words: Sequence[str], groups: Sequence[str], ax=None, 
     return ax.figure
 
 
-def plot_table(table, ax=None, title: str | None = None, xlabel: str = "embedding dimension",
-               ylabel: str = "position", centered: bool = True):
-    """Heatmap of a 2-D table such as a ``(T, C)`` position table or a ``(T, T)`` matrix of dot products.
-    ``centered`` colours it red/blue symmetrically around zero; otherwise from its minimum to its maximum.
-    Returns the figure."""
+def plot_table(
+    table,
+    ax=None,
+    title: str | None = None,
+    xlabel: str = "embedding dimension",
+    ylabel: str = "position",
+    centered: bool = True,
+):
+    """Heatmap of a 2-D table such as a ``(T, C)`` position table or a ``(T, T)`` matrix of dot
+    products. ``centered`` colours it red/blue symmetrically around zero; otherwise from its
+    minimum to its maximum. Returns the figure."""
     t = _as_numpy(table)
     if t.ndim != 2:
         raise ValueError(f"table must be 2-D, got shape {t.shape}.")
@@ -119,15 +164,20 @@ def plot_table(table, ax=None, title: str | None = None, xlabel: str = "embeddin
     return ax.figure
 
 
-def plot_similarity_by_distance(table, starts: Sequence[int], max_distance: int, ax=None,
-                                title: str | None = None):
-    """Cosine similarity of row ``p`` and row ``p + k`` of a ``(T, C)`` position table against the distance
-    ``k = 0 .. max_distance``, one line per start ``p`` in ``starts``. Returns the figure."""
+def plot_similarity_by_distance(
+    table, starts: Sequence[int], max_distance: int, ax=None, title: str | None = None
+):
+    """Cosine similarity of row ``p`` and row ``p + k`` of a ``(T, C)`` position table against the
+    distance ``k = 0 .. max_distance``, one line per start ``p`` in ``starts``. Returns the
+    figure."""
     t = _as_numpy(table)
     if t.ndim != 2:
         raise ValueError(f"table must be a 2-D (T, C) position table, got shape {t.shape}.")
     if max(starts) + max_distance >= len(t):
-        raise ValueError(f"start {max(starts)} + max_distance {max_distance} runs past the table's {len(t)} rows.")
+        raise ValueError(
+            f"start {max(starts)} + max_distance {max_distance} runs past the table's {len(t)} "
+            "rows."
+        )
     unit = t / np.linalg.norm(t, axis=1, keepdims=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -143,14 +193,22 @@ def plot_similarity_by_distance(table, starts: Sequence[int], max_distance: int,
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapters 4 and 5 (Block, GPT)
+# -------------------------------------------------------------------- Chapters 4 and 5 (Block, GPT)
 
 
-def plot_curves(x, curves: dict, ax=None, title: str | None = None, xlabel: str = "x", ylabel: str = "y",
-                logy: bool = False, zero_line: bool = True):
-    """Several curves over the same ``x``, one line per ``{label: y}`` item of ``curves`` (e.g. ReLU and
-    both GELUs, or their derivatives, or loss curves). ``logy`` uses a log scale for y; ``zero_line``
-    draws a thin line at y = 0 (linear scale only). Returns the figure."""
+def plot_curves(
+    x,
+    curves: dict,
+    ax=None,
+    title: str | None = None,
+    xlabel: str = "x",
+    ylabel: str = "y",
+    logy: bool = False,
+    zero_line: bool = True,
+):
+    """Several curves over the same ``x``, one line per ``{label: y}`` item of ``curves`` (e.g.
+    ReLU and both GELUs, or their derivatives, or loss curves). ``logy`` uses a log scale for y;
+    ``zero_line`` draws a thin line at y = 0 (linear scale only). Returns the figure."""
     xs = _as_numpy(x)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -171,18 +229,28 @@ def plot_curves(x, curves: dict, ax=None, title: str | None = None, xlabel: str 
     return ax.figure
 
 
-def plot_per_layer(series: dict, ax=None, title: str | None = None, ylabel: str = "value",
-                   xlabel: str = "layer", logy: bool = True, first_layer: int = 0):
+def plot_per_layer(
+    series: dict,
+    ax=None,
+    title: str | None = None,
+    ylabel: str = "value",
+    xlabel: str = "layer",
+    logy: bool = True,
+    first_layer: int = 0,
+):
     """One line with markers per ``{label: values}`` item, ``values[i]`` belonging to layer
     ``first_layer + i`` (e.g. the mean absolute gradient of each layer's weights, or the residual
-    stream's standard deviation after each block). Log scale for y by default. Returns the figure."""
+    stream's standard deviation after each block). Log scale for y by default. Returns the
+    figure."""
     from matplotlib.ticker import MaxNLocator
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     for k, (label, values) in enumerate(series.items()):
         v = _as_numpy(values)
-        ax.plot(np.arange(first_layer, first_layer + len(v)), v, marker="o", label=label, color=f"C{k}")
+        ax.plot(
+            np.arange(first_layer, first_layer + len(v)), v, marker="o", label=label, color=f"C{k}"
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy:
         ax.set_yscale("log")
@@ -194,189 +262,49 @@ def plot_per_layer(series: dict, ax=None, title: str | None = None, ylabel: str 
     return ax.figure
 
 
-# --------------------------------------------------------------------------- Chapter 6 (Pretraining)
+# -------------------------------------------------------------------------- Chapter 6 (Pretraining)
 
 
-def plot_losses(history, ax=None, label: str | None = None, color: str | None = None, title: str | None = None,
-                epochs_axis: bool = True):
-    """Training (solid) and validation (dashed) loss of a ``helpers.train.History`` against tokens seen.
-    Call it again on the same ``ax`` with another ``label`` and ``color`` to compare runs. With
-    ``epochs_axis`` a top axis counts epochs (from ``history.tokens_per_epoch``). Returns the figure."""
+def plot_losses(
+    history,
+    ax=None,
+    label: str | None = None,
+    color: str | None = None,
+    title: str | None = None,
+    epochs_axis: bool = True,
+):
+    """Training (solid) and validation (dashed) loss of a ``helpers.train.History`` against tokens
+    seen. Call it again on the same ``ax`` with another ``label`` and ``color`` to compare runs.
+    With ``epochs_axis`` a top axis counts epochs (from ``history.tokens_per_epoch``). Returns the
+    figure."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
     prefix = f"{label}: " if label else ""
     tokens = _as_numpy(history.tokens_seen)
-    (line,) = ax.plot(tokens, _as_numpy(history.train_loss), color=color, label=f"{prefix}training loss")
-    ax.plot(tokens, _as_numpy(history.val_loss), color=line.get_color(), linestyle="--",
-            label=f"{prefix}validation loss")
+    (line,) = ax.plot(
+        tokens, _as_numpy(history.train_loss), color=color, label=f"{prefix}training loss"
+    )
+    ax.plot(
+        tokens,
+        _as_numpy(history.val_loss),
+        color=line.get_color(),
+        linestyle="--",
+        label=f"{prefix}validation loss",
+    )
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("cross-entropy loss (nats)")
     ax.legend(fontsize=8)
     per_epoch = getattr(history, "tokens_per_epoch", 0)
-    if epochs_axis and per_epoch and not any(getattr(a, "_is_epochs_axis", False) for a in ax.child_axes):
-        top = ax.secondary_xaxis("top", functions=(lambda t: t / per_epoch, lambda e: e * per_epoch))
+    if (
+        epochs_axis
+        and per_epoch
+        and not any(getattr(a, "_is_epochs_axis", False) for a in ax.child_axes)
+    ):
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda t: t / per_epoch, lambda e: e * per_epoch)
+        )
         top.set_xlabel("epochs")
         top._is_epochs_axis = True
     if title:
         ax.set_title(title)
-    return ax.figure
-
-
-# --------------------------------------------------------------------------- Chapter 7 (Decoding)
-
-
-def plot_next_token_probs(probs, labels: Sequence[str], ax=None, kept=None, title: str | None = None,
-                          ylabel: str = "probability"):
-    """Chapter 7: one bar per candidate token (``probs[i]`` for ``labels[i]``), e.g. the most probable
-    next tokens. With ``kept`` (bools), the tokens a filter keeps are drawn solid and the removed ones
-    faint and hatched. Returns the figure."""
-    p = _as_numpy(probs)
-    if p.ndim != 1 or len(p) != len(labels):
-        raise ValueError(f"need one probability per label, got shape {p.shape} and {len(labels)} labels.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3))
-    x = np.arange(len(p))
-    keep = np.ones(len(p), dtype=bool) if kept is None else _as_numpy(kept).astype(bool)
-    ax.bar(x[keep], p[keep], color="C0", label="kept" if kept is not None else None)
-    if (~keep).any():
-        ax.bar(x[~keep], p[~keep], color="C7", alpha=0.35, hatch="//", label="removed")
-        ax.legend(fontsize=8)
-    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    return ax.figure
-
-
-def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | None = None):
-    """Chapter 7: side-by-side bars of the probabilities ``probs`` and the observed frequencies ``freqs``
-    of the same tokens (e.g. over many sampled draws). Returns the figure."""
-    p, f = _as_numpy(probs), _as_numpy(freqs)
-    if p.shape != f.shape or p.ndim != 1 or len(p) != len(labels):
-        raise ValueError(f"need probs and freqs of one shape (N,) and N labels, got {p.shape}, {f.shape}, {len(labels)}.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3))
-    x = np.arange(len(p))
-    ax.bar(x - 0.2, p, width=0.4, color="C0", label="softmax probability")
-    ax.bar(x + 0.2, f, width=0.4, color="C1", label="sampled frequency")
-    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("share")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return ax.figure
-
-
-# --------------------------------------------------------------------------- Chapter 8 (GPT-2's weights)
-
-
-def plot_sliding_windows(n_tokens: int, context: int, stride: int, ax=None, title: str | None = None):
-    """Chapter 8: the windows of a sliding-window perplexity (``helpers.perplexity.window_plan``), one
-    row per window: the tokens it reads only as context in a light shade, the tokens it scores in a
-    dark one. Returns the figure."""
-    from helpers.perplexity import window_plan
-
-    plan = window_plan(n_tokens, context, stride)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 0.35 * len(plan) + 1.2))
-    for row, (begin, end, first) in enumerate(plan):
-        ax.barh(row, first - begin, left=begin, color="C0", alpha=0.25, edgecolor="C0",
-                label="context only" if row == 0 else None)
-        ax.barh(row, end - first, left=first, color="C0", edgecolor="C0", label="scored" if row == 0 else None)
-    ax.set_yticks(range(len(plan)), [f"window {i}" for i in range(len(plan))])
-    ax.invert_yaxis()
-    ax.set_xlim(0, n_tokens)
-    ax.set_xlabel("token position")
-    ax.legend(fontsize=8, loc="upper right")
-    if title:
-        ax.set_title(title)
-    return ax.figure
-
-
-# --------------------------------------------------------------------------- Chapter 9 (Seeing inside)
-
-
-def plot_attention_grid(weights, tokens: Sequence[str], axes=None, title: str | None = None):
-    """Chapter 9: every head of every layer, ``(L, h, T, T)`` weights (one batch item), as an ``L x h``
-    grid of heatmaps on one colour scale from 0 to 1: rows are layers, columns heads, token labels on
-    the outer axes. ``axes`` is an ``(L, h)`` array of axes (a new figure when None). Returns the figure."""
-    w = _as_numpy(weights)
-    if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
-        raise ValueError(f"weights must be (n_layers, n_heads, T, T), got shape {w.shape}: select one batch item "
-                         f"of the stacked weights first.")
-    L, h, T, _ = w.shape
-    if len(tokens) != T:
-        raise ValueError(f"got {len(tokens)} token labels for attention over T={T} positions.")
-    if axes is None:
-        size = 0.9 + 0.1 * T
-        _, axes = plt.subplots(L, h, figsize=(size * h + 0.8, size * L), squeeze=False, layout="constrained")
-    axes = np.asarray(axes)
-    if axes.shape != (L, h):
-        raise ValueError(f"got axes of shape {axes.shape} for {L} layers x {h} heads.")
-    fontsize = 7 if T <= 20 else 5
-    for i in range(L):
-        for j in range(h):
-            ax = axes[i, j]
-            image = ax.imshow(w[i, j], cmap="Blues", vmin=0.0, vmax=1.0)
-            ax.set_xticks(range(T), list(tokens) if i == L - 1 else [], rotation=90, fontsize=fontsize)
-            ax.set_yticks(range(T), list(tokens) if j == 0 else [], fontsize=fontsize)
-            if i == 0:
-                ax.set_title(f"head {j}", fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"layer {i}", fontsize=9)
-    figure = axes[0, 0].figure
-    figure.colorbar(image, ax=axes, fraction=0.02, pad=0.01, label="attention weight")
-    if title:
-        figure.suptitle(title)
-    return figure
-
-
-def plot_head_scores(scores, ax=None, title: str | None = None, vmax: float | None = None, fmt: str = ".2f",
-                     cmap: str = "viridis"):
-    """Chapter 9: an ``(n_layers, n_heads)`` table of per-head scores as an annotated heatmap, layers as rows.
-    ``vmax`` fixes the top of the colour scale (the table's maximum when None). Returns the figure."""
-    s = _as_numpy(scores)
-    if s.ndim != 2:
-        raise ValueError(f"scores must be a 2-D (n_layers, n_heads) table, got shape {s.shape}.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.8 * s.shape[1] + 1.6, 0.5 * s.shape[0] + 1.0))
-    top = float(np.nanmax(s)) if vmax is None else vmax
-    image = ax.imshow(s, cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
-    for i in range(s.shape[0]):
-        for j in range(s.shape[1]):
-            ax.text(j, i, format(s[i, j], fmt), ha="center", va="center", fontsize=8,
-                    color="black" if s[i, j] > 0.6 * top else "white")
-    ax.set_xticks(range(s.shape[1]))
-    ax.set_yticks(range(s.shape[0]))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return ax.figure
-
-
-def plot_logit_lens(values, cell_text, tokens: Sequence[str], ax=None, title: str | None = None,
-                    value_label: str = "probability of the top token"):
-    """Chapter 9: the logit lens as a heatmap. ``values`` and ``cell_text`` are ``(L + 1, T)``: row 0
-    reads the residual stream after the embeddings, row ``l`` after block ``l``; column ``t`` is the
-    guess at position ``t`` (input token ``tokens[t]``) for the token that follows. Each cell shows its
-    text (e.g. the top token) coloured by its value. Returns the figure."""
-    v = _as_numpy(values)
-    if v.ndim != 2 or np.shape(cell_text)[:2] != v.shape or len(tokens) != v.shape[1]:
-        raise ValueError(f"values {v.shape}, cell_text {np.shape(cell_text)} and {len(tokens)} tokens do not "
-                         f"match: need (L + 1, T), (L + 1, T) and T.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.95 * v.shape[1] + 2.0, 0.45 * v.shape[0] + 1.4))
-    image = ax.imshow(v, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-    for i in range(v.shape[0]):
-        for j in range(v.shape[1]):
-            ax.text(j, i, str(cell_text[i][j]), ha="center", va="center", fontsize=7,
-                    color="white" if v[i, j] > 0.6 else "black")
-    ax.set_xticks(range(v.shape[1]), list(tokens), rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(v.shape[0]), ["embeddings"] + [f"block {i}" for i in range(1, v.shape[0])], fontsize=8)
-    ax.set_xlabel("input token at this position")
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label=value_label)
     return ax.figure

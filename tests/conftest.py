@@ -1,12 +1,18 @@
-"""Shared fixtures. The test machines have no network: data comes from data/ (see data/README.md)."""
+"""Shared fixtures. The test machines have no network: data comes from data/ (see
+data/README.md)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers.data import fetch_the_verdict
+
+# One thread: the test machines are shared, and the CPU budget of the fast suite (STYLE.md) is
+# counted in CPU seconds; more threads only add synchronisation work at these tiny sizes.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,8 +34,19 @@ def built_book(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
     jb = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run(
-        [str(jb), "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--nitpick", "--keep-going"],
-        capture_output=True, text=True, timeout=900,
+        [
+            str(jb),
+            "build",
+            str(ROOT),
+            "--path-output",
+            str(out),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if result.returncode != 0:
         pytest.fail(f"jupyter-book build failed:\n{result.stdout[-6000:]}{result.stderr[-6000:]}")

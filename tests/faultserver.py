@@ -64,8 +64,10 @@ class FaultServer:
     def _respond(self, conn: socket.socket, method: bytes) -> None:
         body, mode, n = self.body, self.mode, len(self.body)
         if mode == "404":
-            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
-                         b"X-Error-Code: EntryNotFound\r\nConnection: close\r\n\r\n")
+            conn.sendall(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                b"X-Error-Code: EntryNotFound\r\nConnection: close\r\n\r\n"
+            )
             return
         if mode == "endless":
             conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
@@ -73,11 +75,15 @@ class FaultServer:
                 conn.sendall(b"x" * 65536)
             return
         if mode == "cut-chunked":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                         b"Connection: close\r\n\r\n" + f"{n:x}\r\n".encode() + body[: n // 2])
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n" + f"{n:x}\r\n".encode() + body[: n // 2]
+            )
             return
-        head = (f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n"
-                f"X-Repo-Commit: {'a' * 40}\r\nETag: \"{'b' * 64}\"\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n"
+            f'X-Repo-Commit: {"a" * 40}\r\nETag: "{"b" * 64}"\r\n\r\n'
+        ).encode()
         conn.sendall(head)
         if method == b"HEAD":
             return
@@ -85,7 +91,7 @@ class FaultServer:
             for i in range(n):
                 if self.stopped.is_set():
                     return
-                conn.sendall(body[i:i + 1])
+                conn.sendall(body[i : i + 1])
                 time.sleep(self.delay)
         elif mode == "stall":
             conn.sendall(body[:10])

@@ -34,15 +34,31 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"  # any 40-hex commit id: the stub's only revision
+COMMIT = (
+    "607a30d783dfa663caf39e06633721c8d4cfcd7e"  # any 40-hex commit id: the stub's only revision
+)
 
 # GPT-2 small's config.json as openai-community/gpt2 publishes it.
 GPT2_CONFIG = {
-    "activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
-    "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
-    "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": 1024, "n_embd": 768, "n_head": 12,
-    "n_layer": 12, "n_positions": 1024, "resid_pdrop": 0.1, "summary_activation": None,
-    "summary_first_dropout": 0.1, "summary_proj_to_labels": True, "summary_type": "cls_index",
+    "activation_function": "gelu_new",
+    "architectures": ["GPT2LMHeadModel"],
+    "attn_pdrop": 0.1,
+    "bos_token_id": 50256,
+    "embd_pdrop": 0.1,
+    "eos_token_id": 50256,
+    "initializer_range": 0.02,
+    "layer_norm_epsilon": 1e-05,
+    "model_type": "gpt2",
+    "n_ctx": 1024,
+    "n_embd": 768,
+    "n_head": 12,
+    "n_layer": 12,
+    "n_positions": 1024,
+    "resid_pdrop": 0.1,
+    "summary_activation": None,
+    "summary_first_dropout": 0.1,
+    "summary_proj_to_labels": True,
+    "summary_type": "cls_index",
     "summary_use_proj": True,
     "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
     "vocab_size": 50257,
@@ -58,20 +74,32 @@ def gpt2_tensors(config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     def normal(*shape, std=0.02):
         return torch.randn(*shape, generator=g) * std
 
-    tensors = {"wte.weight": normal(V, C), "wpe.weight": normal(T, C, std=0.01),
-               "ln_f.weight": 1 + normal(C), "ln_f.bias": normal(C)}
+    tensors = {
+        "wte.weight": normal(V, C),
+        "wpe.weight": normal(T, C, std=0.01),
+        "ln_f.weight": 1 + normal(C),
+        "ln_f.bias": normal(C),
+    }
     mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
     for i in range(config["n_layer"]):
         h = f"h.{i}."
-        tensors.update({
-            h + "ln_1.weight": 1 + normal(C), h + "ln_1.bias": normal(C),
-            h + "attn.bias": mask.clone(),
-            h + "attn.c_attn.weight": normal(C, 3 * C), h + "attn.c_attn.bias": normal(3 * C),
-            h + "attn.c_proj.weight": normal(C, C), h + "attn.c_proj.bias": normal(C),
-            h + "ln_2.weight": 1 + normal(C), h + "ln_2.bias": normal(C),
-            h + "mlp.c_fc.weight": normal(C, 4 * C), h + "mlp.c_fc.bias": normal(4 * C),
-            h + "mlp.c_proj.weight": normal(4 * C, C), h + "mlp.c_proj.bias": normal(C),
-        })
+        tensors.update(
+            {
+                h + "ln_1.weight": 1 + normal(C),
+                h + "ln_1.bias": normal(C),
+                h + "attn.bias": mask.clone(),
+                h + "attn.c_attn.weight": normal(C, 3 * C),
+                h + "attn.c_attn.bias": normal(3 * C),
+                h + "attn.c_proj.weight": normal(C, C),
+                h + "attn.c_proj.bias": normal(C),
+                h + "ln_2.weight": 1 + normal(C),
+                h + "ln_2.bias": normal(C),
+                h + "mlp.c_fc.weight": normal(C, 4 * C),
+                h + "mlp.c_fc.bias": normal(4 * C),
+                h + "mlp.c_proj.weight": normal(4 * C, C),
+                h + "mlp.c_proj.bias": normal(C),
+            }
+        )
     return tensors
 
 
@@ -86,8 +114,12 @@ def gpt2_repo(folder: Path, config: dict | None = None, seed: int = 0) -> Path:
 
 
 # Planted analogies: the offsets make b - a + c land exactly on the answer.
-GLOVE_ANALOGIES = [("man", "king", "woman", "queen"), ("france", "paris", "italy", "rome"),
-                   ("walk", "walked", "swim", "swam"), ("small", "smaller", "big", "bigger")]
+GLOVE_ANALOGIES = [
+    ("man", "king", "woman", "queen"),
+    ("france", "paris", "italy", "rome"),
+    ("walk", "walked", "swim", "swam"),
+    ("small", "smaller", "big", "bigger"),
+]
 
 
 def glove_folder(base_dir: Path, n_words: int = 3000, dim: int = 50, seed: int = 0) -> Path:
@@ -107,13 +139,17 @@ def glove_folder(base_dir: Path, n_words: int = 3000, dim: int = 50, seed: int =
         vectors[d] = vectors[c] + vectors[b] - vectors[a]
     folder = base_dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"{len(words)} {dim}"] + [w + " " + " ".join(f"{x:.5f}" for x in vectors[w]) for w in words]
+    lines = [f"{len(words)} {dim}"] + [
+        w + " " + " ".join(f"{x:.5f}" for x in vectors[w]) for w in words
+    ]
     with gzip.open(folder / f"{name}.gz", "wt", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
     (folder / "__init__.py").write_text(
         "import os\nfrom gensim.models import KeyedVectors\n\n\ndef load_data():\n"
         f"    path = os.path.join(os.path.dirname(__file__), '{name}.gz')\n"
-        "    return KeyedVectors.load_word2vec_format(path)\n", encoding="utf-8")
+        "    return KeyedVectors.load_word2vec_format(path)\n",
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -141,8 +177,8 @@ class NetStub:
         for repo, folder in self.repos.items():
             for revision in ("main", COMMIT):
                 prefix = f"/{repo}/resolve/{revision}/"
-                if path.startswith(prefix) and (folder / path[len(prefix):]).is_file():
-                    return folder / path[len(prefix):], True
+                if path.startswith(prefix) and (folder / path[len(prefix) :]).is_file():
+                    return folder / path[len(prefix) :], True
         return None, False
 
 

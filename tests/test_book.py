@@ -1,4 +1,5 @@
-"""The book builds with Jupyter Book 1.x, Sphinx warnings treated as errors (the same command as `make book`)."""
+"""The book builds with Jupyter Book 1.x, Sphinx warnings treated as errors (the same command
+as `make book`)."""
 
 import pytest
 import yaml
@@ -12,4 +13,6 @@ def test_book_builds_without_warnings(built_book, root):
         assert (built_book / f"{page}.html").exists(), f"{page}.html was not built"
     for page in pages:
         if page.startswith("chapters/"):
-            assert "colab.research.google.com" in (built_book / f"{page}.html").read_text(), f"{page} has no Colab launch button"
+            assert "colab.research.google.com" in (built_book / f"{page}.html").read_text(), (
+                f"{page} has no Colab launch button"
+            )

@@ -1,11 +1,13 @@
-"""The rendered book in a real browser: Debian's chromium, driven by playwright-core (tests/browser/).
+"""The rendered book in a real browser: Debian's chromium, driven by playwright-core
+(tests/browser/).
 
 Every page of the table of contents loads and has its title; images load; math is typeset; chapter
 pages show code cells and outputs and a Colab button that opens their own notebook; internal links
 and anchors resolve; bertviz views draw their attention lines; the search page finds a chapter term.
-The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML manager) are served from npm
-packages, so the test needs no network. A screenshot of each chapter's first screen is written to
-``_build/screenshots/`` for review, with the browser's report (``report.json``).
+The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML
+manager) are served from npm packages, so the test needs no network. A screenshot of each chapter's
+first screen is written to ``_build/screenshots/`` for review, with the browser's report
+(``report.json``).
 
 Readers without node or chromium get a skip with the reason; CI sets BOOK_REQUIRE_BROWSER=1, which
 turns that skip into a failure.
@@ -50,7 +52,8 @@ def missing_tools() -> str | None:
     if CHROMIUM is None:
         return "chromium is not installed (Debian: apt-get install chromium)"
     if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
-        return "the npm packages of tests/browser are not installed (make test installs them when npm is present)"
+        return ("the npm packages of tests/browser are not installed (make test installs them "
+                "when npm is present)")
     return None
 
 
@@ -72,20 +75,32 @@ def report(built_book, tmp_path_factory):
         "base": f"http://127.0.0.1:{server.server_address[1]}/",
         "chromium": CHROMIUM,
         "screenshots": str(screenshots),
-        "pages": [{"path": f"{p}.html", "title": title_of(p),
-                   **({"notebook": f"{p}.ipynb"} if (ROOT / f"{p}.ipynb").exists() else {})} for p in pages],
+        "pages": [
+            {
+                "path": f"{p}.html",
+                "title": title_of(p),
+                **({"notebook": f"{p}.ipynb"} if (ROOT / f"{p}.ipynb").exists() else {}),
+            }
+            for p in pages
+        ],
         "search": {"term": "tokenizer", "expect": "chapters/ch01_tokenization.html"},
     }
     plan_file = tmp_path_factory.mktemp("browser") / "plan.json"
     plan_file.write_text(json.dumps(plan))
     try:
-        result = subprocess.run(["node", str(BROWSER_DIR / "check_book.mjs"), str(plan_file)],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["node", str(BROWSER_DIR / "check_book.mjs"), str(plan_file)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         server.shutdown()
     assert result.returncode == 0, f"the browser run failed:\n{result.stderr[-4000:]}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    (screenshots / "report.json").write_text(json.dumps(report, indent=1))  # for review, beside the screenshots
+    (screenshots / "report.json").write_text(
+        json.dumps(report, indent=1)
+    )  # for review, beside the screenshots
     return report
 
 
@@ -107,7 +122,9 @@ def test_chapters_show_code_outputs_and_math(report):
 
 @pytest.mark.slow
 def test_search_finds_a_chapter_term(report):
-    assert report["search"]["found"], f"searching {report['search']['term']!r} gave {report['search']['hits'][:5]}"
+    assert report["search"]["found"], (
+        f"searching {report['search']['term']!r} gave {report['search']['hits'][:5]}"
+    )
 
 
 @pytest.mark.slow
@@ -116,5 +133,7 @@ def test_bertviz_views_draw_in_the_visualization_chapter(report):
     served locally in place of the CDN) both must draw attention lines (a view without lines is
     reported as a page problem above)."""
     page = report["pages"]["chapters/ch09_visualization.html"]
-    assert page["bertviz"] >= 2, f"expected the head view and the model view, found {page['bertviz']} bertviz views"
+    assert page["bertviz"] >= 2, (
+        f"expected the head view and the model view, found {page['bertviz']} bertviz views"
+    )
     assert not [p for p in page["problems"] if "bertviz" in p], page["problems"]

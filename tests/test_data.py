@@ -9,15 +9,23 @@ from functools import partial
 import pytest
 import torch
 
-from helpers.data import (THE_VERDICT_SHA256, SlidingWindowDataset, count_windows, create_dataloader, download,
-                          fetch_the_verdict)
+from helpers.data import (
+    THE_VERDICT_SHA256,
+    SlidingWindowDataset,
+    count_windows,
+    create_dataloader,
+    download,
+    fetch_the_verdict,
+)
 
 
 def test_verdict_is_the_pinned_file(verdict_text):
     assert hashlib.sha256(verdict_text.encode("utf-8")).hexdigest() == THE_VERDICT_SHA256
 
 
-@pytest.mark.parametrize("n, length, stride", [(100, 10, 1), (100, 10, 10), (101, 10, 10), (11, 10, 3), (57, 4, 5)])
+@pytest.mark.parametrize(
+    "n, length, stride", [(100, 10, 1), (100, 10, 10), (101, 10, 10), (11, 10, 3), (57, 4, 5)]
+)
 def test_windows_are_shifted_by_one_and_counted(n, length, stride):
     ids = torch.arange(n) * 7
     ds = SlidingWindowDataset(ids, context_length=length, stride=stride)
@@ -31,7 +39,9 @@ def test_windows_are_shifted_by_one_and_counted(n, length, stride):
 
 def test_dataloader_shapes_and_batch_count():
     ids = list(range(1000))
-    loader = create_dataloader(ids, batch_size=8, context_length=16, stride=16, shuffle=False, drop_last=True)
+    loader = create_dataloader(
+        ids, batch_size=8, context_length=16, stride=16, shuffle=False, drop_last=True
+    )
     batches = list(loader)
     assert len(batches) == len(loader) == count_windows(1000, 16, 16) // 8
     x, y = batches[0]
@@ -45,7 +55,9 @@ def test_dataloader_seed_fixes_the_order_without_touching_global_rng():
     before = torch.rand(1)
     first = [x for x, _ in create_dataloader(ids, batch_size=2, context_length=8, stride=8, seed=1)]
     torch.manual_seed(0)
-    second = [x for x, _ in create_dataloader(ids, batch_size=2, context_length=8, stride=8, seed=1)]
+    second = [
+        x for x, _ in create_dataloader(ids, batch_size=2, context_length=8, stride=8, seed=1)
+    ]
     after = torch.rand(1)  # the global generator was re-seeded only by this test
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert torch.equal(before, after)
@@ -54,7 +66,9 @@ def test_dataloader_seed_fixes_the_order_without_touching_global_rng():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"stride=0 must be at least 1"):
         SlidingWindowDataset(range(100), context_length=10, stride=0)
-    with pytest.raises(ValueError, match=r"the text has 5 tokens, but one window needs context_length \+ 1 = 11"):
+    with pytest.raises(
+        ValueError, match=r"the text has 5 tokens, but one window needs context_length \+ 1 = 11"
+    ):
         SlidingWindowDataset(range(5), context_length=10, stride=1)
     with pytest.raises(ValueError, match=r"batch_size=0"):
         create_dataloader(range(100), batch_size=0, context_length=4, stride=4)
@@ -103,7 +117,10 @@ def test_no_network_says_where_to_put_the_file(tmp_path):
     with socket.socket() as s:  # a port with nothing listening: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(FileNotFoundError, match=r"the-verdict.txt is missing and the download failed.*copy the-verdict.txt"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"the-verdict.txt is missing and the download failed.*copy the-verdict.txt",
+    ):
         fetch_the_verdict(tmp_path, url=f"http://127.0.0.1:{port}/the-verdict.txt", timeout=2)
     assert list(tmp_path.iterdir()) == []
 

@@ -1,5 +1,6 @@
-"""helpers.embeddings (Chapter 2): lookups against one-hot products, GPT-2's token + position embedding,
-the sinusoidal encoding against its formula, the offline word-vector path, and the errors for bad input."""
+"""helpers.embeddings and helpers.word_vectors (Chapter 2): lookups against one-hot products,
+GPT-2's token + position embedding, the sinusoidal encoding against its formula, the offline
+word-vector path, and the errors for bad input."""
 
 import bz2
 import math
@@ -17,15 +18,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from netstub import GLOVE_ANALOGIES, NetStub, glove_folder
 
-from helpers import embeddings
-from helpers.embeddings import (GPTEmbedding, analogy, check_token_ids, lee_sentences,
-                                load_pretrained_vectors, nearest_words, one_hot, pca_2d, sinusoidal_positions,
-                                train_word_vectors, wiki_sentences)
+from helpers import word_vectors
+from helpers.embeddings import GPTEmbedding, check_token_ids, one_hot, sinusoidal_positions
+from helpers.word_vectors import (
+    analogy,
+    lee_sentences,
+    load_pretrained_vectors,
+    nearest_words,
+    pca_2d,
+    train_word_vectors,
+    wiki_sentences,
+)
 
 matplotlib.use("Agg")
 
 
-# --------------------------------------------------------------------------- embedding = one-hot @ W
+# -------------------------------------------------------------------------- embedding = one-hot @ W
 
 
 @settings(max_examples=25, deadline=None)
@@ -44,7 +52,9 @@ def test_embedding_equals_one_hot_matmul(ids, seed):
     assert torch.equal(emb(ids), onehot @ emb.weight)
     assert torch.allclose(emb.weight.grad, W.grad, atol=1e-6)
     unused = sorted(set(range(12)) - set(ids.tolist()))
-    assert torch.equal(emb.weight.grad[unused], torch.zeros(len(unused), 5))  # only used rows get gradient
+    assert torch.equal(
+        emb.weight.grad[unused], torch.zeros(len(unused), 5)
+    )  # only used rows get gradient
     for i in set(ids.tolist()):  # a row's gradient is the sum over the places its id was used
         assert torch.allclose(emb.weight.grad[i], upstream[ids == i].sum(0), atol=1e-6)
 
@@ -55,7 +65,7 @@ def test_one_hot_shape_and_values():
     assert x.sum(-1).eq(1).all() and x[0, 1, 2] == 1
 
 
-# --------------------------------------------------------------------------- GPT-2's token + position embedding
+# --------------------------------------------------------------- GPT-2's token + position embedding
 
 
 @pytest.mark.parametrize("batch_size, num_tokens", [(1, 1), (3, 5), (2, 16)])
@@ -100,7 +110,9 @@ def test_token_id_outside_vocabulary_names_the_value(bad):
 def test_sequence_longer_than_position_table_names_the_length():
     module = GPTEmbedding(vocab_size=50, context_length=8, emb_dim=4)
     assert module(torch.zeros(1, 8, dtype=torch.long)).shape == (1, 8, 4)  # exactly full is fine
-    with pytest.raises(ValueError, match=r"the sequence has 9 tokens but the position table has only 8 rows"):
+    with pytest.raises(
+        ValueError, match=r"the sequence has 9 tokens but the position table has only 8 rows"
+    ):
         module(torch.zeros(1, 9, dtype=torch.long))
 
 
@@ -132,7 +144,9 @@ def test_sinusoidal_dot_products_depend_only_on_distance():
     freqs = 10000 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
     for k in range(0, 200, 7):
         assert torch.allclose(gram.diagonal(k), torch.cos(k * freqs).sum(), atol=1e-4)
-    assert torch.allclose(gram.diagonal(), torch.tensor(32.0, dtype=torch.float64), atol=1e-4)  # |PE_p|^2 = C/2
+    assert torch.allclose(
+        gram.diagonal(), torch.tensor(32.0, dtype=torch.float64), atol=1e-4
+    )  # |PE_p|^2 = C/2
 
 
 @pytest.mark.parametrize("emb_dim", [0, 1, 5, 767])
@@ -182,23 +196,36 @@ def test_training_is_deterministic_within_a_process(lee, small_wv):
 
 @pytest.mark.slow  # two fresh interpreters importing torch and gensim: several seconds
 def test_training_is_deterministic_across_processes(root):
-    """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors must not."""
-    code = ("import hashlib; from helpers.embeddings import lee_sentences, train_word_vectors; "
-            "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
-            "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), len(wv.index_to_key))")
+    """nbval re-runs the chapter in a new process: Python's str hash changes, the vectors do not."""
+    code = (
+        "import hashlib; from helpers.word_vectors import lee_sentences, train_word_vectors; "
+        "wv = train_word_vectors(lee_sentences()[:100], vector_size=16, min_count=3, epochs=2); "
+        "print(hashlib.sha256(wv.vectors.tobytes()).hexdigest(), len(wv.index_to_key))"
+    )
     digests = set()
     for hashseed in ["1", "2"]:
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
-        done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
-                              check=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         digests.add(done.stdout.strip())
     assert len(digests) == 1
 
 
 def test_unknown_word_in_analogy_names_the_word(small_wv):
-    with pytest.raises(ValueError, match=r"'qwertyuiop' is not in the vocabulary of these word vectors"):
+    with pytest.raises(
+        ValueError, match=r"'qwertyuiop' is not in the vocabulary of these word vectors"
+    ):
         analogy(small_wv, "man", "qwertyuiop", "woman")
-    with pytest.raises(ValueError, match=r"'King' is not in the vocabulary"):  # vectors are lower-case
+    with pytest.raises(
+        ValueError, match=r"'King' is not in the vocabulary"
+    ):  # vectors are lower-case
         nearest_words(small_wv, "King")
 
 
@@ -212,7 +239,8 @@ def test_train_word_vectors_rejects_bad_sentences():
 WIKI_XML = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">
 <page><title>Cats</title><ns>0</ns><id>1</id><revision><text>The '''cat''' is a small [[mammal]].
 It is kept as a pet by many [[people]] around the world.</text></revision></page>
-<page><title>Felis</title><ns>0</ns><id>2</id><revision><text>#REDIRECT [[Cats]]</text></revision></page>
+<page><title>Felis</title><ns>0</ns><id>2</id><revision><text>#REDIRECT [[Cats]]</text>
+</revision></page>
 <page><title>Dogs</title><ns>0</ns><id>3</id><revision><text>The dog is a loyal animal.
 
 Too short.</text></revision></page>
@@ -225,11 +253,27 @@ def test_wiki_sentences_parses_a_dump(tmp_path):
     path.write_bytes(bz2.compress(WIKI_XML.encode("utf-8")))
     titles, sentences = wiki_sentences(path, min_words=3)
     assert titles == ["Cats", "Dogs"]  # the redirect is skipped
-    assert sentences == [  # markup removed, lower-cased, one list a paragraph; "Too short." has 2 words
-        ["the", "cat", "is", "a", "small", "mammal"],
-        ["it", "is", "kept", "as", "a", "pet", "by", "many", "people", "around", "the", "world"],
-        ["the", "dog", "is", "a", "loyal", "animal"],
-    ]
+    assert (
+        sentences
+        == [  # markup removed, lower-cased, one list a paragraph; "Too short." has 2 words
+            ["the", "cat", "is", "a", "small", "mammal"],
+            [
+                "it",
+                "is",
+                "kept",
+                "as",
+                "a",
+                "pet",
+                "by",
+                "many",
+                "people",
+                "around",
+                "the",
+                "world",
+            ],
+            ["the", "dog", "is", "a", "loyal", "animal"],
+        ]
+    )
 
 
 @pytest.mark.slow  # parses the whole excerpt: several seconds
@@ -240,23 +284,32 @@ def test_shipped_wikipedia_excerpt():
 
 
 def test_missing_gensim_file_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="no-such-corpus.cor is not in gensim's test_data folder"):
-        embeddings.gensim_data_file("no-such-corpus.cor")
+    with pytest.raises(
+        FileNotFoundError, match="no-such-corpus.cor is not in gensim's test_data folder"
+    ):
+        word_vectors.gensim_data_file("no-such-corpus.cor")
 
 
-# --------------------------------------------------------------------------- pretrained vectors: never hang
+# ------------------------------------------------------------------- pretrained vectors: never hang
 
 
 def test_pretrained_vectors_download_from_a_local_stand_in_and_load_without_running_code(tmp_path):
     served = glove_folder(tmp_path / "served")
     (served / "__init__.py").write_text("raise SystemExit('downloaded code ran')\n")
-    stub = NetStub(files={"/glove-wiki-gigaword-50/glove-wiki-gigaword-50.gz":
-                          served / "glove-wiki-gigaword-50.gz"})
+    stub = NetStub(
+        files={
+            "/glove-wiki-gigaword-50/glove-wiki-gigaword-50.gz": served
+            / "glove-wiki-gigaword-50.gz"
+        }
+    )
     server, url = stub.start()
     try:
-        wv = load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path / "gd", base_url=url)
-        again = load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path / "gd",
-                                        base_url="http://127.0.0.1:9")  # cached: no request
+        wv = load_pretrained_vectors(
+            "glove-wiki-gigaword-50", data_dir=tmp_path / "gd", base_url=url
+        )
+        again = load_pretrained_vectors(
+            "glove-wiki-gigaword-50", data_dir=tmp_path / "gd", base_url="http://127.0.0.1:9"
+        )  # cached: no request
     finally:
         server.shutdown()
     assert (tmp_path / "gd" / "glove-wiki-gigaword-50" / "glove-wiki-gigaword-50.gz").exists()
@@ -270,8 +323,12 @@ def test_load_pretrained_without_network_raises_connection_error(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(ConnectionError, match=r"could not download http://127.0.0.1"):
-        load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path,
-                                base_url=f"http://127.0.0.1:{port}", timeout=1.0)
+        load_pretrained_vectors(
+            "glove-wiki-gigaword-50",
+            data_dir=tmp_path,
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=1.0,
+        )
     assert not any(tmp_path.rglob("*.gz"))
     with pytest.raises(ValueError, match=r"unknown pretrained vectors 'glove-9000'"):
         load_pretrained_vectors("glove-9000")
@@ -299,7 +356,9 @@ def test_pca_2d_matches_svd_and_is_stable():
         assert np.allclose(np.abs(points[:, j]), np.abs(centred @ vt[j]))
     assert np.allclose(points.var(0) * 30, s[:2] ** 2)
     assert np.array_equal(points, pca_2d(x))
-    assert np.allclose(pca_2d(-x), -points)  # the directions' signs are fixed, so flipping the data flips the map
+    assert np.allclose(
+        pca_2d(-x), -points
+    )  # the directions' signs are fixed, so flipping the data flips the map
 
 
 def test_embedding_figures():
@@ -323,5 +382,5 @@ def test_embedding_figures():
 
 
 def test_stable_hash_is_crc32():
-    assert embeddings.stable_hash("king") == zlib.crc32(b"king")
-    assert embeddings.stable_hash("été") == zlib.crc32("été".encode("utf-8"))
+    assert word_vectors.stable_hash("king") == zlib.crc32(b"king")
+    assert word_vectors.stable_hash("été") == zlib.crc32("été".encode("utf-8"))

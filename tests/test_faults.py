@@ -14,16 +14,22 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from faultserver import BODY, FaultServer
 
 import helpers.data
 import helpers.gpt2
-from faultserver import BODY, FaultServer
 from helpers.__main__ import main
 from helpers.data import download, fetch_the_verdict
 from helpers.generate import beam_search, generate
-from helpers.gpt2 import (CheckpointError, CheckpointFormatError, CheckpointNotFoundError,
-                          HubUnreachableError, load_hf_checkpoint, resolve_checkpoint,
-                          save_hf_checkpoint)
+from helpers.gpt2 import (
+    CheckpointError,
+    CheckpointFormatError,
+    CheckpointNotFoundError,
+    HubUnreachableError,
+    load_hf_checkpoint,
+    resolve_checkpoint,
+    save_hf_checkpoint,
+)
 from helpers.model import GPTConfig, GPTModel
 from helpers.offline import GPT2_FILES, gpt2_encoding, prefill_tiktoken_cache, sha256_file
 from helpers.tokenizer import BPETokenizer
@@ -33,8 +39,11 @@ from helpers.tokenizer import BPETokenizer
 def tiny(tmp_path_factory):
     """A tiny model with GPT-2's vocabulary in the hub's format."""
     torch.manual_seed(0)
-    model = GPTModel(GPTConfig(vocab_size=50257, context_length=32, emb_dim=16, n_heads=2,
-                               n_layers=1, drop_rate=0.0)).eval()
+    model = GPTModel(
+        GPTConfig(
+            vocab_size=50257, context_length=32, emb_dim=16, n_heads=2, n_layers=1, drop_rate=0.0
+        )
+    ).eval()
     return save_hf_checkpoint(model, tmp_path_factory.mktemp("tiny") / "ckpt"), model
 
 
@@ -53,16 +62,24 @@ def one_sentence(err: BaseException) -> str:
 
 
 # -- 2. a bad config.json --------------------------------------------------------------------------
-@pytest.mark.parametrize("change, match", [
-    (lambda c: {**c, "n_head": 3}, "n_head=3 does not divide"),
-    (lambda c: {**c, "n_layer": 0}, "n_layer=0, which is not a positive integer"),
-    (lambda c: {**c, "n_layer": "1"}, "n_layer='1', which is not a positive integer"),
-    (lambda c: {**c, "resid_pdrop": 1.5, "embd_pdrop": 1.5, "attn_pdrop": 1.5},
-     "resid_pdrop=1.5 is not a dropout rate"),
-    (lambda c: [c], "holds list"),
-    (lambda c: None, "holds NoneType"),
-    (lambda c: {**c, "layer_norm_epsilon": "1e-5"}, "layer_norm_epsilon='1e-5', which is not a"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda c: {**c, "n_head": 3}, "n_head=3 does not divide"),
+        (lambda c: {**c, "n_layer": 0}, "n_layer=0, which is not a positive integer"),
+        (lambda c: {**c, "n_layer": "1"}, "n_layer='1', which is not a positive integer"),
+        (
+            lambda c: {**c, "resid_pdrop": 1.5, "embd_pdrop": 1.5, "attn_pdrop": 1.5},
+            "resid_pdrop=1.5 is not a dropout rate",
+        ),
+        (lambda c: [c], "holds list"),
+        (lambda c: None, "holds NoneType"),
+        (
+            lambda c: {**c, "layer_norm_epsilon": "1e-5"},
+            "layer_norm_epsilon='1e-5', which is not a",
+        ),
+    ],
+)
 def test_bad_config_is_one_sentence(tiny, tmp_path, change, match):
     where = copy_with_config(tiny[0], tmp_path / "bad", change)
     with pytest.raises(CheckpointFormatError, match=match) as info:
@@ -106,6 +123,7 @@ def test_a_seed_beyond_64_bits_is_one_sentence(tiny):
 
 class EosLover:
     """A stand-in model whose next token is always most likely token 0 (the end of text)."""
+
     cfg = SimpleNamespace(vocab_size=8, context_length=64)
 
     def __call__(self, idx):
@@ -119,13 +137,19 @@ def test_beam_search_allocates_for_the_tokens_it_makes_not_for_max_new_tokens():
     assert out.tolist() == [[3, 4, 0]]
 
 
-@pytest.mark.parametrize("args, match", [
-    (("generate", "hi", "--num-beams", 2, "--max-new-tokens", 10**12), "more than 100,000"),
-    (("generate", "hi", "--seed", 2**64), r"--seed: 18446744073709551616 is not in 0\.\.2\*\*64"),
-    (("generate", "hi", "--seed", "x"), "--seed: 'x' is not an integer"),
-    (("generate", "hi", "--num-beams", 10**6), "--num-beams: 1000000 is more than 100"),
-    (("perplexity", "STORY", "--context", 1), "--context 1 is too short"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("generate", "hi", "--num-beams", 2, "--max-new-tokens", 10**12), "more than 100,000"),
+        (
+            ("generate", "hi", "--seed", 2**64),
+            r"--seed: 18446744073709551616 is not in 0\.\.2\*\*64",
+        ),
+        (("generate", "hi", "--seed", "x"), "--seed: 'x' is not an integer"),
+        (("generate", "hi", "--num-beams", 10**6), "--num-beams: 1000000 is more than 100"),
+        (("perplexity", "STORY", "--context", 1), "--context 1 is too short"),
+    ],
+)
 def test_cli_bounds_the_work_and_says_so(tiny, tmp_path, capsys, args, match):
     story = tmp_path / "story.txt"
     story.write_text("It had always been his fate.", encoding="utf-8")
@@ -140,20 +164,39 @@ def test_cli_bounds_the_work_and_says_so(tiny, tmp_path, capsys, args, match):
 
 
 def test_cli_a_tiny_temperature_runs(tiny, capsys):
-    assert main(["generate", "hi", "--model", str(tiny[0]), "--temperature", "1e-39",
-                 "--max-new-tokens", "3"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "hi",
+                "--model",
+                str(tiny[0]),
+                "--temperature",
+                "1e-39",
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
 
 
 # -- 5. printing whatever the terminal's encoding --------------------------------------------------
-@pytest.mark.parametrize("encoding, prompt, json_flag", [
-    ("cp1252", "日本語のテキスト", ()), ("utf-8", "broken \udcff bytes", ()),
-    ("utf-8", "broken \udcff bytes", ("--json",))])
+@pytest.mark.parametrize(
+    "encoding, prompt, json_flag",
+    [
+        ("cp1252", "日本語のテキスト", ()),
+        ("utf-8", "broken \udcff bytes", ()),
+        ("utf-8", "broken \udcff bytes", ("--json",)),
+    ],
+)
 def test_printing_never_crashes(tiny, monkeypatch, encoding, prompt, json_flag):
     raw = io.BytesIO()
     stdout = io.TextIOWrapper(raw, encoding=encoding, errors="strict")
     monkeypatch.setattr(sys, "stdout", stdout)
-    status = main(["generate", prompt, "--model", str(tiny[0]), "--max-new-tokens", "2",
-                   *json_flag])
+    status = main(
+        ["generate", prompt, "--model", str(tiny[0]), "--max-new-tokens", "2", *json_flag]
+    )
     stdout.flush()
     assert status == 0
     text = raw.getvalue().decode(encoding)  # strict: what was printed is valid in that encoding
@@ -165,8 +208,10 @@ def test_printing_never_crashes(tiny, monkeypatch, encoding, prompt, json_flag):
 
 # -- 6. every download has an overall deadline and a size cap -------------------------------------
 def test_a_slow_server_meets_the_deadline(tmp_path):
-    with FaultServer("slow") as server, \
-            pytest.raises(ConnectionError, match="deadline=0.3") as info:
+    with (
+        FaultServer("slow") as server,
+        pytest.raises(ConnectionError, match="deadline=0.3") as info,
+    ):
         download(server.url(), tmp_path / "f.bin", timeout=2, deadline=0.3)
     one_sentence(info.value)
     assert list(tmp_path.iterdir()) == []
@@ -179,8 +224,10 @@ def test_fetch_the_verdict_meets_its_deadline(tmp_path):
 
 
 def test_an_endless_body_is_capped(tmp_path):
-    with FaultServer("endless") as server, \
-            pytest.raises(ConnectionError, match="max_bytes=100,000"):
+    with (
+        FaultServer("endless") as server,
+        pytest.raises(ConnectionError, match="max_bytes=100,000"),
+    ):
         download(server.url(), tmp_path / "f.bin", max_bytes=100_000)
     assert list(tmp_path.iterdir()) == []
 
@@ -190,9 +237,11 @@ def hub_at(monkeypatch, server):
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hc, "ENDPOINT", f"http://127.0.0.1:{server.port}")
-    monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        f"http://127.0.0.1:{server.port}/{{repo_id}}/resolve/{{revision}}/"
-                        f"{{filename}}")
+    monkeypatch.setattr(
+        hc,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        f"http://127.0.0.1:{server.port}/{{repo_id}}/resolve/{{revision}}/{{filename}}",
+    )
 
 
 @pytest.mark.parametrize("mode", ["hub-cut", "stall"])
@@ -208,15 +257,19 @@ def test_the_hub_path_meets_its_deadline(tmp_path, monkeypatch, mode):
 
 # -- 7. a short body is never stored as complete ---------------------------------------------------
 def test_a_cut_body_is_not_stored(tmp_path):
-    with FaultServer("cut") as server, \
-            pytest.raises(ConnectionError, match="announced 20,480 bytes but sent 10,240"):
+    with (
+        FaultServer("cut") as server,
+        pytest.raises(ConnectionError, match="announced 20,480 bytes but sent 10,240"),
+    ):
         download(server.url(), tmp_path / "f.bin")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_cut_chunked_body_is_one_sentence(tmp_path):
-    with FaultServer("cut-chunked") as server, \
-            pytest.raises(ConnectionError, match="closed after") as info:
+    with (
+        FaultServer("cut-chunked") as server,
+        pytest.raises(ConnectionError, match="closed after") as info,
+    ):
         download(server.url(), tmp_path / "f.bin")
     one_sentence(info.value)
     assert list(tmp_path.iterdir()) == []
@@ -227,11 +280,13 @@ def test_two_downloads_into_one_folder_both_succeed(tmp_path):
     body = b"0123456789" * 3
     results = []
     with FaultServer("slow", body=body, delay=0.01) as server:
+
         def fetch():
             try:
                 results.append(download(server.url(), tmp_path / "f.bin").read_bytes())
             except Exception as err:  # noqa: BLE001 - reported by the assert below
                 results.append(err)
+
         threads = [threading.Thread(target=fetch) for _ in range(2)]
         for t in threads:
             t.start()
@@ -265,14 +320,17 @@ def test_a_failed_tokenizer_save_keeps_the_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["tok.json"]
 
 
-@pytest.mark.parametrize("content", [
-    b'{"format": "helpers.BPETokenizer", "version": 1}',  # KeyError
-    b"\xff\xfe not utf-8",  # UnicodeDecodeError
-    b'{"format": "helpers.BPETokenizer", "pattern": "(", "byte_ids": [], "merges": [], '
-    b'"special_tokens": {}}',  # regex.error
-    b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], "merges": [[0, 1, 2]], '
-    b'"special_tokens": {}}',  # ids that make no vocabulary
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"format": "helpers.BPETokenizer", "version": 1}',  # KeyError
+        b"\xff\xfe not utf-8",  # UnicodeDecodeError
+        b'{"format": "helpers.BPETokenizer", "pattern": "(", "byte_ids": [], "merges": [], '
+        b'"special_tokens": {}}',  # regex.error
+        b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], "merges": [[0, 1, 2]], '
+        b'"special_tokens": {}}',  # ids that make no vocabulary
+    ],
+)
 def test_a_corrupt_tokenizer_file_is_one_sentence(tmp_path, content):
     (tmp_path / "tok.json").write_bytes(content)
     with pytest.raises(ValueError, match="corrupt tokenizer file|cannot read a tokenizer") as info:
@@ -292,8 +350,9 @@ def test_prefill_does_not_follow_a_planted_temporary_link(tmp_path):
         os.symlink(victim, cache / (hashlib.sha1(url.encode()).hexdigest() + f".{os.getpid()}.tmp"))
     prefill_tiktoken_cache(cache)
     assert victim.read_text() == "precious"
-    assert {sha256_file(p) for p in cache.iterdir() if not p.is_symlink()} == \
-        {sha for _, sha in GPT2_FILES.values()}
+    assert {sha256_file(p) for p in cache.iterdir() if not p.is_symlink()} == {
+        sha for _, sha in GPT2_FILES.values()
+    }
 
 
 def test_an_empty_tiktoken_cache_dir_writes_nothing(tmp_path, monkeypatch):
@@ -301,13 +360,20 @@ def test_an_empty_tiktoken_cache_dir_writes_nothing(tmp_path, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise OSError("network disabled for this test")
+
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
     monkeypatch.chdir(tmp_path)
     enc = gpt2_encoding()
-    assert enc.encode("Hello, world! <|endoftext|>", allowed_special="all") == \
-        [15496, 11, 995, 0, 220, 50256]
+    assert enc.encode("Hello, world! <|endoftext|>", allowed_special="all") == [
+        15496,
+        11,
+        995,
+        0,
+        220,
+        50256,
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -320,11 +386,19 @@ def hub_cache(cache: Path, source: Path, blob_name) -> Path:
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text(commit)
     for name in ("config.json", "model.safetensors"):
-        blob = root / "blobs" / (blob_name(source / name) if name == "model.safetensors"
-                                 else sha256_file(source / name))
+        blob = (
+            root
+            / "blobs"
+            / (
+                blob_name(source / name)
+                if name == "model.safetensors"
+                else sha256_file(source / name)
+            )
+        )
         shutil.copy(source / name, blob)
-        os.symlink(os.path.relpath(blob, root / "snapshots" / commit),
-                   root / "snapshots" / commit / name)
+        os.symlink(
+            os.path.relpath(blob, root / "snapshots" / commit), root / "snapshots" / commit / name
+        )
     return root
 
 
@@ -394,29 +468,73 @@ def test_distributed_says_its_error_once(monkeypatch, capsys, rank):
 
 
 # -- further cases of the same kind, found by trying them ------------------------------------------
-@pytest.mark.parametrize("call, error, match", [
-    (lambda d: helpers.data.create_dataloader(range(99), batch_size="4", context_length=4,
-                                              stride=4),
-     ValueError, "batch_size='4' must be a positive integer"),
-    (lambda d: helpers.data.create_dataloader(range(99), context_length=4, stride=float("nan")),
-     ValueError, "stride=nan must be a positive integer"),
-    (lambda d: helpers.data.create_dataloader(range(99), context_length=4, stride=4, seed=2**64),
-     ValueError, "seed=18446744073709551616 must be an integer"),
-    (lambda d: helpers.data.create_dataloader(["a"] * 99, context_length=4, stride=4),
-     ValueError, "token_ids must be integer token ids"),
-    (lambda d: download("http://127.0.0.1:9/x", d / "afile" / "x"), OSError, "cannot write into"),
-    (lambda d: download("http://127.0.0.1:9/x", d, timeout=1), IsADirectoryError, "is a directory"),
-    (lambda d: download("http://127.0.0.1:9/x", d / "x", timeout=float("nan")), ValueError,
-     "timeout=nan must be a positive number"),
-    (lambda d: BPETokenizer().encode(b"bytes"), ValueError, "text must be a str, got bytes"),
-    (lambda d: BPETokenizer().train("text", "300"), ValueError,
-     "vocab_size='300' must be an integer"),
-    (lambda d: BPETokenizer().save(d / "missing" / "tok.json"), OSError,
-     "could not write the tokenizer to"),
-    (lambda d: save_hf_checkpoint(GPTModel(GPTConfig(vocab_size=8, context_length=4, emb_dim=4,
-                                                     n_heads=1, n_layers=1)), d / "afile"),
-     OSError, "could not save the checkpoint into"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda d: helpers.data.create_dataloader(
+                range(99), batch_size="4", context_length=4, stride=4
+            ),
+            ValueError,
+            "batch_size='4' must be a positive integer",
+        ),
+        (
+            lambda d: helpers.data.create_dataloader(
+                range(99), context_length=4, stride=float("nan")
+            ),
+            ValueError,
+            "stride=nan must be a positive integer",
+        ),
+        (
+            lambda d: helpers.data.create_dataloader(
+                range(99), context_length=4, stride=4, seed=2**64
+            ),
+            ValueError,
+            "seed=18446744073709551616 must be an integer",
+        ),
+        (
+            lambda d: helpers.data.create_dataloader(["a"] * 99, context_length=4, stride=4),
+            ValueError,
+            "token_ids must be integer token ids",
+        ),
+        (
+            lambda d: download("http://127.0.0.1:9/x", d / "afile" / "x"),
+            OSError,
+            "cannot write into",
+        ),
+        (
+            lambda d: download("http://127.0.0.1:9/x", d, timeout=1),
+            IsADirectoryError,
+            "is a directory",
+        ),
+        (
+            lambda d: download("http://127.0.0.1:9/x", d / "x", timeout=float("nan")),
+            ValueError,
+            "timeout=nan must be a positive number",
+        ),
+        (lambda d: BPETokenizer().encode(b"bytes"), ValueError, "text must be a str, got bytes"),
+        (
+            lambda d: BPETokenizer().train("text", "300"),
+            ValueError,
+            "vocab_size='300' must be an integer",
+        ),
+        (
+            lambda d: BPETokenizer().save(d / "missing" / "tok.json"),
+            OSError,
+            "could not write the tokenizer to",
+        ),
+        (
+            lambda d: save_hf_checkpoint(
+                GPTModel(
+                    GPTConfig(vocab_size=8, context_length=4, emb_dim=4, n_heads=1, n_layers=1)
+                ),
+                d / "afile",
+            ),
+            OSError,
+            "could not save the checkpoint into",
+        ),
+    ],
+)
 def test_further_bad_arguments_are_one_sentence(tmp_path, call, error, match):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(error, match=match) as info:

@@ -13,15 +13,26 @@ import math  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import transformers  # noqa: E402  (the reference: a hard test dependency)
+from transformers.generation.logits_process import (  # noqa: E402
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-from helpers.generate import (apply_temperature, beam_search, filter_logits, generate, stream,  # noqa: E402
-                              stream_text, top_k_filter, top_p_filter)
+from helpers.generate import (  # noqa: E402
+    apply_temperature,
+    beam_search,
+    filter_logits,
+    generate,
+    stream,
+    stream_text,
+    top_k_filter,
+    top_p_filter,
+)
 from helpers.gpt2 import save_hf_checkpoint  # noqa: E402
+from helpers.kvcache import KVCache  # noqa: E402
 from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
-
-transformers = pytest.importorskip("transformers")
-from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,  # noqa: E402
-                                                    TopPLogitsWarper)
 
 V = 97  # the tiny vocabulary
 EOS = 29  # a token the tiny model emits in about half of its 20-token continuations
@@ -40,8 +51,16 @@ def one_thread():
 def tiny_model(context_length=48, seed=0, scale=0.3):
     """A small random model whose weights are perturbed enough that its choices vary by prompt."""
     torch.manual_seed(seed)
-    model = GPTModel(GPTConfig(vocab_size=V, context_length=context_length, emb_dim=32, n_heads=4,
-                               n_layers=2, drop_rate=0.0))
+    model = GPTModel(
+        GPTConfig(
+            vocab_size=V,
+            context_length=context_length,
+            emb_dim=32,
+            n_heads=4,
+            n_layers=2,
+            drop_rate=0.0,
+        )
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(scale * torch.randn_like(p))
@@ -73,8 +92,15 @@ def pair(tmp_path_factory):
 
 
 def hf_generate(hf, idx, n, **kw):
-    return hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=n, do_sample=False,
-                       pad_token_id=EOS, eos_token_id=EOS, **kw)
+    return hf.generate(
+        idx,
+        attention_mask=torch.ones_like(idx),
+        max_new_tokens=n,
+        do_sample=False,
+        pad_token_id=EOS,
+        eos_token_id=EOS,
+        **kw,
+    )
 
 
 # -- the filters ---------------------------------------------------------------------------------
@@ -104,21 +130,29 @@ def test_top_p_keeps_what_transformers_keeps(seed):
 def test_filters_combined_and_temperature_match_transformers():
     for seed in range(20):
         logits = random_logits(seed)
-        theirs = TopPLogitsWarper(0.8)(None, TopKLogitsWarper(10)(None, TemperatureLogitsWarper(0.7)(None, logits)))
-        torch.testing.assert_close(filter_logits(logits, 0.7, top_k=10, top_p=0.8), theirs, atol=0, rtol=0)
+        theirs = TopPLogitsWarper(0.8)(
+            None, TopKLogitsWarper(10)(None, TemperatureLogitsWarper(0.7)(None, logits))
+        )
+        torch.testing.assert_close(
+            filter_logits(logits, 0.7, top_k=10, top_p=0.8), theirs, atol=0, rtol=0
+        )
 
 
 def test_ties_top_k_keeps_them_all_and_top_p_splits_in_sort_order():
     logits = torch.tensor([[2.0, 1.0, 1.0, 1.0, 0.0]])
     assert torch.isfinite(top_k_filter(logits, 2)).tolist() == [[True, True, True, True, False]]
-    kept = torch.isfinite(top_p_filter(logits, 0.5))  # 2.0 alone has 0.43 < 0.5: one of the 1.0s joins
+    kept = torch.isfinite(
+        top_p_filter(logits, 0.5)
+    )  # 2.0 alone has 0.43 < 0.5: one of the 1.0s joins
     assert kept.sum() == 2 and kept[0, 0]
 
 
 def test_min_tokens_to_keep_guard():
     logits = torch.tensor([[10.0, 0.0, -1.0, -2.0]])
     assert torch.isfinite(top_p_filter(logits, 0.5)).sum() == 1
-    assert torch.isfinite(top_p_filter(logits, 0.5, min_tokens_to_keep=3)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(top_p_filter(logits, 0.5, min_tokens_to_keep=3)).tolist() == [
+        [True, True, True, False]
+    ]
     assert torch.isfinite(top_k_filter(logits, 1, min_tokens_to_keep=2)).sum() == 2
     assert torch.equal(top_p_filter(logits, 1.0), logits)
 
@@ -144,32 +178,63 @@ def test_greedy_matches_transformers_on_20_prompts(pair):
     assert stopped_early >= 1  # the end-of-text path was exercised
 
 
-@pytest.mark.parametrize("num_beams, length_penalty, early_stopping",
-                         [(3, 1.0, False), (4, 0.0, False), (2, 2.0, True), (3, 1.0, "never")])
-def test_beam_search_matches_transformers_on_20_prompts(pair, num_beams, length_penalty, early_stopping):
+@pytest.mark.parametrize(
+    "num_beams, length_penalty, early_stopping",
+    [(3, 1.0, False), (4, 0.0, False), (2, 2.0, True), (3, 1.0, "never")],
+)
+def test_beam_search_matches_transformers_on_20_prompts(
+    pair, num_beams, length_penalty, early_stopping
+):
     model, hf = pair
     stopped_early = 0
     for seed in range(20):
         idx = prompt(seed)
-        expected = hf_generate(hf, idx, 16, num_beams=num_beams, length_penalty=length_penalty,
-                               early_stopping=early_stopping)
-        ours = beam_search(model, idx, 16, num_beams, eos_id=EOS, length_penalty=length_penalty,
-                           early_stopping=early_stopping)
+        expected = hf_generate(
+            hf,
+            idx,
+            16,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+        )
+        ours = beam_search(
+            model,
+            idx,
+            16,
+            num_beams,
+            eos_id=EOS,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+        )
         assert torch.equal(ours, expected), seed
         stopped_early += ours.shape[1] < idx.shape[1] + 16
         if early_stopping is False:
-            assert torch.equal(generate(model, idx, 16, num_beams=num_beams, eos_id=EOS,
-                                        length_penalty=length_penalty), expected)
+            assert torch.equal(
+                generate(
+                    model, idx, 16, num_beams=num_beams, eos_id=EOS, length_penalty=length_penalty
+                ),
+                expected,
+            )
     assert stopped_early >= 1
 
 
 def test_batched_greedy_and_beams_match_transformers(pair):
     model, hf = pair
     idx = prompt(3, T=6, B=4)
-    assert torch.equal(generate(model, idx, 12), hf.generate(idx, attention_mask=torch.ones_like(idx),
-                                                             max_new_tokens=12, do_sample=False,
-                                                             pad_token_id=0, eos_token_id=None))
-    assert torch.equal(generate(model, idx, 12, num_beams=3, eos_id=EOS), hf_generate(hf, idx, 12, num_beams=3))
+    assert torch.equal(
+        generate(model, idx, 12),
+        hf.generate(
+            idx,
+            attention_mask=torch.ones_like(idx),
+            max_new_tokens=12,
+            do_sample=False,
+            pad_token_id=0,
+            eos_token_id=None,
+        ),
+    )
+    assert torch.equal(
+        generate(model, idx, 12, num_beams=3, eos_id=EOS), hf_generate(hf, idx, 12, num_beams=3)
+    )
 
 
 # -- the KV cache ---------------------------------------------------------------------------------
@@ -177,18 +242,27 @@ def test_cached_forward_equals_full_forward():
     model = tiny_model()
     idx = prompt(1, T=30, B=2)
     full = model(idx)
-    first, cache = model(idx[:, :11], use_cache=True)
-    second, weights, cache = model(idx[:, 11:29], cache=cache, use_cache=True, return_attention=True)
-    last, cache = model(idx[:, 29:], cache=cache, use_cache=True)
+    cache, weights = KVCache(), []
+    first = model(idx[:, :11], cache=cache)
+    second = model(idx[:, 11:29], cache=cache, attn_weights=weights)
+    last = model(idx[:, 29:], cache=cache)
     torch.testing.assert_close(torch.cat([first, second, last], 1), full, atol=1e-5, rtol=0)
     assert len(cache) == 2 and cache[0][0].shape == (2, 4, 30, 8)
     assert weights[0].shape == (2, 4, 18, 29) and torch.all(weights[0][:, :, 0, 12:] == 0)
     with pytest.raises(ValueError, match="30 cached tokens plus 19 new"):
-        model(idx[:, :19], cache=cache, use_cache=True)
+        model(idx[:, :19], cache=cache)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(do_sample=True, seed=5), dict(do_sample=True, seed=9, temperature=1.5,
-                                top_k=20, top_p=0.9), dict(num_beams=3), dict(num_beams=2, eos_id=EOS)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(do_sample=True, seed=5),
+        dict(do_sample=True, seed=9, temperature=1.5, top_k=20, top_p=0.9),
+        dict(num_beams=3),
+        dict(num_beams=2, eos_id=EOS),
+    ],
+)
 def test_cache_changes_no_id(kw):
     model = tiny_model()
     for seed in range(4):
@@ -219,8 +293,12 @@ def test_seed_is_local_and_repeats():
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG was not touched
     assert torch.equal(a, generate(model, idx, 15, do_sample=True, seed=11))
     assert not torch.equal(a, generate(model, idx, 15, do_sample=True, seed=12))
-    assert torch.equal(generate(model, idx, 15, do_sample=True, temperature=0, seed=3), generate(model, idx, 15))
-    assert torch.equal(generate(model, idx, 15, do_sample=True, top_k=1, seed=3), generate(model, idx, 15))
+    assert torch.equal(
+        generate(model, idx, 15, do_sample=True, temperature=0, seed=3), generate(model, idx, 15)
+    )
+    assert torch.equal(
+        generate(model, idx, 15, do_sample=True, top_k=1, seed=3), generate(model, idx, 15)
+    )
 
 
 def test_sampling_frequencies_follow_the_filtered_softmax():
@@ -239,7 +317,7 @@ def test_stream_yields_what_generate_returns():
         idx = prompt(6)
         ids = list(stream(model, idx, 20, **kw))
         assert all(isinstance(i, int) for i in ids)
-        assert ids == generate(model, idx, 20, **kw)[0, idx.shape[1]:].tolist()
+        assert ids == generate(model, idx, 20, **kw)[0, idx.shape[1] :].tolist()
     assert torch.equal(generate(model, idx, 0), idx)
 
 
@@ -253,17 +331,20 @@ def test_stream_text_holds_back_a_split_character():
 
 
 # -- bad input -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("kw, match", [
-    (dict(temperature=-0.5), "temperature=-0.5"),
-    (dict(top_p=0.0), "top_p=0.0"),
-    (dict(top_p=1.5), "top_p=1.5"),
-    (dict(top_k=0), "top_k=0"),
-    (dict(num_beams=0), "num_beams=0"),
-    (dict(max_new_tokens=-1), "max_new_tokens=-1"),
-    (dict(num_beams=2, do_sample=True), "beam sampling"),
-    (dict(eos_id=V), f"eos_id={V}"),
-    (dict(length_penalty=math.inf), "length_penalty=inf"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(temperature=-0.5), "temperature=-0.5"),
+        (dict(top_p=0.0), "top_p=0.0"),
+        (dict(top_p=1.5), "top_p=1.5"),
+        (dict(top_k=0), "top_k=0"),
+        (dict(num_beams=0), "num_beams=0"),
+        (dict(max_new_tokens=-1), "max_new_tokens=-1"),
+        (dict(num_beams=2, do_sample=True), "beam sampling"),
+        (dict(eos_id=V), f"eos_id={V}"),
+        (dict(length_penalty=math.inf), "length_penalty=inf"),
+    ],
+)
 def test_bad_arguments_name_the_value(kw, match):
     model = tiny_model()
     kw = {"max_new_tokens": 3, **kw}
@@ -287,11 +368,13 @@ def test_bad_prompts_name_the_problem():
 
 # -- figures -------------------------------------------------------------------------------------
 def test_decoding_figures_return_their_figure():
-    from helpers.viz import plot_frequencies, plot_next_token_probs
+    from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
     probs = torch.softmax(torch.tensor([2.0, 1.0, 0.5, 0.1]), -1)
     labels = ["a", "b", "c", "d"]
     fig, (ax1, ax2) = plt.subplots(1, 2)
-    assert plot_next_token_probs(probs, labels, ax=ax1, kept=torch.tensor([1, 1, 0, 0]).bool()) is fig
+    assert (
+        plot_next_token_probs(probs, labels, ax=ax1, kept=torch.tensor([1, 1, 0, 0]).bool()) is fig
+    )
     assert plot_frequencies(probs, probs * 0.9, labels, ax=ax2) is fig
     plt.close(fig)

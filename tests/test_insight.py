@@ -1,17 +1,33 @@
 """helpers.insight (Chapter 9): attention from the model's own forward pass, the head scores on
-hand-made patterns, the bertviz adapter (what bertviz itself accepts), the logit lens (its last layer
-is the model's output), nearest tokens, greedy traces, and the errors bad input gets."""
+hand-made patterns, the bertviz adapter (what bertviz itself accepts), the logit lens (its last
+layer is the model's output), nearest tokens, greedy traces, and the errors bad input gets."""
 
 import math
 
 import pytest
 import torch
 
-from helpers.insight import (SCORE_NAMES, attention_distance, attention_entropy, attention_of,
-                             bertviz_inputs, cosine_similarity_matrix, first_token_score,
-                             greedy_trace, head_scores, key_token_preference, logit_lens,
-                             nearest_tokens, previous_token_score, residual_stream, same_token_mask,
-                             same_token_score, self_score, token_strings, uniform_attention)
+from helpers.insight import (
+    SCORE_NAMES,
+    attention_distance,
+    attention_entropy,
+    attention_of,
+    bertviz_inputs,
+    cosine_similarity_matrix,
+    first_token_score,
+    greedy_trace,
+    head_scores,
+    key_token_preference,
+    logit_lens,
+    nearest_tokens,
+    previous_token_score,
+    residual_stream,
+    same_token_mask,
+    same_token_score,
+    self_score,
+    token_strings,
+    uniform_attention,
+)
 from helpers.model import GPTConfig, GPTModel, generate_greedy
 from helpers.tokenizer import BPETokenizer
 
@@ -53,7 +69,8 @@ def test_attention_with_and_without_the_request_gives_the_same_logits():
     idx = random_ids((2, 9))
     with torch.no_grad():
         plain = model(idx)
-        logits, weights = model(idx, return_attention=True)
+        weights = []
+        logits = model(idx, attn_weights=weights)
     assert torch.allclose(plain, logits, atol=1e-5, rtol=0)
     assert len(weights) == TINY["n_layers"] and weights[0].shape == (2, TINY["n_heads"], 9, 9)
     stacked = attention_of(model, idx)
@@ -67,9 +84,14 @@ def test_attention_with_and_without_the_request_gives_the_same_logits():
 
 def test_scores_of_hand_made_heads():
     T = 6
-    w = as_heads(previous_pattern(T), first_pattern(T), torch.eye(T), uniform_attention(T))  # (1, 4, T, T)
-    assert torch.allclose(previous_token_score(w), torch.tensor([1.0, 1 / 5, 0.0, 0.0]) +
-                          torch.tensor([0.0, 0.0, 0.0, sum(1 / (t + 1) for t in range(1, T)) / (T - 1)]))
+    w = as_heads(
+        previous_pattern(T), first_pattern(T), torch.eye(T), uniform_attention(T)
+    )  # (1, 4, T, T)
+    assert torch.allclose(
+        previous_token_score(w),
+        torch.tensor([1.0, 1 / 5, 0.0, 0.0])
+        + torch.tensor([0.0, 0.0, 0.0, sum(1 / (t + 1) for t in range(1, T)) / (T - 1)]),
+    )
     # the first-token head at t = 1 is also looking at t - 1 = 0: counted by both scores
     assert torch.allclose(first_token_score(w)[:3], torch.tensor([1 / 5, 1.0, 0.0]))
     assert torch.allclose(self_score(w)[:3], torch.tensor([0.0, 0.0, 1.0]))
@@ -99,9 +121,12 @@ def test_same_token_score_counts_earlier_copies_only():
     copying[2, 0], copying[3, 1], copying[4, 0], copying[4, 2] = 1.0, 1.0, 0.5, 0.5
     w = as_heads(copying, previous_pattern(T), torch.eye(T))
     score = same_token_score(w, idx)
-    # in 5 7 5 7 5 the previous token is never a copy; each query is its own copy, not an earlier one
+    # in 5 7 5 7 5 the previous token is never a copy; each query is its own copy, not an earlier
+    # one
     assert torch.allclose(score, torch.tensor([1.0, 0.0, 0.0]))
-    assert torch.isnan(same_token_score(w, torch.tensor([[1, 2, 3, 4, 0]]))).all()  # nothing repeats
+    assert torch.isnan(
+        same_token_score(w, torch.tensor([[1, 2, 3, 4, 0]]))
+    ).all()  # nothing repeats
 
 
 def test_uniform_head_distance_and_entropy():
@@ -113,7 +138,10 @@ def test_uniform_head_distance_and_entropy():
     assert math.isclose(attention_distance(w).item(), expected_distance, rel_tol=1e-6)
     assert math.isclose(attention_entropy(w).item(), expected_entropy, rel_tol=1e-6)
     sharp = previous_pattern(T)[None, None]
-    assert math.isclose(attention_distance(sharp).item(), 1.0) and attention_entropy(sharp).item() == 0.0
+    assert (
+        math.isclose(attention_distance(sharp).item(), 1.0)
+        and attention_entropy(sharp).item() == 0.0
+    )
 
 
 def test_head_scores_has_all_four():
@@ -127,7 +155,9 @@ def test_head_scores_has_all_four():
 
 
 def test_bad_weights_and_ids_are_clear_errors():
-    with pytest.raises(ValueError, match=r"must be a tensor of shape \(\.\.\., B, h, T, T\), got \(4, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"must be a tensor of shape \(\.\.\., B, h, T, T\), got \(4, 5\)"
+    ):
         previous_token_score(torch.zeros(4, 5))
     with pytest.raises(ValueError, match="need T >= 2"):
         first_token_score(torch.ones(1, 1, 1, 1))
@@ -144,14 +174,19 @@ def test_bad_weights_and_ids_are_clear_errors():
 def test_bertviz_inputs_have_the_shapes_bertviz_expects():
     model = tiny_model()
     idx = random_ids((2, 8))
-    _, weights = model(idx, return_attention=True)
+    weights = []
+    model(idx, attn_weights=weights)
     tokens = [f"t{i}" for i in range(8)]
     attention, toks = bertviz_inputs(weights, tokens, batch_index=1, decimals=None)
     assert isinstance(attention, tuple) and len(attention) == TINY["n_layers"]
-    assert all(a.shape == (1, TINY["n_heads"], 8, 8) and a.dtype == torch.float64 for a in attention)
+    assert all(
+        a.shape == (1, TINY["n_heads"], 8, 8) and a.dtype == torch.float64 for a in attention
+    )
     assert torch.equal(attention[1][0], weights[1][1].double())
     assert toks == tokens
-    rounded, _ = bertviz_inputs(torch.stack(weights), tokens, decimals=3)  # stacked (L, B, h, T, T) too
+    rounded, _ = bertviz_inputs(
+        torch.stack(weights), tokens, decimals=3
+    )  # stacked (L, B, h, T, T) too
     assert torch.allclose(rounded[0][0], weights[0][0].double(), atol=5e-4)
 
 
@@ -161,7 +196,8 @@ def test_bertviz_accepts_the_adapter_output():
 
     model = tiny_model()
     idx = random_ids((1, 6))
-    _, weights = model(idx, return_attention=True)
+    weights = []
+    model(idx, attn_weights=weights)
     attention, tokens = bertviz_inputs(weights, [f"w{i}" for i in range(6)])
     for view in (head_view, model_view):
         html = view(attention, tokens, html_action="return").data
@@ -209,7 +245,11 @@ def test_residual_stream_leaves_no_hooks_behind():
     model = tiny_model()
     idx = random_ids((1, 5))
     states, logits = residual_stream(model, idx)
-    assert states.shape == (TINY["n_layers"] + 1, 1, 5, TINY["emb_dim"]) and logits.shape == (1, 5, 61)
+    assert states.shape == (TINY["n_layers"] + 1, 1, 5, TINY["emb_dim"]) and logits.shape == (
+        1,
+        5,
+        61,
+    )
     assert all(not m._forward_hooks for m in model.modules())
     with pytest.raises(ValueError, match="context_length is 12"):
         residual_stream(model, random_ids((1, 13)))
@@ -222,7 +262,7 @@ def test_residual_stream_leaves_no_hooks_behind():
 def test_nearest_tokens_and_cosine_matrix():
     table = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
     assert [i for i, _ in nearest_tokens(table, 0, k=3)] == [1, 2, 3]
-    (best, sim), = nearest_tokens(table, 3, k=1)
+    ((best, sim),) = nearest_tokens(table, 3, k=1)
     assert best == 2 and math.isclose(sim, 0.0, abs_tol=1e-6)
     sims = cosine_similarity_matrix(table)
     assert sims.shape == (4, 4) and torch.allclose(sims.diagonal(), torch.ones(4))
@@ -244,7 +284,9 @@ def test_greedy_trace_follows_greedy_generation():
     steps = greedy_trace(model, idx, max_new_tokens=12, top_k=3)  # runs past context_length=12
     expected = generate_greedy(model, idx, 12)[0, 4:].tolist()
     assert [s.top_ids[0] for s in steps] == expected
-    assert all(s.top_probs == sorted(s.top_probs, reverse=True) and len(s.top_ids) == 3 for s in steps)
+    assert all(
+        s.top_probs == sorted(s.top_probs, reverse=True) and len(s.top_ids) == 3 for s in steps
+    )
     assert steps[0].attention.shape == (2, 3, 4, 4)
     assert len(steps[-1].ids) == 12 and steps[-1].attention.shape == (2, 3, 12, 12)
     long_prompt = random_ids((1, 20))  # longer than context_length=12: the last 12 tokens count
@@ -264,7 +306,9 @@ def test_greedy_trace_follows_greedy_generation():
 def test_key_token_preference_finds_the_token_a_head_seeks():
     T = 6
     idx = torch.tensor([[3, 1, 3, 2, 3, 1]])
-    seek_one = torch.zeros(T, T)  # every query looks at the latest 1 it can see (or at itself before that)
+    seek_one = torch.zeros(
+        T, T
+    )  # every query looks at the latest 1 it can see (or at itself before that)
     seek_one[0, 0] = 1.0
     for t in range(1, T):
         seek_one[t, max(s for s in range(t + 1) if idx[0, s] == 1)] = 1.0
@@ -275,3 +319,4 @@ def test_key_token_preference_finds_the_token_a_head_seeks():
     assert torch.allclose(ratio[1, [1, 2, 3]], torch.ones(3))  # an even head prefers nothing
     assert torch.isnan(ratio[:, [0, 4]]).all()  # ids that never occur
     assert torch.isnan(key_token_preference(w, idx, vocab_size=5, min_uniform=10.0)).all()
+

@@ -8,17 +8,29 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers.model import (PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token, generate_greedy,
-                           predicted_parameters)
+from helpers.model import (
+    PRESETS,
+    GPTConfig,
+    GPTModel,
+    count_parameters,
+    flops_per_token,
+    generate_greedy,
+    predicted_parameters,
+)
 
 TINY = dict(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 
 # Parameters of each preset, computed by building it on the meta device (nothing allocated).
 # (qkv_bias, tie_weights) -> count. GPT-2 itself is (True, True); 124,439,808 is also the count of
-# transformers' GPT2LMHeadModel. 163,009,536 / 124,412,160 are the same small model without qkv biases.
+# transformers' GPT2LMHeadModel. 163,009,536 / 124,412,160 are the same small model without qkv
+# biases.
 PRESET_COUNTS = {
-    "gpt2-small": {(True, True): 124_439_808, (True, False): 163_037_184,
-                   (False, True): 124_412_160, (False, False): 163_009_536},
+    "gpt2-small": {
+        (True, True): 124_439_808,
+        (True, False): 163_037_184,
+        (False, True): 124_412_160,
+        (False, False): 163_009_536,
+    },
     "gpt2-medium": {(True, True): 354_823_168, (True, False): 406_286_336},
     "gpt2-large": {(True, True): 774_030_080, (True, False): 838_359_040},
     "gpt2-xl": {(True, True): 1_557_611_200, (True, False): 1_638_022_400},
@@ -41,9 +53,20 @@ def test_presets_and_overrides():
     small = GPTConfig.from_preset("gpt2-small")
     assert small == GPTConfig()  # the defaults are GPT-2 small
     assert (small.emb_dim, small.n_layers, small.n_heads, small.head_dim) == (768, 12, 12, 64)
-    assert small.qkv_bias and small.tie_weights and small.vocab_size == 50257 and small.context_length == 1024
+    assert (
+        small.qkv_bias
+        and small.tie_weights
+        and small.vocab_size == 50257
+        and small.context_length == 1024
+    )
     xl = GPTConfig.from_preset("gpt2-xl", context_length=256, drop_rate=0.0)
-    assert (xl.emb_dim, xl.n_layers, xl.n_heads, xl.context_length, xl.drop_rate) == (1600, 48, 25, 256, 0.0)
+    assert (xl.emb_dim, xl.n_layers, xl.n_heads, xl.context_length, xl.drop_rate) == (
+        1600,
+        48,
+        25,
+        256,
+        0.0,
+    )
     assert set(PRESETS) == {"gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"}
 
 
@@ -61,8 +84,10 @@ def test_emb_dim_not_divisible_by_heads_is_a_clear_error():
         GPTConfig.from_preset("gpt2-small", emb_dim=770)
 
 
-@pytest.mark.parametrize("field,value", [("n_layers", 0), ("vocab_size", -5), ("context_length", 2.5),
-                                         ("drop_rate", 1.0)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("n_layers", 0), ("vocab_size", -5), ("context_length", 2.5), ("drop_rate", 1.0)],
+)
 def test_bad_sizes_are_clear_errors(field, value):
     with pytest.raises(ValueError, match=field):
         GPTConfig(**{field: value})
@@ -81,10 +106,13 @@ def test_preset_parameter_counts(preset):
 
 
 def test_counts_equal_transformers_gpt2():
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     for preset in PRESETS:
         cfg = GPTConfig.from_preset(preset)
-        hf_cfg = transformers.GPT2Config(n_embd=cfg.emb_dim, n_layer=cfg.n_layers, n_head=cfg.n_heads)
+        hf_cfg = transformers.GPT2Config(
+            n_embd=cfg.emb_dim, n_layer=cfg.n_layers, n_head=cfg.n_heads
+        )
         with torch.device("meta"):
             hf = transformers.GPT2LMHeadModel(hf_cfg)
         assert sum(p.numel() for p in hf.parameters()) == predicted_parameters(cfg)
@@ -103,7 +131,8 @@ def test_formula_matches_real_small_models(qkv_bias, tie):
 def test_logits_shape_and_attention_weights():
     model = tiny_model()
     idx = random_ids((3, 11))
-    logits, weights = model(idx, return_attention=True)
+    weights = []
+    logits = model(idx, attn_weights=weights)
     assert logits.shape == (3, 11, 97)
     assert len(weights) == 2 and all(w.shape == (3, 4, 11, 11) for w in weights)
     torch.testing.assert_close(weights[0].sum(-1), torch.ones(3, 4, 11))
@@ -164,7 +193,7 @@ def test_flops_formula_matches_the_flop_counter():
     model = tiny_model(context_length=24)
     idx = random_ids((2, 24))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(idx, return_attention=True)  # the explicit attention path, whose matmuls the counter sees
+        model(idx, attn_weights=[])  # the explicit attention path, whose matmuls the counter sees
     assert counter.get_total_flops() == flops_per_token(model.cfg) * idx.numel()
     assert flops_per_token(model.cfg, num_tokens=12) < flops_per_token(model.cfg)
 
@@ -178,7 +207,7 @@ def test_generate_greedy_appends_argmax_and_slides_the_window():
     out = generate_greedy(model, idx, 12)  # 22 tokens: past the context of 16
     assert out.shape == (2, 22) and torch.equal(out[:, :10], idx)
     for t in range(10, 22):
-        expected = model(out[:, max(0, t - 16):t])[:, -1].argmax(-1)
+        expected = model(out[:, max(0, t - 16) : t])[:, -1].argmax(-1)
         assert torch.equal(out[:, t], expected)
     assert torch.equal(generate_greedy(model, idx, 0), idx)
 

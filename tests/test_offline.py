@@ -39,8 +39,13 @@ def test_get_encoding_works_in_a_fresh_process_with_no_network(tmp_path):
         print(enc.encode("Hello, world! <|endoftext|>", allowed_special="all"))
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], env={"TIKTOKEN_CACHE_DIR": str(tmp_path), "PATH": ""},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"TIKTOKEN_CACHE_DIR": str(tmp_path), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[15496, 11, 995, 0, 220, 50256]"
 

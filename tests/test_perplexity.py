@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers  # noqa: E402  (the reference: a hard test dependency)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from helpers.gpt2 import load_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel
 from helpers.perplexity import Perplexity, sliding_window_perplexity, verdict_losses, window_plan
 
-transformers = pytest.importorskip("transformers")
 REL_TOL = 1e-5
 N_POSITIONS = 24
 
@@ -24,9 +24,17 @@ N_POSITIONS = 24
 def models(tmp_path_factory):
     """transformers' tiny GPT-2 (every tensor perturbed) and ours loaded from its saved checkpoint."""
     torch.manual_seed(0)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        n_embd=32, n_layer=2, n_head=4, n_positions=N_POSITIONS, vocab_size=97, bos_token_id=None,
-        eos_token_id=None))
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=N_POSITIONS,
+            vocab_size=97,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    )
     with torch.no_grad():
         for p in hf.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -64,15 +72,19 @@ def reference(hf, ids, max_length, stride):
     return nll_sum, n_tokens, guide_n_tokens
 
 
-@pytest.mark.parametrize("n, context, stride", [(100, 24, 12), (100, 24, 24), (97, 24, 24), (100, 16, 5),
-                                                (20, 24, 12), (30, 24, 1)])
+@pytest.mark.parametrize(
+    "n, context, stride",
+    [(100, 24, 12), (100, 24, 24), (97, 24, 24), (100, 16, 5), (20, 24, 12), (30, 24, 1)],
+)
 def test_equals_transformers_reference(models, n, context, stride):
     hf, ours = models
     ids = text_ids(n)
     result = sliding_window_perplexity(ours, ids, context=context, stride=stride)
     nll, n_tokens, guide_n_tokens = reference(hf, ids, context, stride)
-    print(f"n={n} context={context} stride={stride}: ppl {result.perplexity:.6f}, reference "
-          f"{math.exp(nll / n_tokens):.6f}")
+    print(
+        f"n={n} context={context} stride={stride}: ppl {result.perplexity:.6f}, reference "
+        f"{math.exp(nll / n_tokens):.6f}"
+    )
     assert result.n_tokens == n_tokens
     assert result.nll == pytest.approx(nll, rel=REL_TOL)
     assert result.perplexity == pytest.approx(math.exp(nll / n_tokens), rel=REL_TOL)
@@ -126,12 +138,15 @@ def test_plan_scores_every_token_once_with_enough_context(n, context, data):
         assert set(range(1, n)) - set(scored) == set(range(context, n, context))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(context=24, stride=25), "stride=25 is larger than context=24"),
-    (dict(context=25), "context=25 is longer than the model's context_length=24"),
-    (dict(context=24, stride=0), "stride=0 must be a positive integer"),
-    (dict(context=1), "context=1 must be at least 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(context=24, stride=25), "stride=25 is larger than context=24"),
+        (dict(context=25), "context=25 is longer than the model's context_length=24"),
+        (dict(context=24, stride=0), "stride=0 must be a positive integer"),
+        (dict(context=1), "context=1 must be at least 2"),
+    ],
+)
 def test_bad_windows_are_refused(models, kwargs, match):
     with pytest.raises(ValueError, match=match):
         sliding_window_perplexity(models[1], text_ids(50), **kwargs)
@@ -154,20 +169,26 @@ def test_verdict_losses_follow_llms_from_scratch(verdict_text):
 
     enc, text, T = gpt2_encoding(), verdict_text[:2800], 64
     torch.manual_seed(0)
-    model = GPTModel(GPTConfig(emb_dim=8, n_heads=2, n_layers=1, context_length=T, drop_rate=0.0)).eval()
+    model = GPTModel(
+        GPTConfig(emb_dim=8, n_heads=2, n_layers=1, context_length=T, drop_rate=0.0)
+    ).eval()
     train_loss, val_loss = verdict_losses(model, text, enc, context_length=T)
     split = int(0.9 * len(text))
     expected, n_batches = [], []
     for part, drop_last in ((text[:split], True), (text[split:], False)):
         ids = torch.tensor(enc.encode(part))
         starts = list(range(0, len(ids) - T, T))
-        batches = [starts[i:i + 2] for i in range(0, len(starts), 2)]
+        batches = [starts[i : i + 2] for i in range(0, len(starts), 2)]
         if drop_last and len(batches[-1]) < 2:
             batches.pop()
         with torch.no_grad():
-            means = [F.cross_entropy(model(torch.stack([ids[s:s + T] for s in b])).flatten(0, 1),
-                                     torch.stack([ids[s + 1:s + T + 1] for s in b]).flatten()).item()
-                     for b in batches]
+            means = [
+                F.cross_entropy(
+                    model(torch.stack([ids[s : s + T] for s in b])).flatten(0, 1),
+                    torch.stack([ids[s + 1 : s + T + 1] for s in b]).flatten(),
+                ).item()
+                for b in batches
+            ]
         expected.append(sum(means) / len(means))
         n_batches.append(len(batches))
     assert n_batches == [4, 1]  # 9 training windows: the incomplete fifth batch is dropped

@@ -4,13 +4,13 @@ clean run, every chapter has its Colab setup cell, exercises and table-of-conten
 import json
 import re
 import sys
-import tomllib
 import types
 from pathlib import Path
 from unittest import mock
 
 import jupytext
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,9 @@ def test_environment_yml_pins_agree_with_requirements():
 def test_every_package_dependency_is_pinned():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     req = pins((ROOT / "requirements.txt").read_text().splitlines())
-    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    deps = project["dependencies"] + [
+        d for extra in project["optional-dependencies"].values() for d in extra
+    ]
     names = {re.split(r"[<>=!~\[ ]", d)[0].lower().replace("_", "-") for d in deps}
     assert names - set(req) == set(), f"not pinned in requirements.txt: {names - set(req)}"
 
@@ -65,7 +67,9 @@ def test_toc_lists_every_chapter_and_every_entry_exists():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
     for f in files:
-        assert any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), f"_toc.yml names a missing page: {f}"
+        assert any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), (
+            f"_toc.yml names a missing page: {f}"
+        )
     for nb in CHAPTERS:
         assert f"chapters/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
 
@@ -82,7 +86,9 @@ def test_notebook_and_twin_are_in_sync(nb_path):
     twin = nb_path.with_suffix(".py")
     assert twin.exists(), f"{nb_path.name} has no paired {twin.name}: run `make sync`"
     expected = jupytext.writes(jupytext.read(nb_path), fmt="py:percent")
-    assert twin.read_text().strip() == expected.strip(), f"{twin.name} is out of sync with {nb_path.name}: run `make sync`"
+    assert twin.read_text().strip() == expected.strip(), (
+        f"{twin.name} is out of sync with {nb_path.name}: run `make sync`"
+    )
 
 
 @chapter_param
@@ -92,14 +98,19 @@ def test_outputs_come_from_one_clean_run(nb_path):
     assert len(cells) == len(code_cells(nb)), f"{nb_path.name} has empty code cells"
     counts = [c["execution_count"] for c in cells]
     assert counts == list(range(1, len(cells) + 1)), (
-        f"{nb_path.name}: execution counts {counts[:5]}... are not 1..{len(cells)}: re-run it with `make execute NB={nb_path.relative_to(ROOT)}`"
+        f"{nb_path.name}: execution counts {counts[:5]}... are not 1..{len(cells)}: re-run it "
+        f"with `make execute NB={nb_path.relative_to(ROOT)}`"
     )
     for c in cells:
         tags = c.get("metadata", {}).get("tags", [])
         for out in c["outputs"]:
-            assert out["output_type"] != "error" or "raises-exception" in tags, f"{nb_path.name}: a cell failed:\n{''.join(c['source'])}"
+            assert out["output_type"] != "error" or "raises-exception" in tags, (
+                f"{nb_path.name}: a cell failed:\n{''.join(c['source'])}"
+            )
             text = json.dumps(out)
-            assert not re.search(r"(/work/|/root/|/home/\w+/|/tmp/)", text), f"{nb_path.name}: an output shows a local path"
+            assert not re.search(r"(/work/|/root/|/home/\w+/|/tmp/)", text), (
+                f"{nb_path.name}: an output shows a local path"
+            )
             assert "Traceback" not in text or "raises-exception" in tags
 
 
@@ -110,14 +121,17 @@ def test_every_ignored_output_says_why(nb_path):
         for i, line in enumerate(lines):
             if line.strip() == "# NBVAL_IGNORE_OUTPUT":
                 assert i + 1 < len(lines) and re.match(r"#\s*Why:\s*\S", lines[i + 1].strip()), (
-                    f"{nb_path.name}: NBVAL_IGNORE_OUTPUT without a '# Why:' line in:\n" + "\n".join(lines[:4])
+                    f"{nb_path.name}: NBVAL_IGNORE_OUTPUT without a '# Why:' line in:\n"
+                    + "\n".join(lines[:4])
                 )
 
 
 @chapter_param
 def test_first_code_cell_installs_helpers_only_in_colab(nb_path):
     source = "".join(code_cells(json.loads(nb_path.read_text()))[0]["source"])
-    assert f'REPO = "{REPO_URL}"' in source, f"{nb_path.name}: the setup cell must use the address in pyproject.toml"
+    assert f'REPO = "{REPO_URL}"' in source, (
+        f"{nb_path.name}: the setup cell must use the address in pyproject.toml"
+    )
     calls = []
     with mock.patch("subprocess.run", side_effect=lambda cmd, **kw: calls.append(cmd)):
         exec(compile(source, "setup-cell", "exec"), {})  # not in Colab: nothing happens
@@ -127,7 +141,9 @@ def test_first_code_cell_installs_helpers_only_in_colab(nb_path):
     assert len(calls) == 1
     cmd = calls[0]
     assert cmd[:4] == [sys.executable, "-m", "pip", "install"] and cmd[-1] == f"git+{REPO_URL}"
-    assert not any(arg.startswith(("torch", "--upgrade", "-U")) for arg in cmd), "Colab's own torch must stay"
+    assert not any(arg.startswith(("torch", "--upgrade", "-U")) for arg in cmd), (
+        "Colab's own torch must stay"
+    )
 
 
 @chapter_param
@@ -137,15 +153,36 @@ def test_chapter_has_summary_and_at_least_four_exercises_with_solutions(nb_path)
     assert "## Summary" in markdown and "## Exercises" in markdown
     exercises = re.findall(r"\*\*Exercise (\d+\.\d+)\.\*\*", markdown)
     solutions = re.findall(r"```\{admonition\} Solution (\d+\.\d+)", markdown)
-    assert len(exercises) >= 4 and exercises == solutions, f"{nb_path.name}: exercises {exercises}, solutions {solutions}"
-    solution_cells = [c for c in code_cells(nb) if "hide-cell" in c.get("metadata", {}).get("tags", [])]
-    assert len(solution_cells) >= len(exercises), f"{nb_path.name}: each exercise needs a runnable solution cell tagged hide-cell"
-    assert all("assert" in "".join(c["source"]) for c in solution_cells), f"{nb_path.name}: every solution cell checks its result"
+    assert len(exercises) >= 4 and exercises == solutions, (
+        f"{nb_path.name}: exercises {exercises}, solutions {solutions}"
+    )
+    solution_cells = [
+        c for c in code_cells(nb) if "hide-cell" in c.get("metadata", {}).get("tags", [])
+    ]
+    assert len(solution_cells) >= len(exercises), (
+        f"{nb_path.name}: each exercise needs a runnable solution cell tagged hide-cell"
+    )
+    assert all("assert" in "".join(c["source"]) for c in solution_cells), (
+        f"{nb_path.name}: every solution cell checks its result"
+    )
 
 
 def test_exercises_page_is_up_to_date():
     import subprocess
 
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "exercises_page.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "exercises_page.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr.strip()
+
+
+def test_the_reading_list_names_every_module_once(root):
+    """helpers/__init__.py is a numbered reading list of every module (issue 16)."""
+    import helpers
+
+    modules = {p.stem for p in (root / "helpers").glob("*.py") if p.stem != "__init__"}
+    listed = re.findall(r"^\d+\. ``(\w+)``", helpers.__doc__, flags=re.M)
+    assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
+

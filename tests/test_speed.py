@@ -4,11 +4,19 @@ import pytest
 import torch
 
 from helpers.generate import generate
-from helpers.inference import StaticKVCache, forward_static, generate_batched, generate_static
+from helpers.inference import generate_batched, generate_static
+from helpers.kvcache import KVCache
 from helpers.memory import saved_activation_bytes, training_memory
 from helpers.model import GPTConfig, GPTModel, predicted_parameters
-from helpers.speed import (SpeedOptions, build_variant, make_train_step, mfu, padded_size,
-                           pad_vocabulary, try_compile)
+from helpers.speed import (
+    SpeedOptions,
+    build_variant,
+    make_train_step,
+    mfu,
+    pad_vocabulary,
+    padded_size,
+    try_compile,
+)
 
 CFG = GPTConfig(vocab_size=500, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 
@@ -31,7 +39,7 @@ def losses(model, options, steps=3):
 
 
 def test_plain_variant_matches_the_book_model():
-    # FastAttention(sdpa=True) computes what MultiHeadAttention's fast path computes, op for op.
+    # The variant with sdpa=True runs MultiHeadAttention's own SDPA path, op for op.
     model, x = tiny(), batch()[0]
     fast = build_variant(model, SpeedOptions(sdpa=True)).eval()
     torch.testing.assert_close(fast(x), model.eval()(x), rtol=0, atol=1e-6)
@@ -40,13 +48,17 @@ def test_plain_variant_matches_the_book_model():
 # Each change against the plain version (naive attention, float32, for-loop AdamW), over three
 # training steps. float32 changes only reorder sums: 1e-5 on losses near 6.2 is ~100x float32's
 # rounding. bfloat16 keeps 8 mantissa bits (relative error ~4e-3), so 0.05 on a loss of ~6.2.
-@pytest.mark.parametrize("options, atol", [
-    (SpeedOptions(sdpa=True), 1e-5),
-    (SpeedOptions(fused_qkv=True), 1e-5),
-    (SpeedOptions(fused_adamw=True), 1e-5),
-    (SpeedOptions(pad_vocab_to=64), 1e-5),
-    (SpeedOptions(autocast="bfloat16"), 5e-2),
-], ids=["sdpa", "fused_qkv", "fused_adamw", "pad_vocab", "bf16"])
+@pytest.mark.parametrize(
+    "options, atol",
+    [
+        (SpeedOptions(sdpa=True), 1e-5),
+        (SpeedOptions(fused_qkv=True), 1e-5),
+        (SpeedOptions(fused_adamw=True), 1e-5),
+        (SpeedOptions(pad_vocab_to=64), 1e-5),
+        (SpeedOptions(autocast="bfloat16"), 5e-2),
+    ],
+    ids=["sdpa", "fused_qkv", "fused_adamw", "pad_vocab", "bf16"],
+)
 def test_each_change_keeps_the_losses(options, atol):
     plain = losses(build_variant(tiny(), SpeedOptions()), SpeedOptions())
     changed = losses(build_variant(tiny(), options), options)
@@ -55,13 +67,15 @@ def test_each_change_keeps_the_losses(options, atol):
 
 @pytest.mark.slow
 def test_compiled_model_keeps_the_losses():
-    options = SpeedOptions(sdpa=True, compile=True)
+    options = SpeedOptions(sdpa=True)
     model = build_variant(tiny(), options)
     compiled, reason = try_compile(model, batch()[0])
     if reason is not None:
         pytest.skip(reason)
     plain = losses(build_variant(tiny(), SpeedOptions()), SpeedOptions())
-    torch.testing.assert_close(losses(compiled, options), plain, rtol=0, atol=1e-5)  # as float32 above
+    torch.testing.assert_close(
+        losses(compiled, options), plain, rtol=0, atol=1e-5
+    )  # as float32 above
 
 
 def test_compile_unavailable_falls_back_with_a_reason(monkeypatch):
@@ -71,7 +85,9 @@ def test_compile_unavailable_falls_back_with_a_reason(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     model = build_variant(tiny(), SpeedOptions(sdpa=True))
     same, reason = try_compile(model, batch()[0])
-    assert same is model and "torch.compile failed here" in reason and "eager model is used" in reason
+    assert (
+        same is model and "torch.compile failed here" in reason and "eager model is used" in reason
+    )
     assert len(losses(same, SpeedOptions(sdpa=True), steps=1)) == 1  # the plain path still trains
 
 
@@ -88,26 +104,37 @@ def test_bad_options_are_named():
         SpeedOptions(pad_vocab_to=0)
     with pytest.raises(ValueError, match="peak_flops=0 must be a positive number"):
         mfu(CFG, 100.0, 0)
-    with pytest.raises(ValueError, match="FastAttention is for training steps"):
-        build_variant(tiny(), SpeedOptions()).trf_blocks[0].att(torch.zeros(1, 2, 32), use_cache=True)
 
 
 # -- memory --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("B, T, C, L, V, h, tie", [
-    (1, 8, 16, 1, 100, 2, True), (2, 12, 24, 3, 150, 3, False), (3, 5, 32, 2, 77, 4, True)])
+@pytest.mark.parametrize(
+    "B, T, C, L, V, h, tie",
+    [(1, 8, 16, 1, 100, 2, True), (2, 12, 24, 3, 150, 3, False), (3, 5, 32, 2, 77, 4, True)],
+)
 def test_activation_formula_counts_what_autograd_saves(B, T, C, L, V, h, tie):
-    cfg = GPTConfig(vocab_size=V, context_length=T + 3, emb_dim=C, n_heads=h, n_layers=L, drop_rate=0.0,
-                    tie_weights=tie)
+    cfg = GPTConfig(
+        vocab_size=V,
+        context_length=T + 3,
+        emb_dim=C,
+        n_heads=h,
+        n_layers=L,
+        drop_rate=0.0,
+        tie_weights=tie,
+    )
     x, y = batch(cfg, B)
     x, y = x[:, :T].clone(), y[:, :T].clone()  # own storages, as a DataLoader gives
-    assert saved_activation_bytes(tiny(cfg).train(), x, y) == training_memory(cfg, B, T)["activations"]
+    assert (
+        saved_activation_bytes(tiny(cfg).train(), x, y) == training_memory(cfg, B, T)["activations"]
+    )
 
 
 def test_training_memory_of_gpt2_small():
     cfg = GPTConfig.from_preset("gpt2-small")
     m = training_memory(cfg, batch_size=1)
     assert m["weights"] == m["gradients"] == 4 * predicted_parameters(cfg) == 4 * 124_439_808
-    assert m["adamw"] == 2 * m["weights"] and m["total"] == sum(v for k, v in m.items() if k != "total")
+    assert m["adamw"] == 2 * m["weights"] and m["total"] == sum(
+        v for k, v in m.items() if k != "total"
+    )
     with pytest.raises(ValueError, match="batch_size=0"):
         training_memory(cfg, batch_size=0)
 
@@ -115,9 +142,9 @@ def test_training_memory_of_gpt2_small():
 # -- inference -----------------------------------------------------------------------------------
 def test_static_cache_gives_the_models_logits_and_ids():
     model, x = tiny().eval(), batch()[0]
-    cache = StaticKVCache(CFG, 2, 16)
-    first = forward_static(model, x[:, :5], cache)
-    rest = forward_static(model, x[:, 5:], cache)  # continues after 5 cached tokens
+    cache = KVCache(max_len=16)
+    first = model(x[:, :5], cache=cache)
+    rest = model(x[:, 5:], cache=cache)  # continues after 5 cached tokens
     # the same operations on the same numbers, only the attention reads a longer buffer: 1e-5
     torch.testing.assert_close(torch.cat([first, rest], 1), model(x), rtol=0, atol=1e-5)
     assert torch.equal(generate_static(model, x[:, :6], 10), generate(model, x[:, :6], 10))
@@ -137,7 +164,14 @@ def test_inference_bad_input():
         generate_batched(model, [[1, 2, 3]], 20)
     with pytest.raises(ValueError, match="every prompt needs at least one token"):
         generate_batched(model, [[1], []], 2)
-    with pytest.raises(ValueError, match="call model.eval"):
-        forward_static(model.train(), torch.zeros(1, 2, dtype=torch.long), StaticKVCache(CFG, 1))
-    with pytest.raises(ValueError, match="allocate a larger StaticKVCache"):
-        forward_static(model.eval(), torch.zeros(1, 5, dtype=torch.long), StaticKVCache(CFG, 1, 4))
+    with pytest.raises(ValueError, match="max_len=4: allocate a larger cache"):
+        model(torch.zeros(1, 5, dtype=torch.long), cache=KVCache(max_len=4))
+    with pytest.raises(ValueError, match="max_len=0 must be a positive integer"):
+        KVCache(max_len=0)
+
+
+def test_fused_qkv_keeps_the_function():
+    model, x = tiny().eval(), batch()[0]
+    fused = build_variant(model, SpeedOptions(fused_qkv=True)).eval()
+    assert not hasattr(fused.trf_blocks[0].att, "W_query")
+    torch.testing.assert_close(fused(x), model(x), rtol=0, atol=1e-5)

