@@ -358,9 +358,7 @@ for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
 # benchmark script `benchmarks/tokenizer.py`. Timings differ on every run and every machine, so the
 # cell's output is not compared by the test suite.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 r = tokenizer_benchmark(text, vocab_size=2000, repeat=3)
 print(f"training a 2,000-token BPE on the story: {r['train_seconds']:.2f} s")
 ours_ms, theirs_ms = r["ours_encode_seconds"] * 1e3, r["tiktoken_encode_seconds"] * 1e3

@@ -196,9 +196,7 @@ print(corpus[0][:12])
 # Python processes (`stable_hash`). CBOW with 100 dimensions, a window of 5 words on each side, words seen
 # fewer than 5 times dropped, and 20 passes over the corpus:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
 wv = None
 if USE_PRETRAINED:

@@ -628,9 +628,7 @@ assert torch.allclose(ours, theirs, atol=1e-6, rtol=0)
 # 64. The timings change on every run and on every machine: these were measured on the 2-core CPU
 # that built this page, and yours will differ.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 bench = helpers.attention.attention_benchmark(batch_size=8, num_tokens=1024, emb_dim=768, num_heads=12, repeat=3)
 print(f"{'':9s} {'forward':>9s} {'backward':>9s}")
 for path in ["naive", "sdpa"]:

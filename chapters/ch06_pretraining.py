@@ -332,9 +332,7 @@ def save_before_the_end(history):
 
 print(f"{count_parameters(model):,} parameters, {len(train_loader)} steps per epoch, on {device}")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar and the elapsed time show wall-clock figures that differ on every run.
+# %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
 history = train(model, train_loader, val_loader, optimizer, settings.num_epochs, eval_every=settings.eval_every,
                 eval_iters=settings.eval_iters, tokenizer=tokenizer, start_context="Every effort moves you",
@@ -478,9 +476,7 @@ print(f"the plain run's gradient norm exceeded 1.0 at {clipped} of {total_steps}
 # Now the measurement: the same model, seed, data and number of steps as the plain run, with the schedule
 # and clipping switched on.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar and the elapsed time show wall-clock figures that differ on every run.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(123)
 model_s, optimizer_s, train_loader_s, val_loader_s = setup_pretraining(text, tokenizer, settings, device)
 start = time.perf_counter()
@@ -553,9 +549,7 @@ print([n for n in names if n.startswith("optimizer.0.") or n.startswith("rng.")]
 # To resume, build everything afresh, here even with another seed, which the checkpoint overrides; load;
 # and call `train` with the loaded history, which knows that `resume_epoch` epochs are done.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 model_r, optimizer_r, train_loader_r, val_loader_r = setup_pretraining(text, tokenizer, settings, device)
 resumed = load_checkpoint(checkpoint_dir / "resume.safetensors", model_r, optimizer_r, train_loader_r)
@@ -629,9 +623,7 @@ assert torch.equal(hf_ids, generate_greedy(model, prompt, 30))
 # taking turns, and reports tokens per second for each. The same measurement runs as
 # `benchmarks/train_throughput.py`.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 bench_cfg = dataclasses.replace(model.cfg, qkv_bias=True)
 with torch.device(device):
     r = throughput_comparison(bench_cfg, batch_size=settings.batch_size, repeat=5)
@@ -762,9 +754,7 @@ def one_thread():
     finally:
         torch.set_num_threads(threads)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 names_optimizer = torch.optim.AdamW(names_model.parameters(), lr=3e-3, weight_decay=0.1)
 with one_thread():
     names_history = train(names_model, names_train, names_val, names_optimizer, num_epochs=30,
@@ -845,9 +835,7 @@ print(f"validation loss of the untrained model: {calc_loss_loader(helper_val, in
 # And one epoch of `helpers.train` reproduces Section 6.3's epoch of `train_simple`, loss for loss and
 # sample for sample:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(123)
 helper_model, helper_optimizer, helper_loader, helper_val = setup_pretraining(text, tokenizer, BOOK_SMALL)
 helper_history = train(helper_model, helper_loader, helper_val, helper_optimizer, 1, eval_every=6,
@@ -942,9 +930,7 @@ assert counting > ignoring
 # Exact reproducibility needs the generators' states too.
 # ```
 
-# %% tags=["hide-cell"]
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["hide-cell", "nbval-ignore-output"]
 torch.manual_seed(0)
 model_x, optimizer_x, train_loader_x, val_loader_x = setup_pretraining(text, tokenizer, settings, device)
 h_x = load_checkpoint(checkpoint_dir / "resume.safetensors", model_x, optimizer_x, train_loader_x, restore_rng=False)

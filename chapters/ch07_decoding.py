@@ -66,9 +66,7 @@ transformers.utils.logging.disable_progress_bar()
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
+# %% tags=["nbval-ignore-output"]
 tokenizer = gpt2_encoding()
 text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
 settings = BOOK_SMALL
@@ -744,9 +742,7 @@ print("greedy, sampling, beam search: the same ids with and without the cache, "
 #
 # First our small model, 150 new tokens after a short prompt, greedily:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 def tokens_per_second(fn, n_tokens):
     start = time.perf_counter()
     out = fn()
@@ -767,9 +763,7 @@ print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the c
 # cell below measures 48, which favours the no-cache loop (its cost per step grows with the length),
 # so the speed-up it shows is smaller than the script's.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 gpt2_small = GPTModel(GPTConfig.from_preset("gpt2-small", drop_rate=0.0)).eval()
 with tempfile.TemporaryDirectory() as directory:

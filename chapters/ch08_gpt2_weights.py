@@ -138,9 +138,7 @@ except CheckpointError as err:
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
+# %% tags=["nbval-ignore-output"]
 book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
 
 # %%
@@ -426,9 +424,7 @@ print(f"logits {tuple(logits.shape)}, largest |logit| {logits.abs().max().item()
 print("within 1e-4 of transformers' logits:", max_diff < 1e-4)
 assert max_diff < 1e-4
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: float32 rounding differences depend on the CPU's vector instructions.
+# %% tags=["nbval-ignore-output"]
 print(f"[{MODEL_LABEL}]")
 print(f"max |our logits - transformers' logits| = {max_diff:.1e} (bound: 1e-4)")
 

@@ -123,9 +123,7 @@ model.eval()  # no dropout from here on
 print(f"{count_parameters(model):,} parameters, {history.step} steps")
 print("\n".join(history.lines()))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock time differs on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 print(f"training took {train_seconds:.0f} s")
 
 # %% [markdown]
@@ -420,14 +418,10 @@ assert all(a.shape == (1, cfg.n_heads, len(tokens), len(tokens)) for a in bv_att
 # interactive, so a static figure of the same data is Section 9.3's grid. Layer 0 is selected
 # first in the head view; hover over " his" or "," on the left.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: bertviz writes random element ids into its HTML.
+# %% tags=["nbval-ignore-output"]
 head_view(bv_attention, bv_tokens, layer=0, html_action="return")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: bertviz writes random element ids into its HTML.
+# %% tags=["nbval-ignore-output"]
 model_view(bv_attention, bv_tokens, html_action="return")
 
 # %% [markdown]

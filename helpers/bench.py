@@ -1,7 +1,7 @@
 """Timing utilities for the benchmark scripts in ``benchmarks/`` and the chapters that show their results.
 
 Timings are measurements, never assertions: they are printed, and notebook cells that show them are
-marked ``# NBVAL_IGNORE_OUTPUT`` because no two runs give the same figures.
+tagged ``nbval-ignore-output`` because no two runs give the same figures.
 """
 
 from __future__ import annotations
