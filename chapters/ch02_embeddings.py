@@ -193,7 +193,8 @@ print(corpus[0][:12])
 
 # %% [markdown]
 # Training is deterministic: one worker thread, a fixed seed, and a hash that does not change between
-# Python processes (`stable_hash`). CBOW with 100 dimensions, a window of 5 words on each side, words seen
+# Python processes (`stable_hash`). CBOW with 100 dimensions, a window of up to 5 words on each side
+# (gensim draws each window's width from 1 to 5), words seen
 # fewer than 5 times dropped, and 20 passes over the corpus:
 
 # %% tags=["nbval-ignore-output"]
@@ -264,7 +265,7 @@ for word in ["january", "three", "france", "music", "war", "water", "physics"]:
 # %% [markdown]
 # Months sit next to months, numbers next to numbers, countries next to countries, and `physics` next
 # to `mathematics`. Neighbours are words used in the same contexts, not synonyms: among the nearest
-# words to `water` is its opposite, `dry`.
+# words to `water` are both `wet` and its opposite, `dry`.
 #
 # ### Analogies
 #
@@ -396,7 +397,8 @@ assert token_embeddings.shape == (8, 4, gpt2_emb_dim)
 #
 # The token embedding gives a token the same vector wherever it appears. The layers that follow
 # (attention, Chapter 3) compare every token with every other and, on their own, cannot tell in which order
-# the tokens came: "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
+# the tokens came (Chapter 3's causal mask leaks a little order information, but no model relies on
+# that alone): "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
 # GPT-2 therefore adds a second lookup table, indexed by position $0, 1, \dots, T-1$, with one learned
 # vector per position up to its context length of 1024.
 
@@ -511,19 +513,21 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 # %% [markdown]
 # The cell above shows the first pair of columns turning once every 6.3 positions and the last pair
 # once every 61,343: with GPT-2's width, the slowest clocks barely move over 1024 positions.
-# Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learned table
-# of the same shape (right), GPT-2's `pos_emb` from Section 2.4. The learned one is still at its random
-# start: training is what gives it structure.
+# Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learnable
+# table of the same shape (right): Section 2.4's `pos_emb`, still at `nn.Embedding`'s default random
+# start, N(0, 1), so its colour scale is wider. (GPT-2 starts its table smaller, N(0, 0.02) in
+# `transformers`, but just as random.) Training is what gives it structure; Chapter 9 shows a trained
+# table.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed), positions 0-99")
-plot_table(pos_emb.weight[:100], ax=axes[1], title="learned (GPT-2) before training, positions 0-99")
+plot_table(pos_emb.weight[:100], ax=axes[1], title="learnable, nn.Embedding's random start, positions 0-99")
 plt.show()
 
 # %% [markdown]
-# Left, the fast clocks in the first columns change from one position to the next, while on the right
-# the slow ones hardly move: their sine columns stay near 0 and their cosine columns near 1, which makes
+# In the left panel, the fast clocks in the first columns change from one position to the next, while
+# the slow ones in the columns further right hardly move: their sine columns stay near 0 and their cosine columns near 1, which makes
 # the stripes. Together the clocks give every position its own pattern.
 #
 # ### Dot products depend only on the distance
@@ -561,7 +565,7 @@ plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position"
            centered=False)
 plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1], title="sinusoidal")
 plot_similarity_by_distance(pos_emb.weight, starts=[0, 300, 800], max_distance=100, ax=axes[2],
-                            title="learned (GPT-2), before training")
+                            title="learnable, random start")
 axes[2].set_ylim(axes[1].get_ylim())
 plt.show()
 
