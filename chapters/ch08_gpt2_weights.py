@@ -142,8 +142,8 @@ except CheckpointError as err:
 book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
 
 # %%
-print(f"after {history.epoch} epochs: train loss {history.train_loss[-1]:.3f}, "
-      f"validation loss {history.val_loss[-1]:.3f}")
+print(f"after {history.epoch} epochs ({history.tokens:,} training tokens seen): "
+      f"train loss {history.train_loss[-1]:.3f}, validation loss {history.val_loss[-1]:.3f}")
 print("last sample:", history.samples[-1].replace("\n", " "))
 print(textwrap.fill(repr(book_model.cfg), 88))
 
@@ -530,12 +530,13 @@ greedy_ids = ours_greedy[0, prompt_ids.shape[1]:].tolist()  # Section 8.5's 30 n
 assert continuations["greedy"] == greedy_ids[:25]
 
 # %% [markdown]
-# The stand-in has seen one short story, fifteen passes over its training part (the tokens are
-# counted in the cell of Section 8.2), and its continuations above show it: phrases recalled from
-# the story, stitched together without sense, and runs of line breaks, the story's most frequent
-# token; greedy decoding and beam search fall into repeating them. OpenAI's GPT-2 was trained on about 40 GB of web text; run this page on a machine
-# with a network, or Section 8.9's command line with `--model gpt2`, to see the same code write
-# fluent English.
+# Offline (the label above the continuations says which model wrote them), the stand-in has seen
+# one short story, fifteen passes over its training part (the cell of Section 8.2 prints how many
+# tokens that is), and its continuations show it: phrases recalled from the story, stitched
+# together without sense, and runs of line breaks, one of the story's most frequent tokens; greedy
+# decoding and beam search fall into repeating them. OpenAI's GPT-2 was trained on about 40 GB of
+# web text; run this page on a machine with a network, or Section 8.9's command line with `--model
+# gpt2`, to see the same code write fluent English.
 #
 # ## 8.8 Loss and perplexity on the-verdict
 #
@@ -554,7 +555,9 @@ print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, vali
 # %% [markdown]
 # Offline, the numbers in the cell above are the stand-in's, and they are not comparable with
 # LLMs-from-scratch's: the stand-in was trained on the training part of this very story, which
-# flatters its training loss, and on nothing else, which shows in its validation loss.
+# flatters its training loss, and on nothing else, which shows in its validation loss. (The
+# training loss here is over every training window; the one Section 8.2 prints from the training
+# history is over the first five windows only, so the two differ.)
 #
 # **Perplexity** is the exponential of the mean loss per token, $\exp(-\frac1N\sum_t \log
 # p(x_t \mid x_{<t}))$: a perplexity of 20 means the model is, on average, as unsure as if it
@@ -564,7 +567,10 @@ print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, vali
 # ["Perplexity of fixed-length models"](https://huggingface.co/docs/transformers/perplexity), slides a
 # window of `context` tokens forward by `stride` tokens at a time and scores, in each window, only
 # the tokens no earlier window scored; the rest of the window serves as context. Every token after
-# the first is then scored once, with at least `context - stride` tokens before it:
+# the first is then scored once, and after the first window each has at least `context - stride`
+# tokens before it (inside the first window, the early tokens have fewer). With `stride = context`
+# there is one exception: each later window's first token has nothing before it in its window and
+# is not scored (Section 8.9's cell prints how many tokens that plan scores):
 
 # %%
 fig = plot_sliding_windows(40, context=16, stride=8, title="a text of 40 tokens, context 16, stride 8")
@@ -684,18 +690,19 @@ for key in ("text", "decoding", "new_tokens", "stopped"):
 assert run.returncode == 0 and result["token_ids"] == greedy_ids
 
 # %% [markdown]
-# and the perplexity of the-verdict with non-overlapping windows (`--stride 256`; the default is
-# half the context), equal to the first row of Section 8.8's table:
+# and the perplexity of the-verdict with non-overlapping windows (`--stride` equal to the context;
+# the default is half the context), equal to the first row of Section 8.8's table:
 
 # %%
-run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT, "--stride", 256, "--json")
+run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT, "--stride", context,
+          "--json")
 result = json.loads(run.stdout)
 print(f"[{MODEL_LABEL}]")
 print(f"exit status {run.returncode}")
 for key in ("file_tokens", "context", "stride", "windows", "tokens_scored", "loss", "perplexity"):
     value = result[key]
     print(f"{key:14s} {value:.4f}" if isinstance(value, float) else f"{key:14s} {value}")
-assert abs(result["perplexity"] / by_stride[256].perplexity - 1) < 1e-6
+assert abs(result["perplexity"] / by_stride[context].perplexity - 1) < 1e-6
 
 # %% [markdown]
 # Mistakes a user can fix end with exit status 2 and one sentence on stderr, never a traceback:
@@ -742,8 +749,8 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # - Our logits equal `GPT2LMHeadModel`'s on the same checkpoint within float32 rounding (under
 #   $10^{-4}$), greedy text is identical, also at GPT-2 small's full shape; our own model exported
 #   in the same format loads into transformers with the same logits and back into ours bit for bit.
-# - Perplexity with a sliding window scores each token once with at least `context - stride` tokens
-#   of context, and equals a reference computed with transformers.
+# - Perplexity with a sliding window scores each token once, after the first window with at least
+#   `context - stride` tokens of context, and equals a reference computed with transformers.
 # - Offline, as when this page was executed, every model-dependent result is a stand-in's.
 #
 # Moved into `helpers/`:
@@ -816,10 +823,11 @@ assert mask_bytes == 50_331_648
 # %% [markdown]
 # ```{admonition} Solution 8.3
 # :class: dropdown
-# bfloat16 keeps float32's exponent and 8 bits of mantissa, so the file holds two bytes per
-# parameter instead of four: about half the size. Loading copies each value into a float32
-# parameter unchanged, so the model computes with weights rounded to about 3 significant digits;
-# the logits move by far more than float32 rounding, the loss by much less.
+# bfloat16 keeps float32's 8-bit exponent and 7 of its 23 stored mantissa bits (8 bits of
+# precision), so the file holds two bytes per parameter instead of four: about half the size.
+# Loading copies each value into a float32 parameter unchanged, so the model computes with weights
+# rounded to 2 or 3 significant digits; the logits move by far more than float32 rounding, the loss
+# by much less.
 # ```
 
 # %% tags=["hide-cell"]
@@ -893,10 +901,9 @@ assert torch.equal(by_hand_b, written["transformer.h.0.attn.c_attn.bias"])
 # Shifted by 64 tokens, the same non-overlapping windows score far worse: the aligned windows were
 # the training windows, and the model has memorized them, position by position. On the validation
 # text, which the model never trained on, the perplexity is far higher again, and the stride hardly
-# changes it (within a few percent; here a smaller stride is even slightly worse). More context only
-# helps a model that has learned how to use context in general; this one learned the training
-# windows. A model trained for fewer epochs, before its validation loss turns up (Chapter 6), would
-# gain a little from the smaller stride.
+# changes it (within a few percent, the assert checks; the last line of the cell shows in which
+# direction). More context only helps a model that has learned how to use context in general; this
+# one learned the training windows.
 # ```
 
 # %% tags=["hide-cell"]
