@@ -634,6 +634,15 @@ except ValueError as err:
     print(f"ValueError: {err}")
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The word vectors are trained in this chapter, offline, on two texts that ship with gensim; the
+# sinusoidal table is the one of the original Transformer {cite}`vaswani2017attention`, and GPT-2's
+# sizes come from its paper {cite}`radford2019gpt2`. The write-ups the book grew from ({ref}`seeds`)
+# gave this chapter its questions (what an embedding is; fixed against learned positions), not its
+# numbers: every number on this page is computed by the cells above.
+# ```
+#
 # ## Summary
 #
 # - A token id is a name, not a quantity: neighbouring ids are unrelated tokens. One-hot vectors are

@@ -735,6 +735,16 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
       f"{helper_result.perplexity:.2f}")
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm` also loads OpenAI's weights
+# (from the original TensorFlow checkpoint; this chapter reads the hub's safetensors) and reports
+# GPT-2 small's losses on the-verdict, quoted in Section 8.8 as its figures. The sliding-window
+# perplexity follows Hugging Face's guide, with the one-token correction of Section 8.8. Every other
+# number is computed by the cells above, from whichever model the labels name. {ref}`seeds` lists
+# the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - OpenAI's GPT-2 lives on the Hugging Face hub as `openai-community/gpt2`, `-medium`, `-large`
