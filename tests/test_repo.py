@@ -111,8 +111,8 @@ def test_no_nbval_comment_markers_in_chapters(nb_path):
     for cell in code_cells(json.loads(nb_path.read_text())):
         source = "".join(cell["source"])
         assert "NBVAL_" not in source and "# Why:" not in source, (
-            f"{nb_path.name}: a cell shows an nbval marker to readers; tag it `nbval-ignore-output` and "
-            f"list its reason in tests/nbval_ignored.toml:\n{source[:200]}"
+            f"{nb_path.name}: a cell shows an nbval marker to readers; tag it `nbval-ignore-output` "
+            f"and list its reason in tests/nbval_ignored.toml:\n{source[:200]}"
         )
 
 
@@ -124,13 +124,14 @@ def test_every_ignored_output_is_listed_with_its_reason(nb_path):
     for e in entries:
         assert e.get("reason", "").strip(), f"tests/nbval_ignored.toml: {e} gives no reason"
         hits = [i for i, c in enumerate(cells) if e["cell"] in "".join(c["source"])]
-        assert len(hits) == 1, f"{nb_path.name}: {e['cell']!r} names {len(hits)} code cells, not one"
+        assert len(hits) == 1, f"{nb_path.name}: {e['cell']!r} is in {len(hits)} code cells, not one"
         tags = cells[hits[0]].get("metadata", {}).get("tags", [])
         assert "nbval-ignore-output" in tags, f"{nb_path.name}: the cell {e['cell']!r} is not tagged"
         listed.append(hits[0])
-    tagged = [i for i, c in enumerate(cells) if "nbval-ignore-output" in c.get("metadata", {}).get("tags", [])]
+    tagged = [i for i, c in enumerate(cells)
+              if "nbval-ignore-output" in c.get("metadata", {}).get("tags", [])]
     unlisted = ["".join(cells[i]["source"])[:80] for i in tagged if i not in listed]
-    assert not unlisted, f"{nb_path.name}: tagged cells missing from tests/nbval_ignored.toml: {unlisted}"
+    assert not unlisted, f"{nb_path.name}: tagged cells not in tests/nbval_ignored.toml: {unlisted}"
 
 
 def test_nbval_ignored_list_names_existing_chapters():
@@ -144,8 +145,8 @@ def test_progress_bars_are_stored_in_their_final_state(nb_path):
         for out in cell["outputs"]:
             if out["output_type"] == "stream":
                 assert "\r" not in "".join(out["text"]), (
-                    f"{nb_path.name}: a stored stream keeps carriage-return updates (progress-bar states); "
-                    f"re-run it with `make execute NB={nb_path.relative_to(ROOT)}`"
+                    f"{nb_path.name}: a stored stream keeps carriage-return updates (states of a "
+                    f"progress bar); re-run it with `make execute NB={nb_path.relative_to(ROOT)}`"
                 )
 
 

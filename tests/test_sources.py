@@ -32,7 +32,8 @@ def test_the_walkthrough_prints_the_journey_weight_to_the_last_float32_step():
 
 def test_the_published_causal_matrix_to_four_digits():
     published = torch.tensor([[1.0000, 0, 0, 0, 0, 0], [0.4833, 0.5167, 0, 0, 0, 0],
-                              [0.3190, 0.3408, 0.3402, 0, 0, 0], [0.2445, 0.2545, 0.2542, 0.2468, 0, 0],
+                              [0.3190, 0.3408, 0.3402, 0, 0, 0],
+                              [0.2445, 0.2545, 0.2542, 0.2468, 0, 0],
                               [0.1994, 0.2060, 0.2058, 0.1935, 0.1953, 0],
                               [0.1624, 0.1709, 0.1706, 0.1654, 0.1625, 0.1682]])
     assert torch.allclose(causal_weights_of_the_example(), published, atol=5e-5)
@@ -42,7 +43,8 @@ def test_a_shortcut_loop_without_the_shape_check_broadcasts_silently():
     # The walk-through's short version of Chapter 4's shortcut loop adds the shortcut around every
     # layer; around the last one (3 -> 1) the (1, 1) output broadcasts against the (1, 3) input.
     torch.manual_seed(123)
-    layers = [nn.Sequential(nn.Linear(a, b), nn.GELU()) for a, b in zip([3, 3, 3, 3, 3], [3, 3, 3, 3, 1])]
+    sizes = [3, 3, 3, 3, 3, 1]
+    layers = [nn.Sequential(nn.Linear(a, b), nn.GELU()) for a, b in zip(sizes[:-1], sizes[1:])]
     x = torch.tensor([[1.0, 0.0, -1.0]])
     for layer in layers:
         x = x + layer(x)  # no shape check
