@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 
 
 def terminal_text(text: str) -> str:
-    """What a terminal shows of `text`: each line keeps only what follows its last carriage return."""
+    """What a terminal shows of `text`: each line keeps what follows its last carriage return."""
     lines = []
     for line in text.split("\n"):
         parts = [part for part in line.split("\r") if part]
