@@ -316,9 +316,9 @@ assert tops[0] < 0.2 < 0.7 < tops[1] < tops[2] and norms[2] < norms[0] / 4
 # Both softmax rows match the values *LLMs from Scratch* prints (the asserts check them): multiplying
 # the scores by 8 moves the top weight from 0.29 to 0.80. The random scores tell the general story
 # (the last three lines above): with standard deviation 1, the 64 keys share the weight (the largest
-# gets about 0.1 on average); with 8, one key takes most of it; with 64 the softmax is nearly one-hot
-# and its Jacobian, the signal that training receives, has shrunk several times over. A layer whose
-# scores grew that large would barely learn.
+# gets about 0.1 on average); with 8, one key takes most of it, although the Jacobian, the signal
+# that training receives, is not yet smaller; with 64 the softmax is nearly one-hot and the Jacobian
+# has shrunk about five times. A layer whose scores grew that large would barely learn.
 #
 # Second, scores *do* grow with the width of the vectors. If the $d$ entries of $q$ and $k$ are
 # independent with mean 0 and variance 1, each product $q_i k_i$ has variance 1, so
@@ -338,8 +338,8 @@ for dim in [5, 64, 100, 768]:
 # %% [markdown]
 # GPT-2's heads have $d_h = 64$ features, so without the division scores built from unit-variance
 # entries would have a standard deviation of $\sqrt{64} = 8$: the middle row of the random-score
-# experiment above, where one key already takes most of the weight; and wider heads would push them
-# further, towards the last row. Divided by $\sqrt{d_h}$, the scores start with standard deviation 1
+# experiment above, where one key already takes most of the weight before training has begun; and
+# since the spread grows like $\sqrt{d_h}$, wider heads would push the scores towards the last row. Divided by $\sqrt{d_h}$, the scores start with standard deviation 1
 # whatever the width, where the weights are spread and the softmax passes gradients on.
 #
 # ## 3.6 Causal masking: no peeking at the future
