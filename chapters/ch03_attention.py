@@ -140,12 +140,12 @@ assert [round(w, 2) for w in attn_weights_2.tolist()] == [0.14, 0.24, 0.23, 0.12
 
 # %% [markdown]
 # "journey" gives itself the largest weight and "starts" nearly as much. The cell above also
-# checks the two-digit weights that *LLMs from Scratch* {cite}`raschka2024llm`, whose running example
-# this is, prints. We use `torch.softmax` from here on rather than `softmax_naive`: the naive version
-# overflows once a score passes $\ln(\text{largest float32}) \approx 88.7$ (the cell below prints it),
-# where $e^x$ no longer fits in a float32. `torch.softmax` first subtracts the row's largest score, which changes nothing
-# mathematically (the factor $e^{-m}$ cancels between numerator and denominator) and keeps every
-# exponent at or below 0:
+# checks the two-digit weights that *LLMs from Scratch* {cite}`raschka2024llm`, whose running
+# example this is, prints. We use `torch.softmax` from here on rather than `softmax_naive`: the
+# naive version overflows once a score passes $\ln(\text{largest float32}) \approx 88.7$ (the cell
+# below prints it), where $e^x$ no longer fits in a float32. `torch.softmax` first subtracts the
+# row's largest score, which changes nothing mathematically (the factor $e^{-m}$ cancels between
+# numerator and denominator) and keeps every exponent at or below 0:
 
 # %%
 print(f"ln(largest float32) = {math.log(torch.finfo(torch.float32).max):.1f}")
@@ -165,7 +165,7 @@ for w, x_j in zip(attn_weights_2, inputs):
     context_vec_2 += w * x_j
 print(context_vec_2)
 assert torch.allclose(context_vec_2, attn_weights_2 @ inputs)
-assert torch.allclose(context_vec_2, torch.tensor([0.4419, 0.6515, 0.5683]), atol=5e-5)  # as published
+assert torch.allclose(context_vec_2, torch.tensor([0.4419, 0.6515, 0.5683]), atol=5e-5)
 
 # %% [markdown]
 # ## 3.3 Every token at once: $\mathrm{softmax}(X X^\top)\, X$
@@ -182,7 +182,7 @@ print(all_context_vecs)
 
 seed_context_vecs = torch.tensor([[0.4421, 0.5931, 0.5790], [0.4419, 0.6515, 0.5683], [0.4431, 0.6496, 0.5671],
                                   [0.4304, 0.6298, 0.5510], [0.4671, 0.5910, 0.5266], [0.4177, 0.6503, 0.5645]])
-assert torch.allclose(all_context_vecs, seed_context_vecs, atol=5e-5)  # the published matrix
+assert torch.allclose(all_context_vecs, seed_context_vecs, atol=5e-5)  # as published
 assert torch.allclose(all_context_vecs[1], context_vec_2)
 assert torch.allclose(attn_weights.sum(dim=-1), torch.ones(T))
 
@@ -255,8 +255,8 @@ assert torch.allclose(context_qkv, seed_qkv, atol=5e-5)  # the published output
 
 # %% [markdown]
 # With `torch.manual_seed(123)` the three random $3 \times 2$ matrices are the ones *LLMs from
-# Scratch* draws, and the output matches its printed values to all four digits. Now the same numbers by hand for
-# "journey": its query, the key of "starts", their score, and the scaled score.
+# Scratch* draws, and the output matches its printed values to all four digits. Now the same
+# numbers by hand for "journey": its query, the key of "starts", their score, and the scaled score.
 
 # %%
 with torch.no_grad():
@@ -304,21 +304,23 @@ z = torch.randn(1000, 64, generator=gen)  # 1,000 draws of 64 scores, standard d
 tops, norms = [], []
 for std in [1, 8, 64]:
     p = torch.softmax(std * z, dim=-1)  # (1000, 64)
-    jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # (1000, 64, 64): d p_i / d s_j
+    jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # d p_i / d s_j
     tops.append(p.max(dim=-1).values.mean().item())
     norms.append(jac.flatten(1).norm(dim=-1).mean().item())
-    print(f"scores with std {std:2d}: largest weight {tops[-1]:.3f}, Jacobian norm {norms[-1]:.3f}")
+    print(f"scores with std {std:2d}: largest weight {tops[-1]:.3f}, "
+          f"Jacobian norm {norms[-1]:.3f}")
 assert torch.allclose(torch.softmax(s, dim=-1), torch.tensor([0.1925, 0.1426, 0.2351, 0.1426, 0.2872]), atol=5e-5)
 assert torch.allclose(torch.softmax(8 * s, dim=-1), torch.tensor([0.0326, 0.0030, 0.1615, 0.0030, 0.8000]), atol=5e-5)
 assert tops[0] < 0.2 < 0.7 < tops[1] < tops[2] and norms[2] < norms[0] / 4
 
 # %% [markdown]
-# Both softmax rows match the values *LLMs from Scratch* prints (the asserts check them): multiplying
-# the scores by 8 moves the top weight from 0.29 to 0.80. The random scores tell the general story
-# (the last three lines above): with standard deviation 1, the 64 keys share the weight (the largest
-# gets about 0.1 on average); with 8, one key takes most of it, although the Jacobian, the signal
-# that training receives, is not yet smaller; with 64 the softmax is nearly one-hot and the Jacobian
-# has shrunk about five times. A layer whose scores grew that large would barely learn.
+# Both softmax rows match the values *LLMs from Scratch* prints (the asserts check them):
+# multiplying the scores by 8 moves the top weight from 0.29 to 0.80. The random scores tell the
+# general story (the last three lines above): with standard deviation 1, the 64 keys share the
+# weight (the largest gets about 0.1 on average); with 8, one key takes most of it, although the
+# Jacobian, the signal that training receives, is not yet smaller; with 64 the softmax is nearly
+# one-hot and the Jacobian has shrunk about five times. A layer whose scores grew that large would
+# barely learn.
 #
 # Second, scores *do* grow with the width of the vectors. If the $d$ entries of $q$ and $k$ are
 # independent with mean 0 and variance 1, each product $q_i k_i$ has variance 1, so
@@ -339,8 +341,9 @@ for dim in [5, 64, 100, 768]:
 # GPT-2's heads have $d_h = 64$ features, so without the division scores built from unit-variance
 # entries would have a standard deviation of $\sqrt{64} = 8$: the middle row of the random-score
 # experiment above, where one key already takes most of the weight before training has begun; and
-# since the spread grows like $\sqrt{d_h}$, wider heads would push the scores towards the last row. Divided by $\sqrt{d_h}$, the scores start with standard deviation 1
-# whatever the width, where the weights are spread and the softmax passes gradients on.
+# since the spread grows like $\sqrt{d_h}$, wider heads would push the scores towards the last row.
+# Divided by $\sqrt{d_h}$, the scores start with standard deviation 1 whatever the width, where the
+# weights are spread and the softmax passes gradients on.
 #
 # ## 3.6 Causal masking: no peeking at the future
 #
@@ -397,10 +400,10 @@ plt.show()
 # ## 3.7 Dropout on the attention weights
 #
 # During training, GPT-2 as `transformers` configures it (`attn_pdrop=0.1`, as in GPT-1; OpenAI's
-# released code has no dropout) applies *dropout* to the attention weights: each weight is set to 0 with
-# probability $p$, and the survivors are multiplied by $1/(1-p)$ so that the expected value of every
-# weight stays the same. In evaluation mode dropout does nothing. With $p = 0.5$ on a matrix of
-# ones, the survivors become 2:
+# released code has no dropout) applies *dropout* to the attention weights: each weight is set to 0
+# with probability $p$, and the survivors are multiplied by $1/(1-p)$ so that the expected value of
+# every weight stays the same. In evaluation mode dropout does nothing. With $p = 0.5$ on a matrix
+# of ones, the survivors become 2:
 
 # %%
 torch.manual_seed(123)
@@ -543,10 +546,10 @@ seed_mha = torch.tensor([[0.3190, 0.4858], [0.2943, 0.3897], [0.2856, 0.3593],
 assert torch.allclose(mha_out[0], seed_mha, atol=5e-5) and torch.equal(mha_out[0], mha_out[1])
 
 # %% [markdown]
-# These are the multi-head numbers that *LLMs from Scratch* prints (the assert checks them). With `d_out = 2` and two heads, each head has a single feature, so every number of "journey"'s
-# trip through the layer can be written down: column $h$ of the query, key and value projections
-# belongs to head $h$; "journey" (position 2) sees "Your" and itself; the scale is
-# $\sqrt{d_h} = \sqrt{1}$.
+# These are the multi-head numbers that *LLMs from Scratch* prints (the assert checks them). With
+# `d_out = 2` and two heads, each head has a single feature, so every number of "journey"'s trip
+# through the layer can be written down: column $h$ of the query, key and value projections belongs
+# to head $h$; "journey" (position 2) sees "Your" and itself; the scale is $\sqrt{d_h} = \sqrt{1}$.
 
 # %%
 with torch.no_grad():
@@ -832,7 +835,8 @@ with torch.no_grad():
     scores_h = (q_h @ k_h.transpose(1, 2) / math.sqrt(hd)).masked_fill(causal, float("-inf"))  # (B, T, T)
     weights_h = torch.softmax(scores_h, dim=-1)
     _, all_heads = ours_layer(x, return_weights=True)  # (B, h, T, T)
-print("head 2 by hand == all_heads[:, 2]:", torch.allclose(weights_h, all_heads[:, head], atol=1e-6))
+print("head 2 by hand == all_heads[:, 2]:",
+      torch.allclose(weights_h, all_heads[:, head], atol=1e-6))
 assert torch.allclose(weights_h, all_heads[:, head], atol=1e-6)
 
 # %% [markdown]

@@ -303,7 +303,8 @@ for name, fn in [("ReLU", F.relu), ("GELU (exact)", gelu_exact), ("GELU (tanh)",
     print(f"{'':13s} f' at -3, -1, 0, 1: {[round(v, 4) for v in dy.tolist()]}")
 slope = slopes["GELU (exact)"]
 low, high = slope.argmin(), slope.argmax()
-print(f"GELU's derivative: lowest {slope[low].item():.3f} at x = {x_plot[low].item():.2f}, "
+print(f"GELU's derivative: lowest {slope[low].item():.3f}",
+      f"at x = {x_plot[low].item():.2f},",
       f"highest {slope[high].item():.3f} at x = {x_plot[high].item():.2f}")
 lowest = curves["GELU (exact)"].argmin()
 print(f"GELU's minimum on the grid: {curves['GELU (exact)'][lowest].item():.4f} at x = {x_plot[lowest].item():.2f}")
@@ -444,8 +445,9 @@ for use_shortcut in (False, True):
 published = {"without shortcuts": [0.00020173587836325169, 0.0001201116101583466,
                                    0.0007152041071094573, 0.0013988735154271126,
                                    0.005049645435065031],
-             "with shortcuts": [0.22169791162014008, 0.20694106817245483, 0.32896995544433594,
-                                0.2665732204914093, 1.3258540630340576]}
+             "with shortcuts": [0.22169791162014008, 0.20694106817245483,
+                                0.32896995544433594, 0.2665732204914093,
+                                1.3258540630340576]}
 for label, values in published.items():
     assert all(math.isclose(ours, theirs, rel_tol=1e-5) for ours, theirs in zip(grad_means[label], values))
 without, with_ = grad_means["without shortcuts"], grad_means["with shortcuts"]

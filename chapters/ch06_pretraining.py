@@ -196,9 +196,10 @@ assert abs(untrained_train - math.log(cfg.vocab_size)) < 0.1
 # Around the steps, the loop keeps books: the number of tokens seen, the train and validation losses every
 # `eval_every` steps (in `eval()` mode, so that dropout is off, and before the first step too), and after
 # every epoch a greedy continuation of a fixed prompt, so that we can read what the model has learned.
-# The training loss is measured on the first `eval_iters` training windows in their stored order, not on
-# a fresh shuffle: a fresh shuffle would pick other windows at every measurement (the same weights would
-# then print different losses), and each draw would change the order of the batches that follow.
+# The training loss is measured on the first `eval_iters` training windows in their stored order,
+# not on a fresh shuffle: a fresh shuffle would pick other windows at every measurement (the same
+# weights would then print different losses), and each draw would change the order of the batches
+# that follow.
 
 # %%
 def sample_text(model, tokenizer, prompt, max_new_tokens=50):
@@ -210,8 +211,9 @@ def sample_text(model, tokenizer, prompt, max_new_tokens=50):
 
 def evaluate_simple(model, train_loader, val_loader, eval_iters):
     model.eval()
-    fixed = DataLoader(train_loader.dataset, batch_size=train_loader.batch_size)  # not reshuffled
-    losses = loader_loss(fixed, model, eval_iters), loader_loss(val_loader, model, eval_iters)
+    fixed = DataLoader(train_loader.dataset, train_loader.batch_size)  # in stored order
+    losses = (loader_loss(fixed, model, eval_iters),
+              loader_loss(val_loader, model, eval_iters))
     model.train()
     return losses
 
@@ -284,9 +286,9 @@ for name, s in [("BOOK_SMALL", BOOK_SMALL), ("FULL_124M", FULL_124M)]:
     print(f"{name:10}: emb_dim {s.emb_dim:3}, n_layers {s.n_layers:2}, {n_params / 1e6:6.1f} M parameters, "
           f"{3 * flops_per_token(c) / 1e6:7.1f} MFLOP per training token, batch {s.batch_size}, "
           f"lr {s.lr}, {s.num_epochs} epochs")
-    loader = create_dataloader(train_ids, s.batch_size, s.context_length, stride=s.context_length,
-                               drop_last=True)
-    print(f"{'':12}{len(loader)} steps per epoch, {s.num_epochs * len(loader)} steps in all")
+    loader = create_dataloader(train_ids, s.batch_size, s.context_length,
+                               stride=s.context_length, drop_last=True)
+    print(f"{'':12}{len(loader)} steps per epoch, {s.num_epochs * len(loader)} in all")
 small_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", emb_dim=64, n_layers=1, n_heads=4, context_length=256))
 full_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", context_length=256))
 print(f"FULL_124M costs {full_cost / small_cost:.0f}x more per token")
@@ -303,14 +305,15 @@ print(f"BOOK_SMALL: {vocab_tables:,} weights in the two vocabulary tables, {bloc
 #
 # Two choices differ from GPT-2 and need a word. Both settings *untie* the output head from the token
 # embedding (`tie_weights=False`), and `FULL_124M` also starts its two embedding tables from N(0, 1), the
-# PyTorch default that the *LLMs from Scratch* model keeps, instead of GPT-2's N(0, 0.02). (Its linear
-# layers keep GPT-2's initialization, N(0, 0.02) and zero biases, where *LLMs from Scratch* keeps
-# PyTorch's default uniform one: `FULL_124M` shares that run's hyper-parameters, not its every weight.) We measured
-# why, with this chapter's code (the recorded runs after the training cell): with GPT-2's own tied
-# weights and initialization, ten epochs at these settings never get past the frequent-token stage, let
-# alone memorize. GPT-2's initialization was designed for long runs on billions of tokens; on 4,612
-# tokens and 90 steps (the cells above print both), large embeddings that keep each token's identity loud in the residual stream let
-# the 124M model memorize quickly. `BOOK_SMALL` is untied for the same reason: tied, it stalled too.
+# PyTorch default that the *LLMs from Scratch* model keeps, instead of GPT-2's N(0, 0.02). (Its
+# linear layers keep GPT-2's initialization, N(0, 0.02) and zero biases, where *LLMs from Scratch*
+# keeps PyTorch's default uniform one: `FULL_124M` shares that run's hyper-parameters, not its
+# every weight.) We measured why, with this chapter's code (the recorded runs after the training
+# cell): with GPT-2's own tied weights and initialization, ten epochs at these settings never get
+# past the frequent-token stage, let alone memorize. GPT-2's initialization was designed for long
+# runs on billions of tokens; on 4,612 tokens and 90 steps (the cells above print both), large
+# embeddings that keep each token's identity loud in the residual stream let the 124M model
+# memorize quickly. `BOOK_SMALL` is untied for the same reason: tied, it stalled too.
 #
 # The switch: set it to `True` on a machine with a GPU to run the full 124M configuration through every
 # cell below (on a CPU it works too, slowly).
@@ -513,12 +516,12 @@ plt.show()
 
 # %% [markdown]
 # On the same budget of steps, in this run (one seed), the schedule changes what the steps buy. Its
-# validation loss reaches a lower minimum, later, and stays near it instead of climbing; its training
-# loss ends far higher, and it predicts far fewer training tokens. A likely reading: the decaying
-# learning rate spends the last epochs settling the weights rather than memorizing the text. The run
-# changes three things at once (warmup, decay, clipping), and its mean learning rate is lower than the
-# constant one, so it does not say which of them made the difference; one seed and a gap of a tenth of
-# a nat are a hint, not a proof.
+# validation loss reaches a lower minimum, later, and stays near it instead of climbing; its
+# training loss ends far higher, and it predicts far fewer training tokens. A likely reading: the
+# decaying learning rate spends the last epochs settling the weights rather than memorizing the
+# text. The run changes three things at once (warmup, decay, clipping), and its mean learning rate
+# is lower than the constant one, so it does not say which of them made the difference; one seed
+# and a gap of a tenth of a nat are a hint, not a proof.
 #
 # What did clipping contribute? The gradient norm exceeded the threshold at most steps of the plain run
 # (the count printed above), so the clipped run scaled most gradients down. With Adam that changes less
@@ -751,10 +754,10 @@ print(f"untrained loss: counting padding {with_pad:.3f}, ignoring it {without_pa
 assert torch.allclose(without_pad, calc_loss_batch(x, y, names_model, ignore_index=PAD))
 
 # %% [markdown]
-# Untrained, both are near $\ln V$. A model trained *on* the padding would learn that `<pad>` follows
-# `<pad>`, and a loss that counts padding would fall for that reason alone. Ours is trained with
-# `ignore_index` and never learns it, so counting padding would make its loss *rise* (Exercise 6.2
-# measures by how much). `train` takes the same `ignore_index`. The model is
+# Untrained, both are near $\ln V$. A model trained *on* the padding would learn that `<pad>`
+# follows `<pad>`, and a loss that counts padding would fall for that reason alone. Ours is trained
+# with `ignore_index` and never learns it, so counting padding would make its loss *rise* (Exercise
+# 6.2 measures by how much). `train` takes the same `ignore_index`. The model is
 # GPT-2's architecture at toy size, tied weights included. Its tensors are so small that a second CPU
 # thread mostly waits for the first (and on a busy machine, for its turn), so this section runs on one.
 
@@ -880,7 +883,8 @@ assert helper_history.tokens_seen == simple_log["tokens_seen"] and helper_histor
 # - On one short story a model memorizes: the training loss falls far below the validation loss, which
 #   bottoms out and rises again, and the samples quote the text verbatim.
 # - Warmup, cosine decay and gradient clipping change how a budget of steps is spent; measured here, on
-#   the same budget, in this one run, they gave a lower validation minimum and much less memorization.
+#   the same budget, in this one run, they gave a lower validation minimum and much less
+#   memorization.
 # - A checkpoint must hold the weights, the optimizer's state, the position in the run and the random
 #   generators' states; then resuming equals never stopping. Safetensors stores tensors without pickle,
 #   and `helpers.gpt2.save_hf_checkpoint` writes a folder that `transformers` loads.

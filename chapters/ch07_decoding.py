@@ -800,7 +800,7 @@ seen = range(prompt_ids.shape[1] + 1, prompt_ids.shape[1] + n_new + 1)  # input 
 flop_ratio = sum(t * flops_per_token(small, t) for t in seen) / (
     prompt_ids.shape[1] * flops_per_token(small, prompt_ids.shape[1])
     + sum(flops_per_token(small, t) for t in seen[:-1]))
-print(f"the FLOP count predicts {flop_ratio:.0f}x fewer FLOPs with the cache for {n_new} tokens")
+print(f"FLOP count: {flop_ratio:.0f}x fewer with the cache for {n_new} new tokens")
 print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x; "
       f"ours vs transformers {speed['ours, KV cache'] / speed['transformers']:.2f}x")
 
@@ -999,11 +999,11 @@ for i, prompt in enumerate(prompts[:5]):
                                **kw)
             assert torch.equal(sampled, greedy_ids), (prompt, seed, kw)
 print("top_k=1 and top_p=1e-6 sampling give greedy's ids (5 prompts, 2 seeds each)")
-tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie for the largest
+tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie at the top
 kept_k = torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
 kept_p = torch.isfinite(top_p_filter(tied_top, 1e-6)).nonzero()[:, 1].tolist()
-print(f"tied logits: greedy picks token {tied_top.argmax().item()}; top_k=1 keeps {kept_k}, "
-      f"top_p=1e-6 keeps {kept_p}")
+print(f"tied logits: greedy picks token {tied_top.argmax().item()};",
+      f"top_k=1 keeps {kept_k}, top_p=1e-6 keeps {kept_p}")
 assert kept_k == [1, 2, 4] and len(kept_p) == 1 and kept_p != [tied_top.argmax().item()]
 
 # %% [markdown]

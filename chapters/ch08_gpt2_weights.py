@@ -143,7 +143,8 @@ book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
 
 # %%
 print(f"after {history.epoch} epochs ({history.tokens:,} training tokens seen): "
-      f"train loss {history.train_loss[-1]:.3f}, validation loss {history.val_loss[-1]:.3f}")
+      f"train loss {history.train_loss[-1]:.3f}, "
+      f"validation loss {history.val_loss[-1]:.3f}")
 print("last sample:", history.samples[-1].replace("\n", " "))
 print(textwrap.fill(repr(book_model.cfg), 88))
 
@@ -694,8 +695,8 @@ assert run.returncode == 0 and result["token_ids"] == greedy_ids
 # the default is half the context), equal to the first row of Section 8.8's table:
 
 # %%
-run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT, "--stride", context,
-          "--json")
+run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT,
+          "--stride", context, "--json")
 result = json.loads(run.stdout)
 print(f"[{MODEL_LABEL}]")
 print(f"exit status {run.returncode}")
