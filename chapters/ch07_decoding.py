@@ -217,7 +217,7 @@ def keep_top_p(logits, p):
     sorted_probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass ranked above each
     drop_sorted = mass_before >= p  # the set already reached p without this token
-    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # undo the sort
     return logits.masked_fill(drop, float("-inf"))
 
 
@@ -356,8 +356,12 @@ print("same seed, same text; global RNG untouched")
 # %% [markdown]
 # Temperature 0.7 with top-k 40 stays close to the story; temperature 2 turns into a soup of rare
 # tokens, because the flattened distribution puts real mass on the tail. The first and third texts
-# share their start: with the same seed the draws are the same numbers, and top-p 0.9 only changes a
-# draw that would have landed in the removed tail.
+# share their start: with the same seed the draws are the same random numbers, and top-p 0.9 only
+# changes a draw that would have landed in the removed tail. That holds because of how
+# `torch.multinomial` draws one sample: it gives each token its own random number and picks the
+# token with the best ratio of probability to that number, so renormalizing the surviving
+# probabilities does not change which of them wins. (A sampler that compares one uniform number with
+# the cumulative sum of the probabilities would shift many draws.)
 #
 # ## 7.6 Beam search
 #
