@@ -59,7 +59,10 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # %% [markdown]
 # ## 4.1 Layer normalization, step by step
 #
-# Layer normalization (Ba, Kiros and Hinton, 2016) rescales each token's vector to mean 0 and
+# Why normalize? Each sub-layer of the block works best on inputs of a steady scale, while the sum
+# that flows through the blocks keeps growing (Section 4.6 measures it); normalizing each
+# sub-layer's input keeps it on a fixed scale. Layer normalization (Ba, Kiros and Hinton, 2016)
+# rescales each token's vector to mean 0 and
 # variance 1 over its $C$ features, then applies a learned scale $\gamma$ and shift $\beta$:
 #
 # $$

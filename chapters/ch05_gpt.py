@@ -361,7 +361,9 @@ assert bytes_fp32 == 4 * n_params
 # operations (FLOPs). Per token, each block multiplies by $12C^2$ weights ($4C^2$ in attention,
 # $8C^2$ in the feed-forward network), the head by $CV$, and attention's two products with the
 # scores, $QK^\top$ and the weighted sum of the values, cost $2TC$ multiply-adds over $T$
-# positions. So the forward pass costs
+# positions: each query takes a dot product with $T$ keys, $C$ wide in all over the heads, and the
+# weighted sum of $T$ values is as wide again. (This counts the full $T \times T$ score matrix,
+# the masked half included, as the code computes it.) So the forward pass costs
 #
 # $$
 # \text{FLOPs per token} \approx 2\,(12 L C^2 + C V) + 4 L T C .

@@ -62,7 +62,9 @@ DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data
 #
 # We start from an untrained model with GPT-2's vocabulary. Its shape is the one this chapter trains
 # (Section 6.4 explains the choice): 64-dimensional token vectors and a single transformer block, small
-# enough to train on a laptop CPU.
+# enough to train on a laptop CPU. Unlike Chapter 5's GPT-2, it has no query, key and value biases
+# (as in *LLMs from Scratch*) and an output head of its own, untied from the token embedding:
+# Section 6.4 shows why (tied, this small model, trained this briefly, stalls).
 
 # %%
 tokenizer = gpt2_encoding()
@@ -465,7 +467,10 @@ for name, (tr, va, lo) in REFERENCE_RUNS.items():
 # - **Gradient clipping.** When the gradient's norm (all gradients as one long vector) exceeds a threshold,
 #   it is scaled down to that norm, so that a single unusual batch cannot move the weights far.
 #
-# `warmup_cosine` returns the schedule as a function from step to learning rate; `train` sets it before
+# `warmup_cosine` returns the schedule as a function from step $s$ (counted from 0) to learning rate:
+# $\text{peak} \cdot (s + 1)/W$ during the $W$ warmup steps, then
+# $\text{min} + \tfrac12(\text{peak} - \text{min})(1 + \cos \pi p)$, where $p$ goes from 0 at
+# step $W$ to 1 at the last step $S - 1$, in $S - W - 1$ equal increments; `train` sets it before
 # every step. The left plot compares it with the constant rate; the right one shows the gradient norms
 # that the plain run above recorded, against the clipping threshold of 1.0.
 
