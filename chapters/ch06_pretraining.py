@@ -467,8 +467,8 @@ for name, (tr, va, lo) in REFERENCE_RUNS.items():
 # - **Gradient clipping.** When the gradient's norm (all gradients as one long vector) exceeds a threshold,
 #   it is scaled down to that norm, so that a single unusual batch cannot move the weights far.
 #
-# `warmup_cosine` returns the schedule as a function from step $s$ (counted from 0) to learning rate:
-# $\text{peak} \cdot (s + 1)/W$ during the $W$ warmup steps, then
+# `warmup_cosine` returns the schedule as a function from step $s$ (counted from 0) to learning
+# rate: $\text{peak} \cdot (s + 1)/W$ during the $W$ warmup steps, then
 # $\text{min} + \tfrac12(\text{peak} - \text{min})(1 + \cos \pi p)$, where $p$ goes from 0 at
 # step $W$ to 1 at the last step $S - 1$, in $S - W - 1$ equal increments; `train` sets it before
 # every step. The left plot compares it with the constant rate; the right one shows the gradient norms
