@@ -153,7 +153,7 @@ print(textwrap.fill(repr(book_model.cfg), 88))
 # transformers' `save_pretrained` would write. Section 8.6 looks at how; for now it gives us a
 # checkpoint. One visible change: GPT-2's format always has query, key and value biases, so the
 # book's model (which has none) is written with zero biases and comes back with `qkv_bias=True` and
-# a few hundred more parameters, all zero, computing the same function (Section 8.6 checks it).
+# $3C$ more parameters per block, all zero, computing the same function (Section 8.6 checks it).
 
 # %%
 stand_in_dir = save_hf_checkpoint(book_model, WORK / "stand-in")
