@@ -162,12 +162,10 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
     Each step: forward, mean cross-entropy, backward, optional clipping of the gradient norm to
     ``grad_clip``, the learning rate ``lr_schedule(step)`` if given, ``optimizer.step()``. Before the
     first step and after every ``eval_every`` steps, the train and validation losses over
-    ``eval_iters`` batches are recorded (in eval mode); the training loss is taken over the first
-    ``eval_iters`` batches of the training windows in their fixed order (not reshuffled), so that the
-    same weights always give the same number and the evaluations do not change the batch order.
-    After each epoch, if ``tokenizer`` and ``start_context`` are given, a greedy continuation of
-    ``sample_tokens`` tokens is recorded, then ``on_epoch_end(history)`` is called. Pass a
-    ``history`` (from :func:`load_checkpoint`) to continue a run from where it stopped. ``progress`` shows a tqdm bar on stderr.
+    ``eval_iters`` batches are recorded (in eval mode). After each epoch, if ``tokenizer`` and
+    ``start_context`` are given, a greedy continuation of ``sample_tokens`` tokens is recorded, then
+    ``on_epoch_end(history)`` is called. Pass a ``history`` (from :func:`load_checkpoint`) to continue
+    a run from where it stopped. ``progress`` shows a tqdm bar on stderr.
     """
     from tqdm import tqdm
 
@@ -181,15 +179,12 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
     if h.epoch >= num_epochs:
         raise ValueError(f"the history already has {h.epoch} epochs: pass num_epochs > {h.epoch} to train further.")
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    train_eval = torch.utils.data.DataLoader(train_loader.dataset, batch_size=train_loader.batch_size,
-                                             shuffle=False, drop_last=train_loader.drop_last,
-                                             collate_fn=train_loader.collate_fn)
     model.train()
     bar = tqdm(total=num_epochs * len(train_loader), initial=h.step, disable=not progress, unit="step",
                dynamic_ncols=True)
     try:
         if h.step == 0 and not h.steps:  # the untrained model, at zero tokens
-            tr, va = evaluate(model, train_eval, val_loader, eval_iters, ignore_index)
+            tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
             h.steps.append(0), h.epochs.append(0), h.tokens_seen.append(0)
             h.train_loss.append(tr), h.val_loss.append(va)
         while h.epoch < num_epochs:
@@ -214,7 +209,7 @@ def train(model, train_loader, val_loader, optimizer, num_epochs: int, *, eval_e
                 h.tokens += inputs.numel()
                 bar.update(1)
                 if h.step % eval_every == 0:
-                    tr, va = evaluate(model, train_eval, val_loader, eval_iters, ignore_index)
+                    tr, va = evaluate(model, train_loader, val_loader, eval_iters, ignore_index)
                     h.steps.append(h.step), h.epochs.append(h.epoch + 1), h.tokens_seen.append(h.tokens)
                     h.train_loss.append(tr), h.val_loss.append(va)
                     bar.set_postfix(train=f"{tr:.3f}", val=f"{va:.3f}")
@@ -512,7 +507,7 @@ def book_model(text: str, tokenizer, settings: PretrainSettings = BOOK_SMALL, *,
     import time
 
     key_src = json.dumps({"format": FORMAT, "settings": asdict(settings), "seed": seed, "device": str(device),
-                          "start_context": start_context, "train_eval": "fixed",
+                          "start_context": start_context,
                           "text": hashlib.sha256(text.encode("utf-8")).hexdigest(),
                           "tokenizer": getattr(tokenizer, "name", type(tokenizer).__name__),
                           "n_vocab": tokenizer.n_vocab, "torch": torch.__version__,
