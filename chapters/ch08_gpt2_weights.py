@@ -560,7 +560,7 @@ print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, vali
 # LLMs-from-scratch's: the stand-in was trained on the training part of this very story, which
 # flatters its training loss, and on nothing else, which shows in its validation loss. (The
 # training loss here is over every training window; the one Section 8.2 prints from the training
-# history is over the first five windows only, so the two differ.)
+# history is an estimate over five training windows drawn at random, so the two differ.)
 #
 # **Perplexity** is the exponential of the mean loss per token, $\exp(-\frac1N\sum_t \log
 # p(x_t \mid x_{<t}))$: a perplexity of 20 means the model is, on average, as unsure as if it
