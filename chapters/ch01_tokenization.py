@@ -309,8 +309,8 @@ print(gpt2)
 print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gpt2.eot_token}")
 print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files")
 printable = [b for b in range(256) if bytes_to_unicode()[b] == chr(b)]
-print(f"{len(printable)} bytes are written as themselves; byte ids: '!' -> "
-      f"{gpt2.byte_ids[ord('!')]}, 'A' -> {gpt2.byte_ids[ord('A')]}, space -> {gpt2.byte_ids[32]}")
+ids_of = {c: gpt2.byte_ids[ord(c)] for c in "!A "}
+print(f"{len(printable)} bytes are written as themselves; byte ids: {ids_of}")
 
 # %% [markdown]
 # The vocabulary size above, 50,257, is 256 bytes + 50,000 merges + 1 special token
