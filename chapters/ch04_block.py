@@ -280,10 +280,10 @@ assert torch.allclose(diff, diff.flip(0))  # symmetric
 # %% [markdown]
 # The largest gap, in the cell above, is below $5 \times 10^{-4}$, near $x = \pm 2.7$. At
 # $x = -2.7$, where GELU itself is tiny, that is 5.0% of its value (the cell's last line); at
-# $x = +2.7$, where GELU is nearly $x$ itself, it is a negligible fraction. In absolute terms it is far
-# below anything training notices, which is why either form works. What matters is to use the one
-# the weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 8 loads
-# OpenAI's weights into it.
+# $x = +2.7$, where GELU is nearly $x$ itself, it is a negligible fraction. In absolute terms it is
+# far below anything training notices, which is why either form works. What matters is to use the
+# one the weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 8
+# loads OpenAI's weights into it.
 #
 # The curves, and their derivatives computed by autograd:
 
