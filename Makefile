@@ -3,13 +3,17 @@
 #   make test   the same set-up, then the whole test suite (unit tests, strict nbval, the book build)
 # Also: make test-fast (unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync,
 #   make benchmarks (re-measure the appendix tables in book/tables/).
+# The readers' other worlds (CI runs both after `make test`; see book/running.md):
+#   make test-online  every chapter against a local stand-in for the network (hub, story, GloVe)
+#   make test-newer   every chapter on torch 2.14.1 and the newest releases pyproject.toml admits,
+#                     the package installed from the last commit as Colab's setup cell installs it
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-fast execute sync clean benchmarks
+.PHONY: book test test-fast test-online test-newer execute sync clean benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +37,21 @@ test: $(STAMP) $(BROWSER_STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow"
+
+test-online: $(STAMP)
+	$(BIN)/python tools/worlds.py online
+
+# A second environment as a Colab runtime has it: a newer torch already there (2.14.1; these
+# machines carry its wheel), then `pip install git+REPO` exactly as each chapter's setup cell runs
+# it, from this clone's last commit. Never requirements.txt. A fresh venv gets the newest releases.
+NEWER := .venv-newer
+test-newer:
+	test -x $(NEWER)/bin/python || $(PYTHON) -m venv $(NEWER)
+	$(NEWER)/bin/python -m pip install --quiet torch==2.14.1
+	$(NEWER)/bin/python -m pip uninstall --quiet --yes gpt2-from-scratch
+	$(NEWER)/bin/python -m pip install --quiet "git+file://$(CURDIR)" ipykernel nbclient
+	cd /tmp && $(CURDIR)/$(NEWER)/bin/python -c "import helpers, torch; print('helpers from', helpers.__file__, '| torch', torch.__version__)"
+	$(NEWER)/bin/python tools/worlds.py newer
 
 # Re-run one chapter top to bottom in a fresh kernel, store its outputs, refresh its .py twin.
 execute: $(STAMP)

@@ -66,6 +66,11 @@ transformers.utils.logging.disable_progress_bar()
 # Chapter 6's training cell in one call. The first call trains (the cell prints how long it took);
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
+#
+# **In Colab, expect this cell to train: one to two minutes.** The cache lives in the machine's
+# home folder and its name includes the torch version, and a fresh Colab runtime starts with an
+# empty home folder, so there each chapter that needs the model (this one, 8 and 9) trains it
+# once again.
 
 # %% tags=["nbval-ignore-output"]
 tokenizer = gpt2_encoding()

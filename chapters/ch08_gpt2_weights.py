@@ -124,10 +124,11 @@ except CheckpointError as err:
     print(f"OpenAI's GPT-2 small is not available here ({type(err).__name__}).")
 
 # %% [markdown]
-# The outputs stored on this page were computed on a machine without network access, so from here
-# on every result that depends on the model comes from a *stand-in*: a checkpoint in the hub's
-# exact format, exported from the small model this book trains, and labelled as such in every
-# output (run the page with a network, and the same cells use OpenAI's weights).
+# The outputs stored on this page were computed on a machine without network access. There, and
+# wherever the cell above cannot reach the hub, every result that depends on the model comes from
+# a *stand-in*: a checkpoint in the hub's exact format, exported from the small model this book
+# trains. With a network, the same cells use OpenAI's weights. Every output says which of the two
+# it comes from.
 #
 # ## 8.2 A stand-in checkpoint: the book's own model, exported
 #
@@ -137,6 +138,7 @@ except CheckpointError as err:
 # `helpers.train.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
+# In a fresh Colab runtime the cache is empty, so this cell trains: one to two minutes.
 
 # %% tags=["nbval-ignore-output"]
 book_model, history = helpers.train.book_model(text, enc, BOOK_SMALL)
@@ -449,10 +451,11 @@ print("transformers:", repr(enc.decode(theirs_greedy[0].tolist())))
 assert torch.equal(ours_greedy, theirs_greedy)
 
 # %% [markdown]
-# The stand-in has one block and a width of 64, so one more check at GPT-2 small's full shape (12
-# blocks, width 768, 124M parameters) is worth its few seconds: transformers builds a GPT-2 small
-# with random weights and we load its state dict into ours, which is what loading OpenAI's file
-# does, less the download.
+# When the checkpoint in use is the stand-in (one block, a width of 64), one more check at GPT-2
+# small's full shape (12 blocks, width 768, 124M parameters) is worth its few seconds:
+# transformers builds a GPT-2 small with random weights and we load its state dict into ours,
+# which is what loading OpenAI's file does, less the download. With OpenAI's GPT-2 in use, the
+# check above already ran at that shape.
 
 # %%
 if REAL_GPT2:
@@ -533,13 +536,14 @@ greedy_ids = ours_greedy[0, prompt_ids.shape[1]:].tolist()  # Section 8.5's 30 n
 assert continuations["greedy"] == greedy_ids[:25]
 
 # %% [markdown]
-# Offline (the label above the continuations says which model wrote them), the stand-in has seen
-# one short story, fifteen passes over its training part (the cell of Section 8.2 prints how many
-# tokens that is), and its continuations show it: phrases recalled from the story, stitched
-# together without sense, and runs of line breaks, one of the story's most frequent tokens; greedy
-# decoding and beam search fall into repeating them. OpenAI's GPT-2 was trained on about 40 GB of
-# web text; run this page on a machine with a network, or Section 8.9's command line with `--model
-# gpt2`, to see the same code write fluent English.
+# The label above says whose continuations these are. The stand-in has seen one short story,
+# fifteen passes over its training part (the cell of Section 8.2 prints how many tokens that is),
+# and its continuations show it: phrases recalled from the story, stitched together without sense,
+# and runs of line breaks, one of the story's most frequent tokens; greedy decoding and beam search
+# fall into repeating them. OpenAI's GPT-2 was trained on about 40 GB of web text and writes
+# grammatical English, though greedy decoding and beam search tend to loop on a phrase (Chapter 7
+# measured why); run this page with a network, or Section 8.9's command line with `--model gpt2`,
+# to see it.
 #
 # ## 8.8 Loss and perplexity on the-verdict
 #
@@ -556,11 +560,12 @@ print(f"training loss {train_loss:.3f}, validation loss {val_loss:.3f}")
 print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, validation 3.560")
 
 # %% [markdown]
-# Offline, the numbers in the cell above are the stand-in's, and they are not comparable with
-# LLMs-from-scratch's: the stand-in was trained on the training part of this very story, which
-# flatters its training loss, and on nothing else, which shows in its validation loss. (The
-# training loss here is over every training window; the one Section 8.2 prints from the training
-# history is an estimate over five training windows drawn at random, so the two differ.)
+# With OpenAI's GPT-2, the cell above should print numbers close to those two. Offline, the
+# numbers are the stand-in's, and they are not comparable with LLMs-from-scratch's: the stand-in
+# was trained on the training part of this very story, which flatters its training loss, and on
+# nothing else, which shows in its validation loss. (The training loss here is over every training
+# window; the one Section 8.2 prints from the training history is an estimate over five training
+# windows drawn at random, so the two differ.)
 #
 # **Perplexity** is the exponential of the mean loss per token, $\exp(-\frac1N\sum_t \log
 # p(x_t \mid x_{<t}))$: a perplexity of 20 means the model is, on average, as unsure as if it

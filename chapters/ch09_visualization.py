@@ -848,16 +848,16 @@ if STAND_IN:  # what the next paragraph says of the stand-in
     assert hub_lens[0].argmax() == hub_lens[-1].argmax()
 
 # %% [markdown]
-# The stored outputs of this page come from the stand-in. Its four heads score no higher than an
-# even head on any of the four patterns, and its embeddings alone already give the final guess
-# (the asserts above check both, for the stand-in): one block trained on one short story leaves
-# the tools little to find. Its "embed" row need not read back the input token, unlike Section
-# 9.8's: the stand-in's output head is untied from its token embedding (Chapter 6), so before any
-# block the lens scores the input's embedding with a separate matrix, trained to read the last
-# block's output, not the embeddings. GPT-2
-# small, 12 layers of 12 heads trained on 40 GB of web text {cite}`radford2019gpt2`, is what they
-# are for; run this section with a network and compare its strongest heads and its lens with the
-# book's five-block model of Sections 9.4 and 9.8.
+# The label above says which model these outputs come from; the stored outputs of this page come
+# from the stand-in. The stand-in's four heads score no higher than an even head on any of the
+# four patterns, and its embeddings alone already give the final guess (the asserts above check
+# both whenever the stand-in is in use): one block trained on one short story leaves the tools
+# little to find. Its "embed" row need not read back the input token, unlike Section 9.8's: the
+# stand-in's output head is untied from its token embedding (Chapter 6), so before any block the
+# lens scores the input's embedding with a separate matrix, trained to read the last block's
+# output, not the embeddings. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
+# {cite}`radford2019gpt2`, is what they are for; run this section with a network and compare its
+# strongest heads and its lens with the book's five-block model of Sections 9.4 and 9.8.
 
 # %% [markdown]
 # ```{admonition} Where these numbers come from

@@ -51,8 +51,10 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
     return dest
 
 
-def fetch_the_verdict(data_dir: str | Path, url: str = THE_VERDICT_URL, timeout: float = 10.0) -> Path:
-    """Path of ``the-verdict.txt`` in ``data_dir``, downloaded once if it is not there yet."""
+def fetch_the_verdict(data_dir: str | Path, url: str | None = None, timeout: float = 10.0) -> Path:
+    """Path of ``the-verdict.txt`` in ``data_dir``, downloaded once (from ``url``, by default
+    :data:`THE_VERDICT_URL`) if it is not there yet."""
+    url = THE_VERDICT_URL if url is None else url
     path = Path(data_dir) / "the-verdict.txt"
     if path.exists():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

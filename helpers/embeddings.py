@@ -15,8 +15,8 @@ Nothing runs on import: no seeds, no downloads, no training.
 from __future__ import annotations
 
 import bz2
-import socket
 import zlib
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -186,29 +186,38 @@ def train_word_vectors(sentences, vector_size: int = 100, window: int = 5, min_c
     return model.wv
 
 
-def can_reach(host: str = "github.com", port: int = 443, timeout: float = 3.0) -> bool:
-    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+GENSIM_DATA_URL = "https://github.com/RaRe-Technologies/gensim-data/releases/download"
 
 
-def load_pretrained_vectors(name: str, timeout: float = 3.0):
-    """gensim-data's pretrained ``KeyedVectors`` ``name`` (downloaded once into ``~/gensim-data``).
+def gensim_data_dir() -> Path:
+    """Where gensim's downloader keeps its files: ``$GENSIM_DATA_DIR``, else ``~/gensim-data``."""
+    return Path(os.environ.get("GENSIM_DATA_DIR") or Path.home() / "gensim-data")
 
-    gensim's own ``api.load`` has no timeout, so this first checks within ``timeout`` seconds that
-    GitHub, where gensim-data keeps its files, can be reached, and raises ``ConnectionError`` if not.
+
+def load_pretrained_vectors(name: str, timeout: float = 3.0, data_dir: str | Path | None = None,
+                            base_url: str = GENSIM_DATA_URL):
+    """gensim-data's pretrained ``KeyedVectors`` ``name``, downloaded once into ``data_dir``.
+
+    The file is kept where gensim's own downloader keeps it (``data_dir/NAME/NAME.gz``, with
+    ``data_dir`` defaulting to :func:`gensim_data_dir`), so either finds the other's copy. Unlike
+    ``gensim.downloader.load``, this never runs the Python module gensim-data ships beside each
+    file (downloaded code) and never unpickles: it reads the vectors' plain word2vec format.
+    A download that cannot start within ``timeout`` seconds raises ``ConnectionError``.
     """
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained vectors {name!r}: choose one of {sorted(PRETRAINED)}.")
-    if not can_reach("github.com", 443, timeout) or not can_reach("raw.githubusercontent.com", 443, timeout):
-        raise ConnectionError(f"cannot reach github.com within {timeout} s to download {name!r} "
-                              f"({PRETRAINED[name][0]} MB): train vectors offline with train_word_vectors instead.")
-    import gensim.downloader as api
+    from gensim.models import KeyedVectors
 
-    return api.load(name)
+    from helpers.data import download
+
+    path = Path(data_dir or gensim_data_dir()) / name / f"{name}.gz"
+    if not path.exists():
+        download(f"{base_url}/{name}/{name}.gz", path, timeout=timeout)
+    try:
+        return KeyedVectors.load_word2vec_format(str(path), binary=name.startswith("word2vec"))
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable word-vector file ({type(err).__name__}): delete it "
+                         f"and run again to download it afresh.") from None
 
 
 def _vector_of(wv, word: str) -> np.ndarray:

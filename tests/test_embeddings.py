@@ -15,9 +15,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from netstub import GLOVE_ANALOGIES, NetStub, glove_folder
 
 from helpers import embeddings
-from helpers.embeddings import (GPTEmbedding, analogy, can_reach, check_token_ids, lee_sentences,
+from helpers.embeddings import (GPTEmbedding, analogy, check_token_ids, lee_sentences,
                                 load_pretrained_vectors, nearest_words, one_hot, pca_2d, sinusoidal_positions,
                                 train_word_vectors, wiki_sentences)
 
@@ -246,20 +247,42 @@ def test_missing_gensim_file_is_a_clear_error():
 # --------------------------------------------------------------------------- pretrained vectors: never hang
 
 
-def test_can_reach_is_quick_and_false_for_a_closed_port():
+def test_pretrained_vectors_download_from_a_local_stand_in_and_load_without_running_code(tmp_path):
+    served = glove_folder(tmp_path / "served")
+    (served / "__init__.py").write_text("raise SystemExit('downloaded code ran')\n")
+    stub = NetStub(files={"/glove-wiki-gigaword-50/glove-wiki-gigaword-50.gz":
+                          served / "glove-wiki-gigaword-50.gz"})
+    server, url = stub.start()
+    try:
+        wv = load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path / "gd", base_url=url)
+        again = load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path / "gd",
+                                        base_url="http://127.0.0.1:9")  # cached: no request
+    finally:
+        server.shutdown()
+    assert (tmp_path / "gd" / "glove-wiki-gigaword-50" / "glove-wiki-gigaword-50.gz").exists()
+    assert len(stub.requests) == 1 and wv.vector_size == again.vector_size == 50
+    for a, b, c, d in GLOVE_ANALOGIES:
+        assert analogy(wv, a, b, c)[0][0] == d
+
+
+def test_load_pretrained_without_network_raises_connection_error(tmp_path):
     with socket.socket() as s:  # a port on this machine that nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert can_reach("127.0.0.1", port, timeout=1.0) is False
-
-
-def test_load_pretrained_without_network_raises_connection_error(monkeypatch):
-    monkeypatch.setattr(embeddings, "can_reach", lambda *args, **kwargs: False)
-    with pytest.raises(ConnectionError, match=r"cannot reach github.com within 3.0 s to download "
-                       r"'glove-wiki-gigaword-50'"):
-        load_pretrained_vectors("glove-wiki-gigaword-50")
+    with pytest.raises(ConnectionError, match=r"could not download http://127.0.0.1"):
+        load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path,
+                                base_url=f"http://127.0.0.1:{port}", timeout=1.0)
+    assert not any(tmp_path.rglob("*.gz"))
     with pytest.raises(ValueError, match=r"unknown pretrained vectors 'glove-9000'"):
         load_pretrained_vectors("glove-9000")
+
+
+def test_a_damaged_vector_file_is_one_sentence(tmp_path):
+    bad = tmp_path / "glove-wiki-gigaword-50" / "glove-wiki-gigaword-50.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="is not a readable word-vector file"):
+        load_pretrained_vectors("glove-wiki-gigaword-50", data_dir=tmp_path)
 
 
 # --------------------------------------------------------------------------- PCA and figures
