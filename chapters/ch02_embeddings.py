@@ -169,9 +169,11 @@ for name, (megabytes, n_vocab, trained_on) in PRETRAINED.items():
 # %% [markdown]
 # The book's stored outputs must reproduce on machines without a network, so by default this chapter
 # *trains its own vectors* on a real English corpus that ships inside the gensim package itself. Online,
-# set `USE_PRETRAINED = True` to use downloaded vectors instead: the cell first checks within 3 seconds
-# that the download site answers, and falls back to training if it does not. (With pretrained vectors
-# every output below changes, and the prose describes the stored, offline run.)
+# set `USE_PRETRAINED = True` to use downloaded vectors instead: the download gives up after 3 seconds
+# without an answer, and the cell then trains as before. (With pretrained vectors every output below
+# changes, and the prose describes the stored, offline run.) gensim's own downloader would also run a
+# Python file that comes with the vectors; `load_pretrained_vectors` only reads the vectors' text
+# format, so nothing it downloads can run code.
 
 # %%
 USE_PRETRAINED = False  # set True online: downloads PRETRAINED_NAME once (sizes in the cell above)
@@ -194,12 +196,11 @@ print(corpus[0][:12])
 
 # %% [markdown]
 # Training is deterministic: one worker thread, a fixed seed, and a hash that does not change between
-# Python processes (`stable_hash`). CBOW with 100 dimensions, a window of 5 words on each side, words seen
+# Python processes (`stable_hash`). CBOW with 100 dimensions, a window of up to 5 words on each side
+# (gensim draws each window's width from 1 to 5), words seen
 # fewer than 5 times dropped, and 20 passes over the corpus:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
 wv = None
 if USE_PRETRAINED:
@@ -267,7 +268,7 @@ for word in ["january", "three", "france", "music", "war", "water", "physics"]:
 # %% [markdown]
 # Months sit next to months, numbers next to numbers, countries next to countries, and `physics` next
 # to `mathematics`. Neighbours are words used in the same contexts, not synonyms: among the nearest
-# words to `water` is its opposite, `dry`.
+# words to `water` are both `wet` and its opposite, `dry`.
 #
 # ### Analogies
 #
@@ -399,7 +400,8 @@ assert token_embeddings.shape == (8, 4, gpt2_emb_dim)
 #
 # The token embedding gives a token the same vector wherever it appears. The layers that follow
 # (attention, Chapter 3) compare every token with every other and, on their own, cannot tell in which order
-# the tokens came: "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
+# the tokens came (Chapter 3's causal mask leaks a little order information, but no model relies on
+# that alone): "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
 # GPT-2 therefore adds a second lookup table, indexed by position $0, 1, \dots, T-1$, with one learned
 # vector per position up to its context length of 1024.
 
@@ -514,20 +516,24 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 # %% [markdown]
 # The cell above shows the first pair of columns turning once every 6.3 positions and the last pair
 # once every 61,343: with GPT-2's width, the slowest clocks barely move over 1024 positions.
-# Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learned table
-# of the same shape (right), GPT-2's `pos_emb` from Section 2.4. The learned one is still at its random
-# start: training is what gives it structure.
+# Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learnable
+# table of the same shape (right): Section 2.4's `pos_emb`, still at `nn.Embedding`'s default random
+# start, N(0, 1), so its colour scale is wider. (GPT-2 starts its table smaller, N(0, 0.02) in
+# `transformers`, but just as random.) Training is what gives it structure; Chapter 9 shows a
+# trained table.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
 plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed), positions 0-99")
-plot_table(pos_emb.weight[:100], ax=axes[1], title="learned (GPT-2) before training, positions 0-99")
+plot_table(pos_emb.weight[:100], ax=axes[1],
+           title="learnable, nn.Embedding's random start, positions 0-99")
 plt.show()
 
 # %% [markdown]
-# Left, the fast clocks in the first columns change from one position to the next, while on the right
-# the slow ones hardly move: their sine columns stay near 0 and their cosine columns near 1, which makes
-# the stripes. Together the clocks give every position its own pattern.
+# In the left panel, the fast clocks in the first columns change from one position to the next,
+# while the slow ones in the columns further right hardly move: their sine columns stay near 0 and
+# their cosine columns near 1, which makes the stripes. Together the clocks give every position its
+# own pattern.
 #
 # ### Dot products depend only on the distance
 #
@@ -564,7 +570,7 @@ plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position"
            centered=False)
 plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1], title="sinusoidal")
 plot_similarity_by_distance(pos_emb.weight, starts=[0, 300, 800], max_distance=100, ax=axes[2],
-                            title="learned (GPT-2), before training")
+                            title="learnable, random start")
 axes[2].set_ylim(axes[1].get_ylim())
 plt.show()
 
@@ -633,6 +639,15 @@ except ValueError as err:
     print(f"ValueError: {err}")
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The word vectors are trained in this chapter, offline, on two texts that ship with gensim; the
+# sinusoidal table is the one of the original Transformer {cite}`vaswani2017attention`, and GPT-2's
+# sizes come from its paper {cite}`radford2019gpt2`. The write-ups the book grew from ({ref}`seeds`)
+# gave this chapter its questions (what an embedding is; fixed against learned positions), not its
+# numbers: every number on this page is computed by the cells above.
+# ```
+#
 # ## Summary
 #
 # - A token id is a name, not a quantity: neighbouring ids are unrelated tokens. One-hot vectors are
@@ -654,7 +669,7 @@ except ValueError as err:
 # - `helpers/embeddings.py`: `GPTEmbedding` (token + position embedding with clear errors),
 #   `sinusoidal_positions`, `one_hot`, `check_token_ids`.
 # - `helpers/word_vectors.py`: `wiki_sentences`, `lee_sentences`, `train_word_vectors`,
-#   `load_pretrained_vectors`, `can_reach`, `nearest_words`, `analogy`, `pca_2d` and
+#   `load_pretrained_vectors`, `nearest_words`, `analogy`, `pca_2d` and
 #   `stable_hash`.
 # - `helpers/viz.py`: `plot_word_map`, `plot_table`, `plot_similarity_by_distance`.
 #

@@ -25,7 +25,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -54,13 +53,16 @@ torch.set_printoptions(precision=4, sci_mode=False)
 #
 # and its output has the shape of its input, so blocks can be stacked: GPT-2 small stacks 12 of
 # them {cite}`radford2019gpt2`. This chapter builds the parts in that order, following the running
-# examples of {cite}`raschka2024llm` (seed 001 of this book's sources, {ref}`seeds`), re-computing every number
-# those examples print.
+# examples of *LLMs from Scratch* {cite}`raschka2024llm`, re-computing every number those examples
+# print.
 
 # %% [markdown]
 # ## 4.1 Layer normalization, step by step
 #
-# Layer normalization (Ba, Kiros and Hinton, 2016) rescales each token's vector to mean 0 and
+# Why normalize? Each sub-layer of the block works best on inputs of a steady scale, while the sum
+# that flows through the blocks keeps growing (Section 4.6 measures it); normalizing each
+# sub-layer's input keeps it on a fixed scale. Layer normalization (Ba, Kiros and Hinton, 2016)
+# rescales each token's vector to mean 0 and
 # variance 1 over its $C$ features, then applies a learned scale $\gamma$ and shift $\beta$:
 #
 # $$
@@ -69,7 +71,7 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # \mathrm{LN}(x)_i = \gamma_i \, \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_i .
 # $$
 #
-# Seed 001's example is a batch of two token vectors with $C = 5$ features each:
+# The book's example is a batch of two token vectors with $C = 5$ features each:
 
 # %%
 torch.manual_seed(123)
@@ -110,10 +112,10 @@ assert normalized.mean(dim=-1).abs().max() < 1e-6
 assert torch.allclose(normalized.var(dim=-1, unbiased=False), (var / (var + eps)).flatten())
 
 # %% [markdown]
-# The cell above reproduces seed 001's mean (-0.3596 and -0.2606), variance (0.2015 and 0.2673)
+# The cell above reproduces the book's mean (-0.3596 and -0.2606), variance (0.2015 and 0.2673)
 # and normalized rows. Each row now has mean 0; its variance is $\sigma^2 / (\sigma^2 + \epsilon)$,
-# a hair below 1 (0.99995 and 0.99996 in the cell above), because of $\epsilon$. Seed 001 prints
-# these as 1.0000, which is the same number rounded to four digits.
+# a hair below 1 (0.99995 and 0.99996 in the cell above), because of $\epsilon$. Printed with four
+# digits, as the book does, they show as 1.0000, which is the same number rounded to four digits.
 #
 # **Why $\epsilon$?** A token whose features are all equal has variance 0, and normalizing it
 # divides 0 by 0:
@@ -191,8 +193,10 @@ print("our LayerNorm equals nn.LayerNorm to 1e-6 on a (4, 7, 5) input with rando
 # **Per token, not per batch.** Batch normalization, common in image models, computes its mean
 # and variance for each *feature* across the examples of a batch. Layer normalization computes
 # them for each *token* across its own features, so a token's output never depends on the other
-# tokens or sequences in the batch. The cell below normalizes the first row of `batch_example`
-# alone and inside the batch of two, with both kinds of normalization:
+# tokens or sequences in the batch. The cell below checks whether row 0's output changes with the
+# rest of the batch: for LayerNorm, row 0 alone against row 0 inside the batch of two; for
+# BatchNorm (which cannot take a batch of one in training mode), row 0 next to row 1 against row 0
+# next to twice row 1:
 
 # %%
 ln = LayerNorm(5)
@@ -211,10 +215,13 @@ assert torch.allclose(ln(alone)[0], ln(in_batch)[0])
 
 # %% [markdown]
 # Batch normalization changes row 0's output when the other row changes, and in training mode it
-# cannot normalize a batch of one example at all (the error in the cell above). A language model
-# is trained on batches of sequences but generates text one sequence at a time, and each token's
-# features should not depend on what else happens to share its batch. Layer normalization has none
-# of these problems, and it behaves the same in training and in evaluation: no running averages.
+# cannot normalize a batch of one example at all (the error in the cell above). In evaluation mode
+# it would use running averages kept during training, so generating one sequence at a time is
+# possible, but it then computes something different in training and in evaluation. Worse for a
+# language model: statistics pooled over a batch of sequences and their positions mix later tokens
+# (and padding) into every token's features, and a token must not see the tokens after it (Chapter
+# 3's causal mask). Layer normalization has none of these problems: each token is normalized by its
+# own features alone, the same way in training and in evaluation.
 
 # %% [markdown]
 # ## 4.2 GELU, the activation
@@ -271,11 +278,12 @@ assert 4e-4 < diff.max() < 5e-4
 assert torch.allclose(diff, diff.flip(0))  # symmetric
 
 # %% [markdown]
-# The largest gap, in the cell above, is below $5 \times 10^{-4}$, near $x = \pm 2.7$, where
-# GELU itself is small (so the gap is 5.0% of its value there). In absolute terms it is far below
-# anything training notices, which is why either form works. What matters is to use the one the
-# weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 8 loads
-# OpenAI's weights into it.
+# The largest gap, in the cell above, is below $5 \times 10^{-4}$, near $x = \pm 2.7$. At
+# $x = -2.7$, where GELU itself is tiny, that is 5.0% of its value (the cell's last line); at
+# $x = +2.7$, where GELU is nearly $x$ itself, it is a negligible fraction. In absolute terms it is
+# far below anything training notices, which is why either form works. What matters is to use the
+# one the weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 8
+# loads OpenAI's weights into it.
 #
 # The curves, and their derivatives computed by autograd:
 
@@ -296,6 +304,11 @@ for name, fn in [("ReLU", F.relu), ("GELU (exact)", gelu_exact), ("GELU (tanh)",
     dy = torch.autograd.grad(y.sum(), at)[0]
     print(f"{name:13s} f  at -3, -1, 0, 1: {[round(v, 4) for v in y.tolist()]}")
     print(f"{'':13s} f' at -3, -1, 0, 1: {[round(v, 4) for v in dy.tolist()]}")
+slope = slopes["GELU (exact)"]
+low, high = slope.argmin(), slope.argmax()
+print(f"GELU's derivative: lowest {slope[low].item():.3f}",
+      f"at x = {x_plot[low].item():.2f},",
+      f"highest {slope[high].item():.3f} at x = {x_plot[high].item():.2f}")
 lowest = curves["GELU (exact)"].argmin()
 print(f"GELU's minimum on the grid: {curves['GELU (exact)'][lowest].item():.4f} at x = {x_plot[lowest].item():.2f}")
 
@@ -305,8 +318,10 @@ print(f"GELU's minimum on the grid: {curves['GELU (exact)'][lowest].item():.4f} 
 # - ReLU's derivative is exactly 0 for every negative input, so a unit whose input stays negative
 #   gets no gradient at all and stops learning (a "dead" ReLU). GELU's derivative at -1 is -0.0833,
 #   and it only tends to 0 far to the left.
-# - GELU is smooth: its derivative goes from 0 to 1 continuously instead of jumping at 0 (ReLU's
-#   derivative at exactly 0 is 0 by PyTorch's convention).
+# - GELU is smooth: its derivative changes continuously instead of jumping from 0 to 1 at 0 (ReLU's
+#   derivative at exactly 0 is 0 by PyTorch's convention). On its way it dips slightly below 0 and
+#   overshoots slightly above 1 (the lowest and highest values in the cell above), tending to 0 far
+#   to the left and to 1 far to the right.
 # - GELU is not monotonic: it dips below zero, to about -0.17 near $x = -0.75$, so small negative
 #   inputs produce small negative outputs.
 #
@@ -381,7 +396,7 @@ assert n_ffn == 8 * emb_dim**2 + 5 * emb_dim and n_att == 4 * emb_dim**2 + 4 * e
 # unchanged. Without shortcuts, the gradient that reaches the first layer of a deep network is a
 # product of one Jacobian per layer, and a product of many small factors vanishes.
 #
-# Seed 001's experiment measures this with five small layers (widths 3, 3, 3, 3, 3, 1), each a
+# The book's experiment measures this with five small layers (widths 3, 3, 3, 3, 3, 1), each a
 # linear layer followed by GELU, with a shortcut around every layer whose input and output shapes
 # agree, so not around the last one (3 to 1). One input, target 0, mean squared error; then the
 # mean absolute gradient of each layer's weights.
@@ -426,16 +441,17 @@ for use_shortcut in (False, True):
         print(f"layers.{i}.0.weight has gradient mean of {g:.4e}")
 
 # %% [markdown]
-# The cell above reproduces seed 001's ten gradient means (which it prints with all their float
-# digits) to the four significant digits shown; the check below compares them to a relative
-# $10^{-5}$.
+# The cell above reproduces the ten gradient means the book prints (with all their float digits)
+# to the four significant digits shown; the check below compares them to a relative $10^{-5}$.
 
 # %%
-seed_001 = {"without shortcuts": [0.00020173587836325169, 0.0001201116101583466, 0.0007152041071094573,
-                                  0.0013988735154271126, 0.005049645435065031],
-            "with shortcuts": [0.22169791162014008, 0.20694106817245483, 0.32896995544433594,
-                               0.2665732204914093, 1.3258540630340576]}
-for label, values in seed_001.items():
+published = {"without shortcuts": [0.00020173587836325169, 0.0001201116101583466,
+                                   0.0007152041071094573, 0.0013988735154271126,
+                                   0.005049645435065031],
+             "with shortcuts": [0.22169791162014008, 0.20694106817245483,
+                                0.32896995544433594, 0.2665732204914093,
+                                1.3258540630340576]}
+for label, values in published.items():
     assert all(math.isclose(ours, theirs, rel_tol=1e-5) for ours, theirs in zip(grad_means[label], values))
 without, with_ = grad_means["without shortcuts"], grad_means["with shortcuts"]
 ratios = [w / wo for w, wo in zip(with_, without)]
@@ -451,38 +467,13 @@ plt.show()
 
 # %% [markdown]
 # Without shortcuts, the first layer's gradient is 0.040 of the last layer's (the cell above);
-# with them, every layer's gradient is between about 190 and 1,700 times larger than without. Seed 001
-# describes the first case as the gradient vanishing "from 0.005 (Layer 4) down to 0.0002
-# (Layer 0)"; the smallest value is in fact layer 1's, 0.00012, so the fall is not monotonic,
-# but the trend is the point. Exercise 4.4 makes the network deeper.
+# with them, every layer's gradient is between about 190 and 1,700 times larger than without. (The
+# fall without shortcuts is not monotonic: layer 1's gradient is the smallest, but the trend is the
+# point.) Exercise 4.4 makes the network deeper.
 #
-# Seed 001 then summarizes the idea with a shorter loop that drops the shape check,
-# `if self.use_shortcut: x = x + layer_output`. That version is wrong, and silently so: the last
-# layer's `(1, 1)` output broadcasts against the `(1, 3)` input, the "shortcut" is added to a
-# layer that changes the width, and the network returns three numbers instead of one:
-
-
-# %%
-class SeedShortcutLoop(ExampleDeepNeuralNetwork):
-    def forward(self, x):
-        for layer in self.layers:
-            layer_output = layer(x)
-            x = x + layer_output if self.use_shortcut else layer_output  # no shape check
-        return x
-
-
-torch.manual_seed(123)
-broken = SeedShortcutLoop(layer_sizes, use_shortcut=True)
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    nn.MSELoss()(broken(sample_input), torch.tensor([[0.0]]))
-print("output shape:", tuple(broken(sample_input).shape), "instead of (1, 1)")
-print("MSELoss warns:", str(caught[0].message).split(" This will")[0])
-assert broken(sample_input).shape == (1, 3)
-
-# %% [markdown]
-# In the transformer block every sub-layer keeps the width $C$, so the shortcut always applies,
-# and no such check is needed.
+# The shape check in `forward` matters: without it, the last layer's `(1, 1)` output would broadcast
+# against the `(1, 3)` input and the network would silently return three numbers instead of one. In
+# the transformer block every sub-layer keeps the width $C$, so the shortcut always applies.
 #
 # ## 4.5 The transformer block
 #
@@ -728,20 +719,30 @@ assert torch.allclose(out, their_block(x), atol=1e-6)
 assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The LayerNorm batch, the GELU and feed-forward examples and the five-layer shortcut experiment are
+# the running examples of *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm`,
+# which we met through a popular walk-through of it; the cells above recompute every number those
+# examples print. The walk-through's shorter shortcut loop, without the shape check, is the silent
+# broadcasting bug described in Section 4.4. {ref}`seeds` lists the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - **Layer normalization** subtracts each token's mean and divides by its standard deviation
-#   (biased variance, $\epsilon = 10^{-5}$ against the all-equal vector), then applies a learned
+#   (biased variance; $\epsilon = 10^{-5}$ keeps an all-equal vector from dividing 0 by 0), then
+#   applies a learned
 #   scale and shift. It works per token, so a token's output does not depend on the batch,
-#   unlike batch normalization. It reproduced seed 001's numbers and equals `nn.LayerNorm`.
+#   unlike batch normalization. It reproduced the book's numbers and equals `nn.LayerNorm`.
 # - **GELU** is $x\,\Phi(x)$: smooth, slightly negative for small negative inputs, with a nonzero
 #   gradient there. GPT-2's tanh approximation differs from the exact form by less than
 #   $5 \times 10^{-4}$ anywhere; both equal `torch.nn.functional.gelu`.
 # - The **feed-forward network** expands each token to $4C$ features, applies GELU and contracts
 #   back, with $8C^2 + 5C$ parameters: two thirds of a block.
-# - **Shortcut connections** give the gradient an identity path. In seed 001's five-layer network
-#   they made every layer's gradient hundreds of times larger (seed 001's numbers, reproduced to a
-#   relative 1e-5).
+# - **Shortcut connections** give the gradient an identity path. In the book's five-layer network
+#   they made every layer's gradient hundreds of times larger (its published numbers, reproduced
+#   to a relative 1e-5).
 # - The **pre-LayerNorm block** (GPT-2) normalizes the input of each sub-layer and leaves the
 #   residual stream a pure sum; the post-LayerNorm block normalizes after each addition. In a
 #   small experiment both trained equally at learning rate 1e-3 and the pre-LN block trained

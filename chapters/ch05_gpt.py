@@ -50,15 +50,17 @@ from helpers.viz import plot_per_layer
 # 3. a final layer normalization, and a linear *output head* of shape `(C, V)` gives the *logits*
 #    `(B, T, V)`: at every position, one score per token of the vocabulary for what comes next.
 #
-# The code follows {cite}`raschka2024llm` (seed 001 of this book's sources, {ref}`seeds`), with the changes that
-# make it GPT-2 exactly: query, key and value biases, a tied output head, GPT-2's initialization.
+# The code follows *LLMs from Scratch* {cite}`raschka2024llm`, with the changes that make it GPT-2
+# exactly: query, key and value biases, a tied output head, GPT-2's initialization.
 
 # %% [markdown]
 # ## 5.1 The configuration
 #
 # A model's shape is a handful of numbers, kept in one `GPTConfig`: the vocabulary size $V$, the
 # context length, the width $C$ (`emb_dim`), the number of heads $h$ and of blocks $L$, the dropout
-# rate, and two switches, `qkv_bias` and `tie_weights`. OpenAI published four sizes:
+# rate, and two switches, `qkv_bias` and `tie_weights`. OpenAI published four sizes. (The dropout
+# rate of 0.1 is not OpenAI's: the GPT-2 paper gives none and its released code has no dropout; 0.1
+# is GPT-1's rate and the default of `transformers`' GPT-2.)
 
 # %%
 print(f"{'preset':12s} {'emb_dim':>7s} {'n_layers':>8s} {'n_heads':>7s} {'head_dim':>8s}")
@@ -123,16 +125,16 @@ for name, t in [("token vectors", token_vectors), ("position vectors", position_
 # row at position $t$ scores every candidate for token $t + 1$. Training (Chapter 6) will make the
 # right candidate score highest; for now the weights are random.
 #
-# **Initialization.** GPT-2 starts every weight matrix and embedding from a normal distribution
-# with standard deviation 0.02, every bias at zero, and every layer normalization at scale 1 and
-# shift 0. One exception: "we scale the weights of residual layers at initialization by a factor
+# **Initialization.** GPT-2 starts every weight matrix and the token embedding from a normal
+# distribution with standard deviation 0.02 (OpenAI's released code starts the position embedding
+# at 0.01; `transformers` and nanoGPT use 0.02 for both, and so do we), every bias at zero, and
+# every layer normalization at scale 1 and shift 0. One exception: "we scale the weights of
+# residual layers at initialization by a factor
 # of $1/\sqrt{N}$ where $N$ is the number of residual layers" {cite}`radford2019gpt2`. The
 # residual layers are the two sub-layers of each block that write into the residual stream,
 # attention's output projection `att.out_proj` and the feed-forward contraction `ff.proj`, so
 # $N = 2L$ and their standard deviation is $0.02/\sqrt{2L}$ (this is also what transformers'
-# `GPT2LMHeadModel` and nanoGPT do). Seed 003 quotes this sentence of the paper with the formula
-# lost ("where $1/\sqrt{N}$ is the number of residual layers"); the number of layers is $N$, the
-# factor is $1/\sqrt{N}$. Section 5.7 measures what the factor does.
+# `GPT2LMHeadModel` and nanoGPT do). Section 5.7 measures what the factor does.
 
 
 # %%
@@ -261,8 +263,8 @@ assert sum(p.numel() for p in model.trf_blocks[0].parameters()) == per_block
 # GPT-2 small has 124,439,808 parameters, the "124M" of its name: 68% of them in the 12 blocks,
 # 31% in the token embedding. `helpers.model.predicted_parameters(cfg)` is this sum as a formula.
 #
-# **Where 163,009,536 and 124,412,160 come from.** Seed 001 and {cite}`raschka2024llm` report
-# 163,009,536 parameters, and 124,412,160 "considering weight tying". Both are for a model
+# **Where 163,009,536 and 124,412,160 come from.** *LLMs from Scratch* {cite}`raschka2024llm`
+# reports 163,009,536 parameters, and 124,412,160 "considering weight tying". Both are for a model
 # *without* query, key and value biases (`qkv_bias=False`) and, for the first, with a separate
 # output head. The four combinations, counted by building each model on PyTorch's `meta` device,
 # where tensors have shapes but no memory:
@@ -280,14 +282,14 @@ assert variants[False, False] == 163_009_536 and variants[False, True] == 124_41
 assert variants[True, True] == 124_439_808
 
 # %% [markdown]
-# The cell above reproduces both of the seed's numbers, and shows what they are: the qkv biases
+# The cell above reproduces both of the book's numbers, and shows what they are: the qkv biases
 # are $3C$ per block, $12 \times 3 \times 768 = 27{,}648$ parameters in all, and a separate head
 # is $V \times C = 38{,}597{,}376$. GPT-2 as OpenAI released it has the biases and the tied head:
 # 124,439,808. The same numbers come out of Hugging Face transformers' own GPT-2 class, again on
 # the meta device:
 
 # %%
-import transformers  # noqa: E402 (only this cross-check needs it)
+import transformers
 
 for name in helpers.model.PRESETS:
     ours = GPTConfig.from_preset(name)
@@ -303,11 +305,12 @@ print("transformers' GPT-2 small, block 0: c_attn.bias", tuple(hf_small.transfor
 
 # %% [markdown]
 # The four presets have about 124 million, 355 million, 774 million and 1.56 billion parameters
-# (the cell above), the sizes usually quoted as 124M, 355M, 774M and 1.5B. The last line of the
-# cell shows transformers' GPT-2 with a bias of $3C = 2{,}304$ on its fused query-key-value
-# projection `c_attn` and biases on its feed-forward layers. Seed 003 states the opposite, that
-# GPT-2's linear layers have no biases "in the official implementation" and in transformers; the
-# counts above, and the checkpoint Chapter 8 loads, say they do.
+# (the cell above), the sizes usually quoted as 124M, 355M, 774M and 1.5B. (The GPT-2 paper's own
+# table says 117M, 345M, 762M and 1542M; OpenAI later renamed the first two 124M and 355M after
+# recounting.) The last line of the cell shows transformers'
+# GPT-2 with a bias of $3C = 2{,}304$ on its fused query-key-value projection `c_attn` and biases on
+# its feed-forward layers: GPT-2's linear layers do have biases, as the counts above and the
+# checkpoint Chapter 8 loads confirm (some write-ups say otherwise).
 #
 # ## 5.4 Weight tying
 #
@@ -316,7 +319,7 @@ print("transformers' GPT-2 small, block 0: c_attn.bias", tuple(hf_small.transfor
 # `(out, in)`). GPT-2 uses one matrix for both (Press and Wolf, 2017, "Using the Output Embedding
 # to Improve Language Models"): the score of token $v$ is the dot product of the final hidden
 # vector with $v$'s own embedding, so tokens that the model reads alike it also predicts alike.
-# Seed 003's model ties them the same way. In our model the two attributes hold the same tensor:
+# In our model the two attributes hold the same tensor:
 
 # %%
 print("out_head.weight is tok_emb.weight:", model.out_head.weight is model.tok_emb.weight)
@@ -358,7 +361,9 @@ assert bytes_fp32 == 4 * n_params
 # operations (FLOPs). Per token, each block multiplies by $12C^2$ weights ($4C^2$ in attention,
 # $8C^2$ in the feed-forward network), the head by $CV$, and attention's two products with the
 # scores, $QK^\top$ and the weighted sum of the values, cost $2TC$ multiply-adds over $T$
-# positions. So the forward pass costs
+# positions: each query takes a dot product with $T$ keys, $C$ wide in all over the heads, and the
+# weighted sum of $T$ values is as wide again. (This counts the full $T \times T$ score matrix,
+# the masked half included, as the code computes it.) So the forward pass costs
 #
 # $$
 # \text{FLOPs per token} \approx 2\,(12 L C^2 + C V) + 4 L T C .
@@ -496,8 +501,8 @@ plt.show()
 # without it, about five times larger (the cell above). The embeddings, which carry the only
 # information about the input, have a standard deviation of 0.028: the first block's random
 # update is already 13 times that without the scaling (0.372), against 3 times with it (0.081).
-# The difference grows with depth. Keeping the width at $C = 256$ (4 heads, a vocabulary of 1,000 to
-# stay small) and varying only the number of blocks:
+# The difference grows with depth. Switching to a narrower model, $C = 256$ (4 heads, a vocabulary
+# of 1,000 to stay small), and varying only the number of blocks:
 
 # %%
 print(f"{'n_layers':>8s} {'with scaling':>13s} {'without':>8s}   (std of the stream after the last block)")
@@ -557,6 +562,16 @@ assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.
 print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The model code follows *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm`, whose
+# counts (163,009,536 untied, 124,412,160 tied, both without query, key and value biases) the cells
+# above reproduce; GPT-2's own initialization and biases come from its paper {cite}`radford2019gpt2`
+# and OpenAI's released code. An article that builds a "GPT-2-like" model states that GPT-2's linear
+# layers have no biases and loses the $1/\sqrt{N}$ of the paper's sentence; Section 5.3's counts
+# and Chapter 8's checkpoint settle both. {ref}`seeds` lists the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - GPT-2 is token embeddings plus position embeddings, dropout, $L$ pre-LayerNorm blocks, a final
@@ -566,9 +581,10 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 #   each block with $0.02/\sqrt{2L}$. Measured: this keeps the residual stream at the same scale
 #   whatever the depth; without it the stream grows like $\sqrt{L}$.
 # - GPT-2 small has 124,439,808 parameters with its query, key and value biases and the output
-#   head tied to the token embedding; 124,412,160 and 163,009,536, the seed's numbers, are the same
-#   model without qkv biases, tied and untied. Tying saves $V \times C$ = 38,597,376 parameters.
-#   Medium, large and XL have 354,823,168, 774,030,080 and 1,557,611,200, equal to transformers'
+#   head tied to the token embedding; 124,412,160 and 163,009,536, *LLMs from Scratch*'s numbers,
+#   are the same model without qkv biases, tied and untied. Tying saves $V \times C$ = 38,597,376
+#   parameters. Medium, large and XL have 354,823,168, 774,030,080 and 1,557,611,200, equal to
+#   transformers'
 #   `GPT2LMHeadModel`.
 # - A forward pass costs $2(12LC^2 + CV) + 4LTC$ FLOPs per token, about 285 million for GPT-2
 #   small, checked against PyTorch's FLOP counter; fp32 weights take 4 bytes a parameter, bf16 2.

@@ -64,7 +64,9 @@ DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data
 #
 # We start from an untrained model with GPT-2's vocabulary. Its shape is the one this chapter trains
 # (Section 6.4 explains the choice): 64-dimensional token vectors and a single transformer block, small
-# enough to train on a laptop CPU.
+# enough to train on a laptop CPU. Unlike Chapter 5's GPT-2, it has no query, key and value biases
+# (as in *LLMs from Scratch*) and an output head of its own, untied from the token embedding:
+# Section 6.4 shows why (tied, this small model, trained this briefly, stalls).
 
 # %%
 tokenizer = gpt2_encoding()
@@ -153,7 +155,7 @@ print(f"{len(text):,} characters -> train {len(train_ids):,} tokens, validation 
 # Chapter 1's `create_dataloader` cuts the token sequences into windows of 256 tokens, without overlap
 # (`stride=256`). Training batches hold one window each (`batch_size=1`: one optimizer step per window
 # in every pass over the data, an *epoch*) and come in a shuffled order fixed by `seed`; validation
-# keeps the order and its last, incomplete batch.
+# keeps the stored order. In both, the few tokens after the last whole window are left out.
 
 # %%
 train_loader = create_dataloader(train_ids, batch_size=1, context_length=256, stride=256, shuffle=True,
@@ -198,6 +200,10 @@ assert abs(untrained_train - math.log(cfg.vocab_size)) < 0.1
 # Around the steps, the loop keeps books: the number of tokens seen, the train and validation losses every
 # `eval_every` steps (in `eval()` mode, so that dropout is off, and before the first step too), and after
 # every epoch a greedy continuation of a fixed prompt, so that we can read what the model has learned.
+# The losses are cheap estimates: the mean over the first `eval_iters` batches of each loader. The
+# training loader reshuffles every time it is read, so each training-loss estimate uses another
+# handful of windows, and the same weights can print slightly different training losses (the
+# validation loader keeps its order, so its estimate does not move).
 
 # %%
 def sample_text(model, tokenizer, prompt, max_new_tokens=50):
@@ -253,10 +259,18 @@ train_loader = create_dataloader(train_ids, batch_size=1, context_length=256, st
 simple_log = train_simple(model, train_loader, val_loader, optimizer, num_epochs=1, eval_every=6, eval_iters=5,
                           tokenizer=tokenizer, prompt="Every effort moves you")
 assert simple_log["train_loss"][-1] < simple_log["train_loss"][0] - 2
+model.eval()
+all_windows = DataLoader(train_loader.dataset, batch_size=1)  # every window, in order
+print(f"training loss over all {len(all_windows)} training windows: "
+      f"{loader_loss(all_windows, model):.3f}")
+model.train()
 
 # %% [markdown]
-# After 18 steps the loss has fallen by several nats: the model has learned which tokens are frequent
-# (commas, "the", "I"), the cheapest gain there is. Its text is still noise.
+# After 18 steps the loss has fallen by several nats: the model has learned to bet on frequent
+# tokens, the cheapest gain there is (its sample is nothing but commas). The last line measures the
+# same weights on every training window instead of five random ones: the five-window estimate is
+# close, but not equal, and Section 6.4's run, which reaches the same weights after its first epoch,
+# draws another five windows and prints another estimate.
 #
 # `helpers.train.train` is this loop with more bookkeeping: a progress bar, a `History` of the losses,
 # the learning rate and the gradient norm of every step, optional learning-rate schedules and gradient
@@ -281,6 +295,9 @@ for name, s in [("BOOK_SMALL", BOOK_SMALL), ("FULL_124M", FULL_124M)]:
     print(f"{name:10}: emb_dim {c.emb_dim:3}, n_layers {c.n_layers:2}, {n_params / 1e6:6.1f} M parameters, "
           f"{3 * flops_per_token(c) / 1e6:7.1f} MFLOP per training token, batch {s.batch_size}, "
           f"lr {s.lr}, {s.num_epochs} epochs")
+    loader = create_dataloader(train_ids, s.batch_size, s.context_length,
+                               stride=s.context_length, drop_last=True)
+    print(f"{'':12}{len(loader)} steps per epoch, {s.num_epochs * len(loader)} in all")
 small_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", emb_dim=64, n_layers=1, n_heads=4, context_length=256))
 full_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", context_length=256))
 print(f"FULL_124M costs {full_cost / small_cost:.0f}x more per token")
@@ -297,12 +314,15 @@ print(f"BOOK_SMALL: {vocab_tables:,} weights in the two vocabulary tables, {bloc
 #
 # Two choices differ from GPT-2 and need a word. Both settings *untie* the output head from the token
 # embedding (`tie_weights=False`), and `FULL_124M` also starts its two embedding tables from N(0, 1), the
-# PyTorch default that the *LLMs from Scratch* model keeps, instead of GPT-2's N(0, 0.02). We measured
-# why, with this chapter's code (the recorded runs after the training cell): with GPT-2's own tied
-# weights and initialization, ten epochs at these settings never get past the frequent-token stage, let
-# alone memorize. GPT-2's initialization was designed for long runs on billions of tokens; on 4,612
-# tokens and 90 steps, large embeddings that keep each token's identity loud in the residual stream let
-# the 124M model memorize quickly. `BOOK_SMALL` is untied for the same reason: tied, it stalled too.
+# PyTorch default that the *LLMs from Scratch* model keeps, instead of GPT-2's N(0, 0.02). (Its
+# linear layers keep GPT-2's initialization, N(0, 0.02) and zero biases, where *LLMs from Scratch*
+# keeps PyTorch's default uniform one: `FULL_124M` shares that run's hyper-parameters, not its
+# every weight.) We measured why, with this chapter's code (the recorded runs after the training
+# cell): with GPT-2's own tied weights and initialization, ten epochs at these settings never get
+# past the frequent-token stage, let alone memorize. GPT-2's initialization was designed for long
+# runs on billions of tokens; on 4,612 tokens and 90 steps (the cells above print both), large
+# embeddings that keep each token's identity loud in the residual stream let the 124M model
+# memorize quickly. `BOOK_SMALL` is untied for the same reason: tied, it stalled too.
 #
 # The switch: set it to `True` on a machine with a GPU to run the full 124M configuration through every
 # cell below (on a CPU it works too, slowly).
@@ -333,9 +353,7 @@ def save_before_the_end(history):
 
 print(f"{count_parameters(model):,} parameters, {len(train_loader)} steps per epoch, on {device}")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar and the elapsed time show wall-clock figures that differ on every run.
+# %% tags=["nbval-ignore-output"]
 start = time.perf_counter()
 history = train(model, train_loader, val_loader, optimizer, settings.num_epochs, eval_every=settings.eval_every,
                 eval_iters=settings.eval_iters, tokenizer=tokenizer, start_context="Every effort moves you",
@@ -343,7 +361,9 @@ history = train(model, train_loader, val_loader, optimizer, settings.num_epochs,
 print(f"training took {time.perf_counter() - start:.0f} s")
 
 # %% [markdown]
-# The losses and samples repeat exactly from run to run on the same machine (fixed seeds, one process):
+# The losses and samples repeat exactly from run to run on the same machine (fixed seeds, one
+# process). The training loss after epoch 1 is not Section 6.3's for the same weights: both are
+# five-window estimates, drawn from a reshuffled loader; the mean over all windows is printed there.
 
 # %%
 print("\n".join(history.lines()))
@@ -456,9 +476,12 @@ for name, (tr, va, lo) in REFERENCE_RUNS.items():
 # - **Gradient clipping.** When the gradient's norm (all gradients as one long vector) exceeds a threshold,
 #   it is scaled down to that norm, so that a single unusual batch cannot move the weights far.
 #
-# `warmup_cosine` returns the schedule as a function from step to learning rate; `train` sets it before
-# every step. The left plot compares it with the constant rate; the right one shows the gradient norms
-# that the plain run above recorded, against the clipping threshold of 1.0.
+# `warmup_cosine` returns the schedule as a function from step $s$ (counted from 0) to learning
+# rate: $\text{peak} \cdot (s + 1)/W$ during the $W$ warmup steps, then
+# $\text{min} + \tfrac12(\text{peak} - \text{min})(1 + \cos \pi p)$, where $p$ goes from 0 at
+# step $W$ to 1 at the last of the $S$ steps, $S - 1$, in $S - W - 1$ equal increments; `train`
+# sets it before every step. The left plot compares it with the constant rate; the right one shows
+# the gradient norms that the plain run above recorded, against the clipping threshold of 1.0.
 
 # %%
 total_steps = settings.num_epochs * len(train_loader)
@@ -479,9 +502,7 @@ print(f"the plain run's gradient norm exceeded 1.0 at {clipped} of {total_steps}
 # Now the measurement: the same model, seed, data and number of steps as the plain run, with the schedule
 # and clipping switched on.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar and the elapsed time show wall-clock figures that differ on every run.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(123)
 model_s, optimizer_s, train_loader_s, val_loader_s = setup_pretraining(text, tokenizer, settings, device)
 start = time.perf_counter()
@@ -508,10 +529,13 @@ plot_losses(history_s, ax=ax, label="warmup + cosine + clip", color="C1")
 plt.show()
 
 # %% [markdown]
-# On the same budget of steps, the schedule changes what the steps buy. Its validation loss reaches a
-# lower minimum, later, and stays near it instead of climbing; its training loss ends far higher, and it
-# predicts far fewer training tokens. The decaying learning rate spends the last epochs settling the
-# weights rather than memorizing the text. On a dataset this small that is the better trade.
+# On the same budget of steps, in this run (one seed), the schedule changes what the steps buy. Its
+# validation loss reaches a lower minimum, later, and stays near it instead of climbing; its
+# training loss ends far higher, and it predicts far fewer training tokens. A likely reading: the
+# decaying learning rate spends the last epochs settling the weights rather than memorizing the
+# text. The run changes three things at once (warmup, decay, clipping), and its mean learning rate
+# is lower than the constant one, so it does not say which of them made the difference; one seed
+# and a gap of a tenth of a nat are a hint, not a proof.
 #
 # What did clipping contribute? The gradient norm exceeded the threshold at most steps of the plain run
 # (the count printed above), so the clipped run scaled most gradients down. With Adam that changes less
@@ -554,9 +578,7 @@ print([n for n in names if n.startswith("optimizer.0.") or n.startswith("rng.")]
 # To resume, build everything afresh, here even with another seed, which the checkpoint overrides; load;
 # and call `train` with the loaded history, which knows that `resume_epoch` epochs are done.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 model_r, optimizer_r, train_loader_r, val_loader_r = setup_pretraining(text, tokenizer, settings, device)
 resumed = load_checkpoint(checkpoint_dir / "resume.safetensors", model_r, optimizer_r, train_loader_r)
@@ -630,9 +652,7 @@ assert torch.equal(hf_ids, generate_greedy(model, prompt, 30))
 # taking turns, and reports tokens per second for each. The same measurement runs as
 # `benchmarks/train_throughput.py`.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 bench_cfg = dataclasses.replace(model.cfg, qkv_bias=True)
 with torch.device(device):
     r = throughput_comparison(bench_cfg, batch_size=settings.batch_size, repeat=5)
@@ -748,8 +768,10 @@ print(f"untrained loss: counting padding {with_pad:.3f}, ignoring it {without_pa
 assert torch.allclose(without_pad, calc_loss_batch(x, y, names_model, ignore_index=PAD))
 
 # %% [markdown]
-# Untrained, both are near $\ln V$; but once the model learns that `<pad>` follows `<pad>`, the loss that
-# counts padding would fall for that reason alone. `train` takes the same `ignore_index`. The model is
+# Untrained, both are near $\ln V$. A model trained *on* the padding would learn that `<pad>`
+# follows `<pad>`, and a loss that counts padding would fall for that reason alone. Ours is trained
+# with `ignore_index` and never learns it, so counting padding would make its loss *rise* (Exercise
+# 6.2 measures by how much). `train` takes the same `ignore_index`. The model is
 # GPT-2's architecture at toy size, tied weights included. Its tensors are so small that a second CPU
 # thread mostly waits for the first (and on a busy machine, for its turn), so this section runs on one.
 
@@ -763,9 +785,7 @@ def one_thread():
     finally:
         torch.set_num_threads(threads)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 names_optimizer = torch.optim.AdamW(names_model.parameters(), lr=3e-3, weight_decay=0.1)
 with one_thread():
     names_history = train(names_model, names_train, names_val, names_optimizer, num_epochs=30,
@@ -846,9 +866,7 @@ print(f"validation loss of the untrained model: {calc_loss_loader(helper_val, in
 # And one epoch of `helpers.train` reproduces Section 6.3's epoch of `train_simple`, loss for loss and
 # sample for sample:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(123)
 helper_model, helper_optimizer, helper_loader, helper_val = setup_pretraining(text, tokenizer, BOOK_SMALL)
 helper_history = train(helper_model, helper_loader, helper_val, helper_optimizer, 1, eval_every=6,
@@ -860,6 +878,16 @@ assert helper_history.train_loss == simple_log["train_loss"] and helper_history.
 assert helper_history.tokens_seen == simple_log["tokens_seen"] and helper_history.samples == simple_log["samples"]
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The training run, its `FULL_124M` settings and the prompt "Every effort moves you" follow *Build a
+# Large Language Model (From Scratch)* {cite}`raschka2024llm`; the losses it published are quoted in
+# Section 6.4 as recorded numbers, labelled as such, next to this page's live run. The schedule is
+# GPT-3's recipe. The names project of Section 6.8 rebuilds one from an article that builds a
+# "GPT-2-like" model, here with GPT-2's own block, a validation split and ignored padding. Every
+# other number is computed by the cells above. {ref}`seeds` lists the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - The cross-entropy loss is the negative mean log-probability of the true next tokens; untrained, it is
@@ -869,7 +897,8 @@ assert helper_history.tokens_seen == simple_log["tokens_seen"] and helper_histor
 # - On one short story a model memorizes: the training loss falls far below the validation loss, which
 #   bottoms out and rises again, and the samples quote the text verbatim.
 # - Warmup, cosine decay and gradient clipping change how a budget of steps is spent; measured here, on
-#   the same budget, they gave a lower validation minimum and much less memorization.
+#   the same budget, in this one run, they gave a lower validation minimum and much less
+#   memorization.
 # - A checkpoint must hold the weights, the optimizer's state, the position in the run and the random
 #   generators' states; then resuming equals never stopping. Safetensors stores tensors without pickle,
 #   and `helpers.gpt2.save_hf_checkpoint` writes a folder that `transformers` loads.
@@ -946,9 +975,7 @@ assert counting > ignoring
 # Exact reproducibility needs the generators' states too.
 # ```
 
-# %% tags=["hide-cell"]
-# NBVAL_IGNORE_OUTPUT
-# Why: the progress bar shows wall-clock rates.
+# %% tags=["hide-cell", "nbval-ignore-output"]
 torch.manual_seed(0)
 model_x, optimizer_x, train_loader_x, val_loader_x = setup_pretraining(text, tokenizer, settings, device)
 h_x = load_checkpoint(checkpoint_dir / "resume.safetensors", model_x, optimizer_x, train_loader_x, restore_rng=False)

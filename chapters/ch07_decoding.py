@@ -5,7 +5,8 @@
 #
 # A trained language model does not write text. For the last position of its input it gives one score,
 # a *logit*, to every token of the vocabulary. *Decoding* turns those scores into one chosen token,
-# appends it, and asks again. Every text-generation API exposes the same few knobs for that loop:
+# appends it, and asks again. Text-generation APIs in the style of `transformers` expose the same
+# few knobs for that loop:
 # `temperature`, `top_k`, `top_p`, `num_beams` and `do_sample`. In this chapter you will build:
 #
 # - greedy decoding as a loop, and measure its two weaknesses: it repeats itself and it cannot take a choice back;
@@ -72,9 +73,7 @@ transformers.utils.logging.disable_progress_bar()
 # empty home folder, so there each chapter that needs the model (this one, 8 and 9) trains it
 # once again.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
+# %% tags=["nbval-ignore-output"]
 tokenizer = gpt2_encoding()
 text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
 settings = BOOK_SMALL
@@ -224,7 +223,7 @@ def keep_top_p(logits, p):
     sorted_probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass ranked above each
     drop_sorted = mass_before >= p  # the set already reached p without this token
-    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # undo the sort
     return logits.masked_fill(drop, float("-inf"))
 
 
@@ -363,14 +362,19 @@ print("same seed, same text; global RNG untouched")
 # %% [markdown]
 # Temperature 0.7 with top-k 40 stays close to the story; temperature 2 turns into a soup of rare
 # tokens, because the flattened distribution puts real mass on the tail. The first and third texts
-# share their start: with the same seed the draws are the same numbers, and top-p 0.9 only changes a
-# draw that would have landed in the removed tail.
+# share their start: with the same seed the draws are the same random numbers, and top-p 0.9 only
+# changes a draw that would have landed in the removed tail. That holds because of how
+# `torch.multinomial` draws one sample: it gives each token its own random number and picks the
+# token with the best ratio of probability to that number, so renormalizing the surviving
+# probabilities does not change which of them wins. (A sampler that compares one uniform number with
+# the cumulative sum of the probabilities would shift many draws.)
 #
 # ## 7.6 Beam search
 #
 # Greedy keeps one candidate text; **beam search** keeps `num_beams` of them. At each step it extends
 # every beam by every token, scores each extension by its total log-probability
-# $\sum_t \log p(x_t \mid x_{<t})$, and keeps the `num_beams` best. Seed 002 ({ref}`seeds`) draws this for "My cute
+# $\sum_t \log p(x_t \mid x_{<t})$, and keeps the `num_beams` best. A well-known slide deck on text
+# generation (see "Where these numbers come from" at the end of the chapter) draws this for "My cute
 # dog": greedy commits to the most probable next word, while a beam that starts with a less probable
 # word can end with a more probable sentence. Here is a version for one prompt and no end-of-text
 # token:
@@ -397,7 +401,7 @@ def continuation_logprobs(model, ids, prompt_len):
     return logprobs[prompt_len - 1:].gather(1, ids[0, prompt_len:, None])[:, 0]  # (new,)
 
 # %% [markdown]
-# On seed 002's own prompt, with 8 new tokens and 3 beams:
+# On that deck's prompt, with 8 new tokens and 3 beams:
 
 # %%
 dog = encode("My cute dog")
@@ -450,7 +454,9 @@ assert better >= 6 and worse == 0
 #
 # **End of text and the length penalty.** Real generation stops at an end-of-text token (`eos_id`).
 # A beam that emits it is *finished*: it leaves the running beams for a list of finished hypotheses,
-# and the search ends when no running beam can still beat the finished ones. Comparing texts of
+# and the search ends when no running beam is likely to beat the finished ones (`transformers`'
+# default `early_stopping=False` judges that with a heuristic; `early_stopping="never"` is the exact
+# bound). Comparing texts of
 # different lengths by total log-probability favours short ones (every token adds a negative number),
 # so `transformers` scores a finished hypothesis as
 #
@@ -538,11 +544,11 @@ assert same_ids == 2 * len(prompts)
 
 # %% [markdown]
 # **Streaming.** A chat window shows each token as soon as it is chosen instead of waiting for the
-# whole text (seed 000 writes its loop as a Python generator that `yield`s each id). `stream(...)`
-# takes the same arguments as `generate` for one prompt (no beams: the best beam can change until the
-# end) and yields each new id as an `int`. Printing needs one more step: GPT-2's tokens are bytes, and
-# a character such as "é" can be split over two tokens, so `stream_text` holds a piece back until its
-# characters are whole.
+# whole text (a Python generator that `yield`s each id is the natural way to write it).
+# `stream(...)` takes the same arguments as `generate` for one prompt (no beams: the best beam can
+# change until the end) and yields each new id as an `int`. Printing needs one more step: GPT-2's
+# tokens are bytes, and a character such as the emoji "😀" is split over two tokens, so
+# `stream_text` holds a piece back until its characters are whole.
 
 # %%
 pieces = []
@@ -752,9 +758,7 @@ print("greedy, sampling, beam search: the same ids with and without the cache, "
 #
 # First our small model, 150 new tokens after a short prompt, greedily:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 seconds = time_turns({cache: lambda cache=cache: generate(model, prompt_ids, 150,
                                                           use_cache=cache)
                        for cache in (False, True)}, repeat=1, warmup=0)
@@ -769,9 +773,7 @@ print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the c
 # cell below measures 48, which favours the no-cache loop (its cost per step grows with the length),
 # so the speed-up it shows is smaller than the script's.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock timings differ on every run.
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 gpt2_small = GPTModel(GPTConfig.from_preset("gpt2-small", drop_rate=0.0)).eval()
 with tempfile.TemporaryDirectory() as directory:
@@ -800,13 +802,19 @@ print(f"GPT-2 small config: {n_params:,} parameters, {4 * n_params / 1e6:.0f} MB
       f"weights; {n_new} new tokens, one thread:")
 for name, tps in speed.items():
     print(f"  {name:15s} {tps:6.1f} tokens/s")
+seen = range(prompt_ids.shape[1] + 1, prompt_ids.shape[1] + n_new + 1)  # input lengths
+flop_ratio = sum(t * flops_per_token(small, t) for t in seen) / (
+    prompt_ids.shape[1] * flops_per_token(small, prompt_ids.shape[1])
+    + sum(flops_per_token(small, t) for t in seen[:-1]))
+print(f"FLOP count: {flop_ratio:.0f}x fewer with the cache for {n_new} new tokens")
 print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x; "
       f"ours vs transformers {speed['ours, KV cache'] / speed['transformers']:.2f}x")
 
 # %% [markdown]
 # The three produce the same ids (the assert). On our small model the cache wins by a wide margin
 # (the first cell), because without it each step recomputes the output head, 50,257 logits, for every
-# earlier position too. On GPT-2 small the cache's gain is far smaller than the FLOP count predicted,
+# earlier position too. On GPT-2 small the cache's gain is far smaller than the FLOP count predicts
+# for these tokens (both are in the cell above),
 # and grows with the number of tokens (`benchmarks/generate.py` measures 256). With one token per
 # step the model does two floating-point operations per weight and must read every weight from
 # memory (the megabytes in the cell above): memory, not arithmetic, sets the pace. Our cached loop
@@ -822,6 +830,14 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # in this chapter's decoding does not depend on how many cores the machine has (the model itself was
 # trained with all of them: {doc}`../book/results` says what that changes), and a busy machine slows the
 # chapter less. `benchmarks/generate.py --threads 2` measures with more.
+#
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The prompt "My cute dog" and the beam-search picture in words come from a slide deck on attention
+# visualization and text-generation parameters; the streaming loop is written as in a blog post on
+# a small GPT trained from scratch. Every number on this page is computed by the cells above, with
+# `transformers`' `generate` as the reference. {ref}`seeds` lists the write-ups the book grew from.
+# ```
 #
 # ## Summary
 #
@@ -971,8 +987,13 @@ assert measured == kv_cache_bytes(model.cfg, 256)
 # ```{admonition} Solution 7.4
 # :class: dropdown
 # Top-k with $k = 1$ leaves one finite logit, the largest, so the softmax puts all mass on it and every
-# draw is the argmax. Top-p with a tiny $p$ keeps only the most probable token too, unless several
-# tokens tie for the largest logit: top-k would keep all of them, and a draw could pick any.
+# draw is the argmax. Top-p with a tiny $p$ keeps the smallest set of most probable tokens whose
+# mass reaches $p$: the most probable token alone, so it matches greedy too. Both can fail when
+# several tokens tie for the largest logit. Top-k keeps every token tied with the $k$-th, so
+# `top_k=1` keeps all the tied tokens and a draw picks any of them at random. Top-p keeps exactly
+# one of them, the one its sort puts first among the most probable, which is deterministic but need
+# not be the lowest index that greedy's `argmax` returns. The cell's last lines show both on tied
+# logits.
 # ```
 
 # %% tags=["hide-cell"]
@@ -985,6 +1006,12 @@ for i, prompt in enumerate(prompts[:5]):
                                **kw)
             assert torch.equal(sampled, greedy_ids), (prompt, seed, kw)
 print("top_k=1 and top_p=1e-6 sampling give greedy's ids (5 prompts, 2 seeds each)")
+tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie at the top
+kept_k = torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
+kept_p = torch.isfinite(top_p_filter(tied_top, 1e-6)).nonzero()[:, 1].tolist()
+print(f"tied logits: greedy picks token {tied_top.argmax().item()};",
+      f"top_k=1 keeps {kept_k}, top_p=1e-6 keeps {kept_p}")
+assert kept_k == [1, 2, 4] and len(kept_p) == 1 and kept_p != [tied_top.argmax().item()]
 
 # %% [markdown]
 # **Exercise 7.5.** Sample eight 30-token continuations of "Every effort moves you" at temperatures 0.5,

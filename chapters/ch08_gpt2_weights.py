@@ -140,13 +140,12 @@ except CheckpointError as err:
 # determines it, so a second call anywhere loads the same weights.
 # In a fresh Colab runtime the cache is empty, so this cell trains: one to two minutes.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: the line says whether the model was trained (with the elapsed time) or loaded from the cache.
+# %% tags=["nbval-ignore-output"]
 book_model, history = helpers.pretrain.book_model(text, enc, BOOK_SMALL)
 
 # %%
-print(f"after {history.epoch} epochs: train loss {history.train_loss[-1]:.3f}, "
+print(f"after {history.epoch} epochs ({history.tokens:,} training tokens seen): "
+      f"train loss {history.train_loss[-1]:.3f}, "
       f"validation loss {history.val_loss[-1]:.3f}")
 print("last sample:", history.samples[-1].replace("\n", " "))
 print(textwrap.fill(repr(book_model.cfg), 88))
@@ -154,7 +153,9 @@ print(textwrap.fill(repr(book_model.cfg), 88))
 # %% [markdown]
 # `helpers.gpt2.save_hf_checkpoint` writes a model in the hub's format: the two files
 # transformers' `save_pretrained` would write. Section 8.6 looks at how; for now it gives us a
-# checkpoint.
+# checkpoint. One visible change: GPT-2's format always has query, key and value biases, so the
+# book's model (which has none) is written with zero biases and comes back with `qkv_bias=True` and
+# $3C$ more parameters per block, all zero, computing the same function (Section 8.6 checks it).
 
 # %%
 stand_in_dir = save_hf_checkpoint(book_model, WORK / "stand-in")
@@ -428,9 +429,7 @@ print(f"logits {tuple(logits.shape)}, largest |logit| {logits.abs().max().item()
 print("within 1e-4 of transformers' logits:", max_diff < 1e-4)
 assert max_diff < 1e-4
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: float32 rounding differences depend on the CPU's vector instructions.
+# %% tags=["nbval-ignore-output"]
 print(f"[{MODEL_LABEL}]")
 print(f"max |our logits - transformers' logits| = {max_diff:.1e} (bound: 1e-4)")
 
@@ -538,12 +537,13 @@ assert continuations["greedy"] == greedy_ids[:25]
 
 # %% [markdown]
 # The label above says whose continuations these are. The stand-in has seen one short story,
-# fifteen passes over its training part, and its continuations show it: phrases recalled from the
-# story, stitched together without sense, and runs of line breaks, the story's most frequent
-# token; greedy decoding and beam search fall into repeating them. OpenAI's GPT-2 was trained on
-# about 40 GB of web text and writes grammatical English, though greedy decoding and beam search
-# tend to loop on a phrase (Chapter 7 measured why); run this page with a network, or
-# Section 8.9's command line with `--model gpt2`, to see it.
+# fifteen passes over its training part (the cell of Section 8.2 prints how many tokens that is),
+# and its continuations show it: phrases recalled from the story, stitched together without sense,
+# and runs of line breaks, one of the story's most frequent tokens; greedy decoding and beam search
+# fall into repeating them. OpenAI's GPT-2 was trained on about 40 GB of web text and writes
+# grammatical English, though greedy decoding and beam search tend to loop on a phrase (Chapter 7
+# measured why); run this page with a network, or Section 8.9's command line with `--model gpt2`,
+# to see it.
 #
 # ## 8.8 Loss and perplexity on the-verdict
 #
@@ -563,7 +563,9 @@ print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, vali
 # With OpenAI's GPT-2, the cell above should print numbers close to those two. Offline, the
 # numbers are the stand-in's, and they are not comparable with LLMs-from-scratch's: the stand-in
 # was trained on the training part of this very story, which flatters its training loss, and on
-# nothing else, which shows in its validation loss.
+# nothing else, which shows in its validation loss. (The training loss here is over every training
+# window; the one Section 8.2 prints from the training history is an estimate over five training
+# windows drawn at random, so the two differ.)
 #
 # **Perplexity** is the exponential of the mean loss per token, $\exp(-\frac1N\sum_t \log
 # p(x_t \mid x_{<t}))$: a perplexity of 20 means the model is, on average, as unsure as if it
@@ -573,7 +575,10 @@ print("LLMs-from-scratch's report for OpenAI's GPT-2 small: training 3.755, vali
 # ["Perplexity of fixed-length models"](https://huggingface.co/docs/transformers/perplexity), slides a
 # window of `context` tokens forward by `stride` tokens at a time and scores, in each window, only
 # the tokens no earlier window scored; the rest of the window serves as context. Every token after
-# the first is then scored once, with at least `context - stride` tokens before it:
+# the first is then scored once, and after the first window each has at least `context - stride`
+# tokens before it (inside the first window, the early tokens have fewer). With `stride = context`
+# there is one exception: each later window's first token has nothing before it in its window and
+# is not scored (Section 8.9's cell prints how many tokens that plan scores):
 
 # %%
 fig = plot_sliding_windows(40, context=16, stride=8, title="a text of 40 tokens, context 16, stride 8")
@@ -697,8 +702,8 @@ assert run.returncode == 0 and result["token_ids"] == greedy_ids
 # the default is half the context), equal to the first row of Section 8.8's table:
 
 # %%
-run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT, "--stride", context,
-          "--json")
+run = cli("perplexity", DATA_DIR / "the-verdict.txt", "--model", CHECKPOINT,
+          "--stride", context, "--json")
 result = json.loads(run.stdout)
 print(f"[{MODEL_LABEL}]")
 print(f"exit status {run.returncode}")
@@ -738,6 +743,16 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
       f"{helper_result.perplexity:.2f}")
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# *Build a Large Language Model (From Scratch)* {cite}`raschka2024llm` also loads OpenAI's weights
+# (from the original TensorFlow checkpoint; this chapter reads the hub's safetensors) and reports
+# GPT-2 small's losses on the-verdict, quoted in Section 8.8 as its figures. The sliding-window
+# perplexity follows Hugging Face's guide, with the one-token correction of Section 8.8. Every other
+# number is computed by the cells above, from whichever model the labels name. {ref}`seeds` lists
+# the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - OpenAI's GPT-2 lives on the Hugging Face hub as `openai-community/gpt2`, `-medium`, `-large`
@@ -752,8 +767,8 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # - Our logits equal `GPT2LMHeadModel`'s on the same checkpoint within float32 rounding (under
 #   $10^{-4}$), greedy text is identical, also at GPT-2 small's full shape; our own model exported
 #   in the same format loads into transformers with the same logits and back into ours bit for bit.
-# - Perplexity with a sliding window scores each token once with at least `context - stride` tokens
-#   of context, and equals a reference computed with transformers.
+# - Perplexity with a sliding window scores each token once, after the first window with at least
+#   `context - stride` tokens of context, and equals a reference computed with transformers.
 # - Offline, as when this page was executed, every model-dependent result is a stand-in's.
 #
 # Moved into `helpers/`:
@@ -826,10 +841,11 @@ assert mask_bytes == 50_331_648
 # %% [markdown]
 # ```{admonition} Solution 8.3
 # :class: dropdown
-# bfloat16 keeps float32's exponent and 8 bits of mantissa, so the file holds two bytes per
-# parameter instead of four: about half the size. Loading copies each value into a float32
-# parameter unchanged, so the model computes with weights rounded to about 3 significant digits;
-# the logits move by far more than float32 rounding, the loss by much less.
+# bfloat16 keeps float32's 8-bit exponent and 7 of its 23 stored mantissa bits (8 bits of
+# precision), so the file holds two bytes per parameter instead of four: about half the size.
+# Loading copies each value into a float32 parameter unchanged, so the model computes with weights
+# rounded to 2 or 3 significant digits; the logits move by far more than float32 rounding, the loss
+# by much less.
 # ```
 
 # %% tags=["hide-cell"]
@@ -903,10 +919,9 @@ assert torch.equal(by_hand_b, written["transformer.h.0.attn.c_attn.bias"])
 # Shifted by 64 tokens, the same non-overlapping windows score far worse: the aligned windows were
 # the training windows, and the model has memorized them, position by position. On the validation
 # text, which the model never trained on, the perplexity is far higher again, and the stride hardly
-# changes it (within a few percent; here a smaller stride is even slightly worse). More context only
-# helps a model that has learned how to use context in general; this one learned the training
-# windows. A model trained for fewer epochs, before its validation loss turns up (Chapter 6), would
-# gain a little from the smaller stride.
+# changes it (within a few percent, the assert checks; the last line of the cell shows in which
+# direction). More context only helps a model that has learned how to use context in general; this
+# one learned the training windows.
 # ```
 
 # %% tags=["hide-cell"]

@@ -73,8 +73,9 @@ DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data
 # ## 9.1 A small model to look inside
 #
 # To see structure we need a trained model, and to keep this chapter self-contained we train one
-# here, in the spirit of seed 000 of this book's sources ({ref}`seeds`), which trained a GPT of 4 heads and 5
-# blocks on a short context and "gathered all the attentions and painted them". Its ingredients:
+# here, in the spirit of a blog post that trained a GPT of 4 heads and 5 blocks on a short context
+# and "gathered all the attentions and painted them" (see "Where these numbers come from" at the
+# end of the chapter). Its ingredients:
 #
 # - Chapter 1's byte-level BPE, trained with Llama 3's split pattern to 2,000 tokens on Edith
 #   Wharton's "The Verdict" {cite}`wharton1908verdict`;
@@ -95,8 +96,8 @@ print(f"training tokens: {split:,}, validation tokens: {len(ids) - split:,}")
 # The story is tiny, a few thousand tokens (the cell above), and a model with hundreds of
 # thousands of parameters learns it by heart if we let it. Two choices slow that down. Training
 # windows start at *every* token (`stride=1`), so no token always sits at the same position of
-# its window; and dropout is 0.3, the rate seed 000 used. Four passes over the windows take well
-# under a minute on a laptop CPU.
+# its window; and dropout is 0.3, the rate that blog post used. Four passes over the windows take
+# well under a minute on a laptop CPU.
 #
 # One more setting: PyTorch runs on one CPU thread from here on. This model's matrices are so
 # small that splitting each product between threads saves little, and on the small shared
@@ -125,9 +126,7 @@ model.eval()  # no dropout from here on
 print(f"{count_parameters(model):,} parameters, {history.step} steps")
 print("\n".join(history.lines()))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: wall-clock time differs on every run and every machine.
+# %% tags=["nbval-ignore-output"]
 print(f"training took {train_seconds:.0f} s")
 
 # %% [markdown]
@@ -220,11 +219,14 @@ plt.show()
 #
 # Interpretability work on GPT-2 has named heads by what they attend to: *previous-token heads*
 # that look one position back, heads that dump their attention on the *first token* when they
-# have nothing to do, and heads that look at *earlier copies of the current token* (the first half
-# of an
-# [induction head](https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html)).
-# Each pattern is a simple average over the weights of a head, taken over queries $t \ge 1$
-# (query 0 can only look at itself):
+# have nothing to do, and *duplicate-token heads* that look at earlier copies of the current token
+# (Wang et al., 2022). Previous-token heads matter beyond themselves: an
+# [induction
+# head](https://transformer-circuits.pub/2022/in-context-learning-and-induction-heads/index.html),
+# which continues a repeated pattern, is built from one in an earlier layer (it attends to the
+# token *after* an earlier copy of the current token, and knows which token that is because the
+# previous-token head wrote it there). Each pattern is a simple average over the weights of a head,
+# taken over queries $t \ge 1$ (query 0 can only look at itself):
 #
 # - previous-token score: the mean of $w_{t, t-1}$;
 # - first-token score: the mean of $w_{t, 0}$;
@@ -304,9 +306,11 @@ plt.show()
 #   the even head's.
 # - **Previous token.** No head is a previous-token head. Layer 0's heads score far *below* the
 #   even head (they are busy with the token itself), the others close to it.
-# - **First token.** No head seeks out position 0 either. In GPT-2 the first token is always
-#   the start of a document and attracts heads that have "nothing to do"; our windows start at
-#   arbitrary tokens of the story, so position 0 is not special.
+# - **First token.** No head seeks out position 0 either. In large trained models many heads
+#   park their attention on the first position when they have nothing to do, whatever token is
+#   there: it is the one position every query can see (an *attention sink*, Xiao et al., 2023).
+#   Our windows have that property too, so why not here? We did not test it; likely reasons are
+#   the tiny scale (windows of 16 tokens, four passes over one story) and the strong dropout.
 #
 # Why no previous-token head, one of the most common heads in trained language models? A likely
 # reason: attention starts out nearly even (the query and key weights are small at
@@ -376,7 +380,8 @@ for layer in range(1, cfg.n_layers):
 #   four times more than an even head;
 # - a head of layer 2 seeks the opening quote ' "' and the subject pronouns " I" and " he": who
 #   is speaking, and who is acting;
-# - several heads look for the auxiliaries " had", " was" and "'t", and others (in layer 4) for
+# - several heads look for the auxiliaries " had" and " was" and the negation "'t", and others
+#   (in layer 4) for
 #   the possessives " his" and " my".
 #
 # Those are heads that attend by *what a token is for*, which the embeddings of Section 9.6 also
@@ -425,22 +430,16 @@ assert all(a.shape == (1, cfg.n_heads, len(tokens), len(tokens)) for a in bv_att
 # interactive, so a static figure of the same data is Section 9.3's grid. Layer 0 is selected
 # first in the head view; hover over " his" or "," on the left.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: bertviz writes random element ids into its HTML.
+# %% tags=["nbval-ignore-output"]
 head_view(bv_attention, bv_tokens, layer=0, html_action="return")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-# Why: bertviz writes random element ids into its HTML.
+# %% tags=["nbval-ignore-output"]
 model_view(bv_attention, bv_tokens, html_action="return")
 
 # %% [markdown]
-# Two of this book's sources, seeds 002 and 003, use these views, and seed 002 describes the
-# mask wrongly: "tokens cannot attend to tokens that came before". It is the other way round, as
-# its very next sentence says: the causal mask hides the tokens that come *after*. In the head
-# view a token's lines go only to itself and to tokens on its left, never to the right, the same
-# triangle as in the heatmaps.
+# The causal mask hides the tokens that come *after* a token (a description of these views
+# sometimes gets this backwards). In the head view a token's lines go only to itself and to tokens
+# on its left, never to the right, the same triangle as in the heatmaps.
 
 # %% [markdown]
 # ## 9.6 Embeddings
@@ -520,10 +519,10 @@ assert mean_at[0] > mean_at[1] > 0 > mean_at[2]
 
 # %% [markdown]
 # Ours too, on a small scale. Random vectors in 64 dimensions are nearly perpendicular (cosines
-# within about $\pm 1/\sqrt{64} = \pm 0.125$), which is the left-hand figure. After training,
-# neighbouring positions are similar, and the similarity falls with the distance until positions
-# at the two ends of the window point in opposite directions (the cell above prints the means).
-# Nothing in the model asks for this; it comes from the data. Because the training windows
+# typically within about $\pm 1/\sqrt{64} = \pm 0.125$), which is the left-hand figure. After
+# training, neighbouring positions are similar, and the similarity falls with the distance until
+# positions at the two ends of the window point in opposite directions (the cell above prints the
+# means). Nothing in the model asks for this; it comes from the data. Because the training windows
 # start at every token, positions $p$ and $p + 1$ hold statistically the same kind of text, and
 # what separates them is only how much context lies before them; their embeddings receive
 # similar gradients and drift together. The last few positions form the tightest group: 12 or 15
@@ -560,7 +559,7 @@ else:
 # %% [markdown]
 # ## 9.7 An inference explorer
 #
-# Seed 004 of this book's sources built a Streamlit dashboard to watch GPT-2 generate: type a
+# A course project on GPT-2 inference built a Streamlit dashboard to watch GPT-2 generate: type a
 # prompt, see the attention and the embeddings. A notebook can do the same with ipywidgets and no
 # server. The computation is `helpers.insight.greedy_trace`: greedy generation, one token at a
 # time, keeping at every step the ids the model saw, the `top_k` most likely next tokens with
@@ -725,8 +724,9 @@ plt.show()
 # - After the embeddings, before any block (the "embed" column), the lens reads back the
 #   *input* token. The output head is tied to the token embedding, so it scores each candidate
 #   by the dot product of its embedding with the stream, and at that point the stream is the
-#   input token's own embedding (plus a position vector): nothing is more similar to it than
-#   itself.
+#   input token's own embedding (plus a position vector), and a vector is usually closest to
+#   itself (usually, not always: the score is a dot product after `final_norm`'s learned gain, so
+#   a token with a longer vector could win; the assert checks this prompt).
 # - Block 1 already turns that into a plausible next token, often the one the final layer keeps:
 #   " had" or " was" after "I", "'t" after "AD", guesses that mostly follow from the current
 #   token.
@@ -857,11 +857,23 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 # from the stand-in. The stand-in's four heads score no higher than an even head on any of the
 # four patterns, and its embeddings alone already give the final guess (the asserts above check
 # both whenever the stand-in is in use): one block trained on one short story leaves the tools
-# little to find. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
+# little to find. Its "embed" row need not read back the input token, unlike Section 9.8's: the
+# stand-in's output head is untied from its token embedding (Chapter 6), so before any block the
+# lens scores the input's embedding with a separate matrix, trained to read the last block's
+# output, not the embeddings. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
 # {cite}`radford2019gpt2`, is what they are for; run this section with a network and compare its
 # strongest heads and its lens with the book's five-block model of Sections 9.4 and 9.8.
 
 # %% [markdown]
+# ```{admonition} Where these numbers come from
+# :class: dropdown
+# The small model of Section 9.1 (4 heads, 5 blocks, context 16, dropout 0.3, a 2,000-token BPE
+# with Llama 3's split) follows a blog post on visualizing the attention of a small GPT trained
+# from scratch; the bertviz views follow a slide deck on attention visualization; the explorer of
+# Section 9.7 follows a course report with an interactive GPT-2 dashboard. Every number on this
+# page is computed by the cells above. {ref}`seeds` lists the write-ups the book grew from.
+# ```
+#
 # ## Summary
 #
 # - `GPTModel.forward(idx, attn_weights=weights)` records every block's attention weights,
@@ -870,7 +882,8 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   diagonal is exactly zero.
 # - A GPT of 4 heads and 5 blocks, trained here for four passes over "The Verdict" with a
 #   2,000-token BPE, has four *token-identity* heads in layer 0: they look at the token itself
-#   and, about twice as much as an even head would or more, at earlier copies of it. It has no
+#   and, about twice as much as an even head would or more, at earlier copies of it
+#   (duplicate-token heads). It has no
 #   previous-token head and no first-token head: the scores that would find them stay at the
 #   level of a head with no preference, and Exercise 9.1 shows the previous-token score finds
 #   such a head as soon as the data requires one. Deeper layers look as far back as an even
@@ -1064,9 +1077,9 @@ assert settle_counts[1] == settle_counts.max()
 
 # %% [markdown]
 # **Exercise 9.5.** Layer 0's heads find earlier copies of the current token. An *induction head*
-# goes one step further: it looks at the token that *followed* the earlier copy and predicts it
-# again. Feed the model 8 random tokens followed by the same 8, and compare the loss on the two
-# halves. Does our model have an induction head?
+# looks instead at the token that *followed* the earlier copy and predicts it again. Feed the model
+# 8 random tokens followed by the same 8, and compare the loss on the two halves. Does our model
+# have an induction head?
 
 # %% [markdown]
 # ```{admonition} Solution 9.5
@@ -1074,8 +1087,9 @@ assert settle_counts[1] == settle_counts.max()
 # A model with an induction head predicts the second half far better than the first, since
 # every token there repeats a pattern it has seen. Ours does not: the two losses are about the
 # same, and no head puts more weight on "the token after the earlier copy" than an even head
-# would. Induction heads need two cooperating layers and far more training text than one short
-# story.
+# would. Our model has five layers, so depth is not what is missing: an induction head is built
+# on a previous-token head in an earlier layer, and Section 9.4 found none. Without one, no head
+# can know which token followed the earlier copy.
 # ```
 
 # %% tags=["hide-cell"]

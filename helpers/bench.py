@@ -8,7 +8,7 @@
   ``helpers.attention.attention_benchmark``.
 
 Timings are measurements, never assertions: they are printed, and notebook cells that show them are
-marked ``# NBVAL_IGNORE_OUTPUT`` because no two runs give the same figures.
+tagged ``nbval-ignore-output`` because no two runs give the same figures.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 
 The notebook is first refreshed from its py:percent twin when the twin is newer (so you may edit
 either file), then run in a new kernel with the chapter folder as working directory, then saved,
-and its twin rewritten from it. Prints the wall-clock time of each run (the budgets in README.md).
+and its twin rewritten from it. Progress bars are stored as their final state only (see
+`coalesce_streams`). Prints the wall-clock time of each run (the budgets in README.md).
 """
 
 import subprocess
@@ -17,6 +18,42 @@ import nbformat
 from nbclient import NotebookClient
 
 BIN = Path(sys.executable).parent
+
+
+def terminal_text(text: str) -> str:
+    """What a terminal shows of `text`: each line keeps what follows its last carriage return."""
+    lines = []
+    for line in text.split("\n"):
+        parts = [part for part in line.split("\r") if part]
+        lines.append(parts[-1] if parts else "")
+    return "\n".join(lines)
+
+
+def coalesce_streams(nb) -> None:
+    """Store every progress bar (stdout or stderr) as its final state: merge neighbouring outputs of
+    one stream, keep what a terminal shows, and drop an unfinished line that a later output of the
+    same stream overwrites with a carriage return (a bar interrupted by a print)."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        merged = []
+        for out in cell["outputs"]:
+            if out["output_type"] == "stream" and merged and merged[-1]["output_type"] == "stream" \
+                    and merged[-1]["name"] == out["name"]:
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        last = {}  # stream name -> its latest output
+        for out in merged:
+            if out["output_type"] != "stream":
+                continue
+            raw = out["text"]
+            out["text"] = terminal_text(raw)
+            before = last.get(out["name"])
+            if raw.startswith("\r") and before is not None and not before["text"].endswith("\n"):
+                before["text"] = before["text"][: before["text"].rfind("\n") + 1]
+            last[out["name"]] = out
+        cell["outputs"] = [o for o in merged if o["output_type"] != "stream" or o["text"]]
 
 
 def execute(path: Path, timeout: int = 600) -> float:
@@ -39,6 +76,7 @@ def execute(path: Path, timeout: int = 600) -> float:
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     seconds = time.perf_counter() - start
+    coalesce_streams(nb)
     nbformat.write(nb, path)
     subprocess.run([str(BIN / "jupytext"), "--sync", str(path)], check=True, capture_output=True)
     return seconds
