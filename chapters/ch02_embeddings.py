@@ -361,7 +361,9 @@ assert within > between + 0.3
 # %%
 points = pca_2d(V_words)  # (N, 2)
 fig, ax = plt.subplots(figsize=(7, 5))
-plot_word_map(points, words, labels, ax=ax, title="Word2Vec vectors, projected on two principal directions")
+kind = "GloVe" if source.startswith("pretrained") else "Word2Vec"
+plot_word_map(points, words, labels, ax=ax,
+              title=f"{kind} vectors, projected on two principal directions")
 plt.show()
 
 # %% [markdown]
@@ -725,7 +727,8 @@ print(f"by dot product: {by_dot}, mean length {mean_length(by_dot):.2f}")
 print(f"by cosine:      {by_cos}, mean length {mean_length(by_cos):.2f}")
 print(f"mean length of all vectors: {lengths.mean():.2f}")
 assert by_cos == [w for w, _ in wv.most_similar("january", topn=5)]
-assert mean_length(by_dot) > mean_length(by_cos) > lengths.mean()
+if not USE_PRETRAINED:  # a property of the vectors trained here; downloaded ones may differ
+    assert mean_length(by_dot) > mean_length(by_cos) > lengths.mean()
 
 # %% [markdown]
 # **Exercise 2.3.** Show that moving $k$ positions along the sinusoidal table is a fixed linear map: there

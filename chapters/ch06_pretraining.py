@@ -295,8 +295,8 @@ for name, s in [("BOOK_SMALL", BOOK_SMALL), ("FULL_124M", FULL_124M)]:
     print(f"{name:10}: emb_dim {c.emb_dim:3}, n_layers {c.n_layers:2}, {n_params / 1e6:6.1f} M parameters, "
           f"{3 * flops_per_token(c) / 1e6:7.1f} MFLOP per training token, batch {s.batch_size}, "
           f"lr {s.lr}, {s.num_epochs} epochs")
-    loader = create_dataloader(train_ids, s.batch_size, s.context_length,
-                               stride=s.context_length, drop_last=True)
+    loader = create_dataloader(train_ids, s.batch_size, c.context_length,
+                               stride=c.context_length, drop_last=True)
     print(f"{'':12}{len(loader)} steps per epoch, {s.num_epochs * len(loader)} in all")
 small_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", emb_dim=64, n_layers=1, n_heads=4, context_length=256))
 full_cost = flops_per_token(GPTConfig.from_preset("gpt2-small", context_length=256))

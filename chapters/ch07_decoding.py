@@ -68,7 +68,7 @@ transformers.utils.logging.disable_progress_bar()
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
 #
-# **In Colab, expect this cell to train: one to two minutes.** The cache lives in the machine's
+# **In Colab, expect this cell to train: about two minutes.** The cache lives in the machine's
 # home folder and its name includes the torch version, and a fresh Colab runtime starts with an
 # empty home folder, so there each chapter that needs the model (this one, 8 and 9) trains it
 # once again.
@@ -925,7 +925,7 @@ assert counts[1.3] < counts[1.0]
 # ```{admonition} Solution 7.2
 # :class: dropdown
 # Compare the softmax with `min_p` times its maximum, row by row. Like top-p it adapts to the model's
-# confidence: many tokens where the top token is weak, few where it dominates.
+# confidence: more tokens where the top token is weak, fewer where it dominates.
 # ```
 
 # %% tags=["hide-cell"]

@@ -138,7 +138,7 @@ except CheckpointError as err:
 # `helpers.pretrain.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
-# In a fresh Colab runtime the cache is empty, so this cell trains: one to two minutes.
+# In a fresh Colab runtime the cache is empty, so this cell trains: about two minutes.
 
 # %% tags=["nbval-ignore-output"]
 book_model, history = helpers.pretrain.book_model(text, enc, BOOK_SMALL)
@@ -919,9 +919,9 @@ assert torch.equal(by_hand_b, written["transformer.h.0.attn.c_attn.bias"])
 # Shifted by 64 tokens, the same non-overlapping windows score far worse: the aligned windows were
 # the training windows, and the model has memorized them, position by position. On the validation
 # text, which the model never trained on, the perplexity is far higher again, and the stride hardly
-# changes it (within a few percent, the assert checks; the last line of the cell shows in which
-# direction). More context only helps a model that has learned how to use context in general; this
-# one learned the training windows.
+# changes it (by less than 10%, the assert checks; the last line of the cell shows by how much
+# and in which direction). More context only helps a model that has learned how to use context
+# in general; this one learned the training windows.
 # ```
 
 # %% tags=["hide-cell"]

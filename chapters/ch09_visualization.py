@@ -131,9 +131,9 @@ print(f"training took {train_seconds:.0f} s")
 
 # %% [markdown]
 # The training cell prints the losses: the training loss falls steadily, epoch after epoch, while
-# the validation loss drops in the first epoch and then creeps back up. With so little text the
-# model mostly memorizes. It still has to route information between positions to do that, and
-# that routing is what we look at.
+# the validation loss drops in the first epoch, barely moves in the next two and rises in the
+# last. With so little text the model mostly memorizes. It still has to route information
+# between positions to do that, and that routing is what we look at.
 
 # %% [markdown]
 # ## 9.2 The attention weights come from the model itself
@@ -302,8 +302,8 @@ plt.show()
 # - **Self and same token.** The four heads of layer 0 put most of their weight on the token
 #   itself, and when the token occurred earlier in the window, about twice the even head's
 #   share or more on those earlier copies: they attend by token identity, the pattern of Section 9.3.
-#   In the later layers the self scores stay below one half and the same-token scores close to
-#   the even head's.
+#   In the later layers the self scores stay below one half and the same-token scores near or
+#   below the even head's.
 # - **Previous token.** No head is a previous-token head. Layer 0's heads score far *below* the
 #   even head (they are busy with the token itself), the others close to it.
 # - **First token.** No head seeks out position 0 either. In large trained models many heads
@@ -376,13 +376,12 @@ for layer in range(1, cfg.n_layers):
 # Some entries of the list are accidents of a small sample, but several heads have a clear taste
 # (in this run; a model trained on another machine may order its heads differently):
 #
-# - one head of layer 3 seeks out the ends of sentences and paragraphs, "." and ".\n\n", about
-#   four times more than an even head;
-# - a head of layer 2 seeks the opening quote ' "' and the subject pronouns " I" and " he": who
-#   is speaking, and who is acting;
+# - one head of layer 4 seeks out the ends of sentences and paragraphs, "." and ".\n\n", about
+#   four times more than an even head, and one of layer 3 the paragraph ends, dashes and opening
+#   quotes ' "' that break up the dialogue;
+# - a head of layer 1 seeks the subject pronouns " he" and " I": who is acting;
 # - several heads look for the auxiliaries " had" and " was" and the negation "'t", and others
-#   (in layer 4) for
-#   the possessives " his" and " my".
+#   (in layers 2 and 3) for the determiners " a" and " the" and the possessives " his" and " my".
 #
 # Those are heads that attend by *what a token is for*, which the embeddings of Section 9.6 also
 # encode. The check below only asks for the general fact: some later head favours sentence ends
@@ -475,8 +474,9 @@ assert min(centre, key=lambda g: centre[g][0]) == "punctuation"
 # The groups were chosen by us, not by the model, yet several come out in their own region of
 # the map: the names on the right, next to the object pronouns " him" and " me"; the subject
 # pronouns " I", " he", " she" and " you" low in the middle; the determiners and possessives
-# higher up; ".", "--" and "!" on the far left, with "," and ";" together at the top (the
-# centres of the groups are printed under the map).
+# " a", " his" and " my" together above them and further left; ".", "--" and "!" on the far
+# left, with "," and ";" together at the top (the centres of the groups are printed under the
+# map).
 # The model gives tokens that play the same part in a sentence similar vectors, because they are
 # followed by similar tokens. A map of two directions out of 64 hides a lot, so check it in all
 # 64: the nearest neighbours of a few tokens by cosine similarity in the embedding table
@@ -490,8 +490,9 @@ for word in [" he", " the", " was", " Jack", ","]:
 # %% [markdown]
 # The neighbours in the cell above are mostly tokens of the same kind: the pronouns " I",
 # " she" and " they" next to " he", the determiners and possessives next to " the", the verbs
-# " had" and " were" next to " was", ";" next to ",". " Jack" is the weakest: the story's
-# names are rare, and its neighbours mix other nouns with pronouns such as " it".
+# " had", " found" and " could" next to " was", ";" next to ",". " Jack" is the weakest: the
+# story's names are rare, and its neighbours mix other names (" Rickham", " Stroud") with the
+# noun " beauty" and the pronoun " it".
 #
 # **Position embeddings.** The position embedding `pos_emb.weight` is a `(context_length, C)`
 # table. GPT-2's 1,024 learned positions are famous for their structure: the cosine similarity
@@ -575,8 +576,8 @@ print("greedy continuation:", repr(tok.decode([s.top_ids[0] for s in steps])))
 
 # %% [markdown]
 # The trace shows a weak model: its top candidate rarely gets more than a quarter of the
-# probability, and greedy decoding, always taking the top candidate, soon repeats itself
-# (Chapter 7 explains why, and how sampling avoids it).
+# probability and often less than a tenth, and the greedy continuation, which always takes the
+# top candidate, strings pieces of the story together without much sense.
 #
 # The explorer wraps the trace in four controls: the prompt, the step, the layer and the head.
 # It keeps the last trace, so moving a slider only redraws. The drawing is saved as a PNG into an
@@ -644,8 +645,10 @@ plt.show()
 # %% [markdown]
 # And of the second: the attention of one head at the last step, when the window holds the last
 # 16 tokens of the prompt and the generated text. The head is the one with the highest same-token
-# score in Section 9.4. The continuation repeats itself, and in the bottom rows the second ",",
-# " and" and " the" look back at their earlier copies.
+# score in Section 9.4. Where a token in the second half of the window occurred earlier in it, the
+# cell prints how much weight the head puts on that earlier copy, next to the share an even head
+# would give it; Section 9.4's same-token score is this weight, averaged over the validation
+# windows.
 
 # %%
 last = steps[-1]
@@ -654,10 +657,15 @@ fig = plot_attention(last.attention[same_layer, same_head], token_strings(tok, l
                      annotate=False, vmax=1.0,
                      title=f"last step: layer {same_layer}, head {same_head}")
 plt.show()
-final = len(last.ids) - 1  # the last query; its token also occurs earlier in the window
-copy = max(t for t in range(final) if last.ids[t] == last.ids[final])
 assert len(last.ids) == cfg.context_length
-assert last.attention[same_layer, same_head, final, copy] > 0.2
+half = cfg.context_length // 2
+repeats = [(q, max(t for t in range(q) if last.ids[t] == last.ids[q]))
+           for q in range(half, len(last.ids)) if last.ids[q] in last.ids[:q]]
+w = last.attention[same_layer, same_head]  # (T, T)
+for q, copy in repeats:
+    print(f"query {tok.decode([last.ids[q]])!r:8} at {q:2d}: its earlier copy at {copy:2d} "
+          f"gets {w[q, copy]:.2f}, an even share would be {1 / (q + 1):.2f}")
+assert torch.allclose(w.sum(dim=-1), torch.ones(len(last.ids)), atol=1e-5)  # each row: 1
 
 # %% [markdown]
 # ## 9.8 The logit lens
@@ -728,8 +736,8 @@ plt.show()
 #   itself (usually, not always: the score is a dot product after `final_norm`'s learned gain, so
 #   a token with a longer vector could win; the assert checks this prompt).
 # - Block 1 already turns that into a plausible next token, often the one the final layer keeps:
-#   " had" or " was" after "I", "'t" after "AD", guesses that mostly follow from the current
-#   token.
+#   " was" after "I", "'t" after "AD", " it" after " thought", guesses that mostly follow from
+#   the current token.
 # - The later blocks mostly confirm or adjust the guess. On this opening sentence few if any
 #   of the final answers are right (the count is under the table): the model has not learned the story
 #   by heart.
@@ -762,11 +770,12 @@ plt.show()
 
 # %% [markdown]
 # The first block does the most: after it, the lens's top token is already the model's final
-# answer at about two positions in five, and it puts most of the final probability on the
-# true next token; each later block adds less, and the share of positions where the lens agrees
-# with the final answer grows block by block (the cell above prints every value). A guess that
-# forms early and is refined afterwards is also what the logit lens showed its author in GPT-2,
-# whose middle layers already read close to the final answer.
+# answer at about one position in three, and it puts most of the final probability on the
+# true next token; each later block moves that probability less (the last lowers it slightly),
+# and the share of positions where the lens agrees with the final answer grows block by block
+# (the cell above prints every value). A guess that forms early and is refined afterwards is
+# also what the logit lens showed its author in GPT-2, whose middle layers already read close to
+# the final answer.
 
 # %% [markdown]
 # ## 9.9 Consolidate: `helpers.insight`
@@ -854,15 +863,16 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 
 # %% [markdown]
 # The label above says which model these outputs come from; the stored outputs of this page come
-# from the stand-in. The stand-in's four heads score no higher than an even head on any of the
-# four patterns, and its embeddings alone already give the final guess (the asserts above check
-# both whenever the stand-in is in use): one block trained on one short story leaves the tools
-# little to find. Its "embed" row need not read back the input token, unlike Section 9.8's: the
-# stand-in's output head is untied from its token embedding (Chapter 6), so before any block the
-# lens scores the input's embedding with a separate matrix, trained to read the last block's
-# output, not the embeddings. GPT-2 small, 12 layers of 12 heads trained on 40 GB of web text
-# {cite}`radford2019gpt2`, is what they are for; run this section with a network and compare its
-# strongest heads and its lens with the book's five-block model of Sections 9.4 and 9.8.
+# from the stand-in. The stand-in's four heads score about as high as an even head on each of
+# the four patterns, none reaching 1.5 times its score, and its embeddings alone already give
+# the final guess (the asserts above check both whenever the stand-in is in use): one block
+# trained on one short story leaves the tools little to find. Its "embed" row need not read back
+# the input token, unlike Section 9.8's: the stand-in's output head is untied from its token
+# embedding (Chapter 6), so before any block the lens scores the input's embedding with a
+# separate matrix, trained to read the last block's output, not the embeddings. GPT-2 small, 12
+# layers of 12 heads trained on 40 GB of web text {cite}`radford2019gpt2`, is what they are for;
+# run this section with a network and compare its strongest heads and its lens with the book's
+# five-block model of Sections 9.4 and 9.8.
 
 # %% [markdown]
 # ```{admonition} Where these numbers come from
@@ -884,10 +894,10 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   2,000-token BPE, has four *token-identity* heads in layer 0: they look at the token itself
 #   and, about twice as much as an even head would or more, at earlier copies of it
 #   (duplicate-token heads). It has no
-#   previous-token head and no first-token head: the scores that would find them stay at the
-#   level of a head with no preference, and Exercise 9.1 shows the previous-token score finds
-#   such a head as soon as the data requires one. Deeper layers look as far back as an even
-#   head but more narrowly, at kinds of tokens: sentence ends, pronouns and quotes,
+#   previous-token head and no first-token head: the scores that would find them stay near or
+#   below the level of a head with no preference, and Exercise 9.1 shows the previous-token
+#   score finds such a head as soon as the data requires one. Deeper layers look as far back as
+#   an even head but more narrowly, at kinds of tokens: sentence ends, pronouns and quotes,
 #   auxiliaries, possessives.
 # - A score only means something next to a baseline: here, the same score of a head that
 #   spreads its attention evenly over the tokens it may see.
@@ -962,10 +972,10 @@ assert copier_scores.max() > 0.9
 # :class: dropdown
 # Head $k$'s output occupies features `k * head_dim` to `(k + 1) * head_dim` of the attention
 # output, and `out_proj` reads them through those columns; zeroing them removes the head and
-# nothing else. No single head matters much: each adds less than a hundredth of a nat. Yet
-# without all four heads of layer 0 the loss rises by about three quarters of a nat: those heads
+# nothing else. No single head matters much: each adds about a hundredth of a nat at most. Yet
+# without all four heads of layer 0 the loss rises by about four fifths of a nat: those heads
 # all attend by token identity (Section 9.4), so any three of them cover for the fourth. The
-# attention of each later layer is worth a few hundredths.
+# attention of each later layer is worth less than two hundredths.
 # ```
 
 # %% tags=["hide-cell"]
@@ -1086,10 +1096,11 @@ assert settle_counts[1] == settle_counts.max()
 # :class: dropdown
 # A model with an induction head predicts the second half far better than the first, since
 # every token there repeats a pattern it has seen. Ours does not: the two losses are about the
-# same, and no head puts more weight on "the token after the earlier copy" than an even head
-# would. Our model has five layers, so depth is not what is missing: an induction head is built
-# on a previous-token head in an earlier layer, and Section 9.4 found none. Without one, no head
-# can know which token followed the earlier copy.
+# same, and no head puts much more weight on "the token after the earlier copy" than an even
+# head would (under twice as much, the assert checks). Our model has five layers, so depth is
+# not what is missing: an induction head is built on a previous-token head in an earlier layer,
+# and Section 9.4 found none. Without one, no head can know which token followed the earlier
+# copy.
 # ```
 
 # %% tags=["hide-cell"]

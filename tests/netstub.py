@@ -113,30 +113,108 @@ def gpt2_repo(folder: Path, config: dict | None = None, seed: int = 0) -> Path:
     return folder
 
 
-# Planted analogies: the offsets make b - a + c land exactly on the answer.
+# Groups of related words, as real word vectors have them (Chapter 2 measures such groups), and
+# relations planted as shared offsets: b - a + c lands exactly on d for every (a, b, c, d) below.
+GLOVE_GROUPS = {
+    "months": [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ],
+    "numbers": ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"],
+    "countries": ["france", "germany", "italy", "china", "japan", "spain", "russia", "india"],
+    "capitals": ["paris", "berlin", "rome", "madrid", "tokyo", "london"],
+    "family": [
+        "man",
+        "woman",
+        "men",
+        "women",
+        "king",
+        "queen",
+        "father",
+        "mother",
+        "brother",
+        "sister",
+        "wife",
+        "husband",
+        "son",
+        "daughter",
+        "he",
+        "she",
+        "his",
+        "her",
+    ],
+    "sciences": ["physics", "chemistry", "mathematics", "biology", "astronomy"],
+    "other": [
+        "music",
+        "war",
+        "water",
+        "good",
+        "better",
+        "bad",
+        "worse",
+        "walk",
+        "walked",
+        "swim",
+        "swam",
+        "small",
+        "smaller",
+        "big",
+        "bigger",
+    ],
+}
 GLOVE_ANALOGIES = [
     ("man", "king", "woman", "queen"),
+    ("man", "woman", "father", "mother"),
+    ("man", "woman", "brother", "sister"),
+    ("man", "woman", "he", "she"),
+    ("man", "woman", "his", "her"),
+    ("man", "men", "woman", "women"),
+    ("france", "paris", "germany", "berlin"),
     ("france", "paris", "italy", "rome"),
+    ("one", "two", "three", "four"),
+    ("good", "better", "bad", "worse"),
     ("walk", "walked", "swim", "swam"),
     ("small", "smaller", "big", "bigger"),
 ]
 
 
+def _glove_vectors(rng, words: list[str], dim: int) -> dict[str, np.ndarray]:
+    """Filler words at random; each group's words around a centre of its own, with lengths that
+    vary; then the analogies' answers placed by their offsets (in order: a planted word may serve
+    as the start of a later relation)."""
+    vectors = {w: rng.normal(scale=0.5, size=dim) for w in words}
+    for group in GLOVE_GROUPS.values():
+        centre = rng.normal(size=dim)
+        centre *= 4 / np.linalg.norm(centre)
+        for w in group:
+            v = centre + rng.normal(scale=0.35, size=dim)
+            vectors[w] = v * rng.uniform(1.0, 2.0)
+    for a, b, c, d in GLOVE_ANALOGIES:
+        vectors[d] = vectors[c] + vectors[b] - vectors[a]
+    return vectors
+
+
 def glove_folder(base_dir: Path, n_words: int = 3000, dim: int = 50, seed: int = 0) -> Path:
     """A small ``glove-wiki-gigaword-50`` in gensim-data's layout: ``base_dir/NAME/NAME.gz``, a
     gzipped word2vec text file (a ``"N dim"`` header, then one word and its numbers a line), plus
-    the loader module gensim-data ships beside it (which the book never runs)."""
+    the loader module gensim-data ships beside it (which the book never runs). It holds every word
+    Chapter 2 looks up, in groups (:data:`GLOVE_GROUPS`), with :data:`GLOVE_ANALOGIES` planted."""
     name = "glove-wiki-gigaword-50"
     rng = np.random.default_rng(seed)
     words = ["the", ",", ".", "of", "to", "and", "in", "a"]
-    planted = [w for quad in GLOVE_ANALOGIES for w in quad]
-    words += [w for w in dict.fromkeys(planted) if w not in words]
+    words += [w for ws in GLOVE_GROUPS.values() for w in ws if w not in words]
     words += [f"w{i:05d}" for i in range(n_words - len(words))]
-    vectors = {w: rng.normal(size=dim) for w in words}
-    offsets = {}
-    for a, b, c, d in GLOVE_ANALOGIES:  # d = c + (b - a), with the same offset for each relation
-        offsets.setdefault((a, b), vectors[b] - vectors[a])
-        vectors[d] = vectors[c] + vectors[b] - vectors[a]
+    vectors = _glove_vectors(rng, words, dim)
     folder = base_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"{len(words)} {dim}"] + [
