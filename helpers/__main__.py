@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m helpers",
         formatter_class=formatter,
         epilog=MAIN_EPILOG,
-        description="Generate text with GPT-2, or measure its perplexity on a text file, with the model\n"
+        description="Generate text with GPT-2, or measure its perplexity on a text file, "
+        "with the model\n"
         'built in the book "Building GPT-2 from Scratch" holding OpenAI\'s weights or any\n'
         "checkpoint in the same format.",
     )
@@ -326,8 +327,8 @@ def run_generate(args) -> dict:
         )
     if max(prompt_ids) >= vocab:
         raise UsageError(
-            f"the prompt has token id {max(prompt_ids)}, outside this model's vocabulary of {vocab} "
-            f"tokens: the model was not trained with GPT-2's tokenizer."
+            f"the prompt has token id {max(prompt_ids)}, outside this model's vocabulary of "
+            f"{vocab} tokens: the model was not trained with GPT-2's tokenizer."
         )
     idx = torch.tensor([prompt_ids])  # (1, T)
     out = generate(model, idx, args.max_new_tokens, eos_id=eos_id, **settings)
@@ -425,7 +426,8 @@ def _print_perplexity(r: dict) -> None:
     print(f"model:         {r['model']}")
     print(f"file:          {r['file']} ({r['file_tokens']:,} tokens)")
     print(
-        f"windows:       {r['windows']:,} of at most {r['context']:,} tokens, stride {r['stride']:,}"
+        f"windows:       {r['windows']:,} of at most {r['context']:,} tokens, "
+        f"stride {r['stride']:,}"
     )
     print(f"tokens scored: {r['tokens_scored']:,}")
     print(f"loss:          {r['loss']:.4f} nats per token")

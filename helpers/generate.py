@@ -13,7 +13,8 @@ Read in this order:
   (one prompt, ``B = 1``); :func:`stream_text` turns those ids into printable text pieces.
 * :func:`beam_search`: ``transformers``' beam search (its ``_beam_search``), with its length penalty
   (a finished hypothesis scores ``sum log p / generated_length ** length_penalty``, the length
-  counting the end-of-text token) and its ``early_stopping`` rules (``False``, ``True``, ``"never"``).
+  counting the end-of-text token) and its ``early_stopping`` rules (``False``, ``True``,
+  ``"never"``).
 * :func:`generate`: one entry point for all of them, returning ``(B, T + new)`` ids.
 
 Every path can use the KV cache (``helpers.kvcache.KVCache``; ``use_cache=True``, the default) and
@@ -47,8 +48,9 @@ def _check_min_keep(min_tokens_to_keep: int) -> None:
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``logits / temperature``: below 1 sharpens the softmax, above 1 flattens it. ``temperature=0``
-    is the limit: only the largest logit(s) stay, every other token is set to ``-inf``."""
+    """``logits / temperature``: below 1 sharpens the softmax, above 1 flattens it.
+    ``temperature=0`` is the limit: only the largest logit(s) stay, every other token is set to
+    ``-inf``."""
     if (
         isinstance(temperature, bool)
         or not isinstance(temperature, (int, float))
@@ -82,7 +84,8 @@ def top_k_filter(logits: torch.Tensor, k: int, min_tokens_to_keep: int = 1) -> t
 
 
 def top_p_filter(logits: torch.Tensor, p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
-    """Nucleus filtering: keep the most probable tokens whose probabilities add up to at least ``p``.
+    """Nucleus filtering: keep the most probable tokens whose probabilities add up to at least
+    ``p``.
 
     Sorted ascending, a token is dropped when the cumulative probability up to and including it is
     at most ``1 - p`` (so the kept ones carry at least ``p``); the ``min_tokens_to_keep`` most
@@ -172,8 +175,9 @@ def _check(
 
 
 def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool):
-    """Last-position logits ``(B, V)`` for ``ids  # (B, T)`` and the updated cache (None without one).
-    The cache must hold ``ids[:, :past_len]``; when ``ids`` outgrows the context it is rebuilt."""
+    """Last-position logits ``(B, V)`` for ``ids  # (B, T)`` and the updated cache (None without
+    one). The cache must hold ``ids[:, :past_len]``; when ``ids`` outgrows the context it is
+    rebuilt."""
     window = ids[:, -model.cfg.context_length :]
     if not use_cache:
         return model(window)[:, -1, :], None
@@ -190,8 +194,8 @@ def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool):
 def _steps(
     model, idx, max_new_tokens, temperature, top_k, top_p, do_sample, eos_id, seed, use_cache
 ) -> Iterator[torch.Tensor]:
-    """Yield the next ids ``(B,)`` step by step. Rows that emitted ``eos_id`` get ``eos_id`` from then
-    on; the steps end when every row has (as ``transformers`` pads with ``pad_token_id``)."""
+    """Yield the next ids ``(B,)`` step by step. Rows that emitted ``eos_id`` get ``eos_id`` from
+    then on; the steps end when every row has (as ``transformers`` pads with ``pad_token_id``)."""
     gen = None
     if do_sample:
         gen = torch.Generator(device=idx.device)
@@ -229,7 +233,8 @@ def stream(
     seed: int | None = None,
     use_cache: bool = True,
 ) -> Iterator[int]:
-    """Yield each new token id as an ``int`` the moment it is chosen, for one prompt ``idx  # (1, T)``.
+    """Yield each new token id as an ``int`` the moment it is chosen, for one prompt
+    ``idx  # (1, T)``.
 
     The same choices as :func:`generate` with ``num_beams=1``: ``torch.tensor(list(stream(...)))``
     equals ``generate(...)[0, T:]``. Stops after ``max_new_tokens`` ids, or right after yielding
@@ -261,7 +266,8 @@ def stream(
 
 def stream_text(ids: Iterable[int], decode: Callable[[list[int]], str]) -> Iterator[str]:
     """Turn streamed ids into text pieces to print. One token may end in the middle of a UTF-8
-    character (``decode`` then shows U+FFFD); such a piece is held back until the character is whole."""
+    character (``decode`` then shows U+FFFD); such a piece is held back until the character is
+    whole."""
     seen: list[int] = []
     shown = 0
     for i in ids:
@@ -299,7 +305,8 @@ def beam_search(
     early_stopping: bool | str = False,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """The most probable continuation(s) that ``num_beams`` parallel hypotheses find, ``(B, T + new)``.
+    """The most probable continuation(s) that ``num_beams`` parallel hypotheses find,
+    ``(B, T + new)``.
 
     Each step extends every running beam by every token, keeps the ``2 * num_beams`` best by total
     log-probability, and moves those that end (with ``eos_id``, or at ``max_new_tokens``) among the

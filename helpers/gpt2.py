@@ -89,58 +89,24 @@ _PICKLE = "a pickle, which can run any code when it is loaded"
 
 # -- config.json ---------------------------------------------------------------------------------
 def config_from_hf(hf: dict, drop_rate: float | None = None) -> GPTConfig:
-    """A :class:`GPTConfig` from GPT-2's ``config.json`` (missing fields take GPT2Config's defaults).
+    """A :class:`GPTConfig` from GPT-2's ``config.json`` (missing fields take GPT2Config's
+    defaults).
 
     Raises :class:`CheckpointFormatError` for a model ours cannot represent. The three dropout
     rates become one ``drop_rate``; if they differ, pass ``drop_rate`` to choose.
     """
-
-    def refuse(key, ours):
-        raise CheckpointFormatError(
-            f"config.json has {key}={hf.get(key)!r}, but our GPTModel only "
-            f"implements {ours}: this checkpoint is not a model it can hold."
-        )
-
     if not isinstance(hf, dict):
         raise CheckpointFormatError(
-            f"config.json holds {type(hf).__name__} {str(hf)[:40]!r}, "
-            "not a "
+            f"config.json holds {type(hf).__name__} {str(hf)[:40]!r}, not a "
             f"JSON object of settings: it is not a GPT-2 config."
         )
     _check_config_types(hf, drop_rate)
-    if hf.get("model_type", "gpt2") != "gpt2":
-        refuse("model_type", "'gpt2'")
-    missing = [
-        k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in hf
-    ]
-    if missing:
-        raise CheckpointFormatError(f"config.json lacks {missing}: it is not a GPT-2 config.")
-    if hf.get("activation_function", "gelu_new") not in TANH_GELUS:
-        refuse("activation_function", f"GELU's tanh form {TANH_GELUS}")
-    if abs(hf.get("layer_norm_epsilon", 1e-5) - LAYER_NORM_EPS) > 1e-12:
-        refuse("layer_norm_epsilon", f"{LAYER_NORM_EPS}")
-    if hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
-        refuse("n_inner", "a feed-forward width of 4 * n_embd")
-    for key, ours in (
-        ("scale_attn_weights", True),
-        ("scale_attn_by_inverse_layer_idx", False),
-        ("add_cross_attention", False),
-    ):
-        if bool(hf.get(key, ours)) != ours:
-            refuse(key, f"{key}={ours}")
-    if drop_rate is None:
-        rates = {hf.get(k, 0.1) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
-        if len(rates) > 1:
-            raise CheckpointFormatError(
-                f"config.json has different dropout rates {sorted(rates)}; our "
-                f"model has one drop_rate: pass drop_rate=... to choose it."
-            )
-        drop_rate = rates.pop()
+    _check_config_is_ours(hf)
+    drop_rate = _one_drop_rate(hf) if drop_rate is None else drop_rate
     if hf["n_embd"] % hf["n_head"]:
         raise CheckpointFormatError(
             f"config.json has n_embd={hf['n_embd']}, which n_head="
-            f"{hf['n_head']} does not divide: every head needs the same "
-            "width; "
+            f"{hf['n_head']} does not divide: every head needs the same width; "
             f"the config is corrupt."
         )
     try:
@@ -190,9 +156,53 @@ def _check_config_types(hf: dict, drop_rate) -> None:
         )
 
 
+def _refuse(hf: dict, key: str, ours: str):
+    """Raise: config.json's ``key`` asks for something other than ``ours``, all we implement."""
+    raise CheckpointFormatError(
+        f"config.json has {key}={hf.get(key)!r}, but our GPTModel only "
+        f"implements {ours}: this checkpoint is not a model it can hold."
+    )
+
+
+def _check_config_is_ours(hf: dict) -> None:
+    """Refuse a config.json that is not GPT-2's architecture as our GPTModel implements it."""
+    if hf.get("model_type", "gpt2") != "gpt2":
+        _refuse(hf, "model_type", "'gpt2'")
+    missing = [
+        k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in hf
+    ]
+    if missing:
+        raise CheckpointFormatError(f"config.json lacks {missing}: it is not a GPT-2 config.")
+    if hf.get("activation_function", "gelu_new") not in TANH_GELUS:
+        _refuse(hf, "activation_function", f"GELU's tanh form {TANH_GELUS}")
+    if abs(hf.get("layer_norm_epsilon", 1e-5) - LAYER_NORM_EPS) > 1e-12:
+        _refuse(hf, "layer_norm_epsilon", f"{LAYER_NORM_EPS}")
+    if hf.get("n_inner") not in (None, 4 * hf["n_embd"]):
+        _refuse(hf, "n_inner", "a feed-forward width of 4 * n_embd")
+    for key, ours in (
+        ("scale_attn_weights", True),
+        ("scale_attn_by_inverse_layer_idx", False),
+        ("add_cross_attention", False),
+    ):
+        if bool(hf.get(key, ours)) != ours:
+            _refuse(hf, key, f"{key}={ours}")
+
+
+def _one_drop_rate(hf: dict) -> float:
+    """The config's one dropout rate; refused if its three rates differ."""
+    rates = {hf.get(k, 0.1) for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+    if len(rates) > 1:
+        raise CheckpointFormatError(
+            f"config.json has different dropout rates {sorted(rates)}; our "
+            f"model has one drop_rate: pass drop_rate=... to choose it."
+        )
+    return rates.pop()
+
+
 def config_to_hf(cfg: GPTConfig, dtype: torch.dtype = torch.float32) -> dict:
     """GPT-2's ``config.json`` for ``cfg``, as ``GPT2Config`` reads it (``qkv_bias`` has no field:
-    see :func:`hf_state_dict`). ``<|endoftext|>`` (50256) is bos/eos only if the vocabulary has it."""
+    see :func:`hf_state_dict`). ``<|endoftext|>`` (50256) is bos/eos only if the vocabulary has
+    it."""
     eot = 50256 if cfg.vocab_size > 50256 else None
     return {
         "architectures": ["GPT2LMHeadModel"],
@@ -236,8 +246,8 @@ class WeightRow(NamedTuple):
 
 def weight_mapping(cfg: GPTConfig) -> list[WeightRow]:
     """One row per tensor of GPT-2's checkpoint, in the hub's order. GPT-2 stores its linear layers
-    as ``Conv1D`` with weight ``(in, out)`` (``x @ W``); ``nn.Linear`` holds ``(out, in)``, hence the
-    transposes; ``c_attn`` is query, key and value side by side, ``(C, 3C)``."""
+    as ``Conv1D`` with weight ``(in, out)`` (``x @ W``); ``nn.Linear`` holds ``(out, in)``, hence
+    the transposes; ``c_attn`` is query, key and value side by side, ``(C, 3C)``."""
     C, V, T, H = cfg.emb_dim, cfg.vocab_size, cfg.context_length, 4 * cfg.emb_dim
     rows = [
         WeightRow("wte.weight", (V, C), ("tok_emb.weight",), (V, C), COPY),
@@ -300,7 +310,8 @@ _TO_HUB = {
 
 # -- loading -------------------------------------------------------------------------------------
 def _checked_state_dict(model: GPTModel) -> dict[str, torch.Tensor]:
-    """``model.state_dict()``, after checking that it is what ``weight_mapping(model.cfg)`` expects."""
+    """``model.state_dict()``, after checking that it is what ``weight_mapping(model.cfg)``
+    expects."""
     ours, rows = model.state_dict(), weight_mapping(model.cfg)
     if {n for r in rows for n in r.our_names} != set(ours) or any(
         tuple(ours[n].shape) != r.our_shape for r in rows for n in r.our_names
@@ -314,7 +325,8 @@ def _checked_state_dict(model: GPTModel) -> dict[str, torch.Tensor]:
     ):
         raise ValueError(
             "model.cfg.tie_weights is True but out_head.weight is no longer tok_emb.weight: "
-            "tie them again (model.out_head.weight = model.tok_emb.weight) or set tie_weights=False."
+            "tie them again (model.out_head.weight = model.tok_emb.weight) or set "
+            "tie_weights=False."
         )
     return ours
 
@@ -406,14 +418,15 @@ def resolve_checkpoint(
     verify: bool = True,
     deadline: float | None = None,
 ) -> tuple[Path, Path]:
-    """``(config.json, model.safetensors)`` for a local directory (or .safetensors file), or for a hub
-    name from :data:`HUB_MODELS`, downloaded through ``huggingface_hub`` into its cache (resumed if
-    interrupted). An existing path wins over a hub name. A cached copy is used without asking the
-    network; otherwise one quick request (``timeout`` seconds, no retries) checks the hub first.
-    ``verify`` re-hashes a cached weights file against the hub's id for it (the cache's blob name: a
-    sha256, or git's sha1 for small files); a file it cannot check is refused (``verify=False``
-    skips the check). A download runs in a child process that is stopped after ``deadline`` seconds
-    (default: 60 s plus 1 s per MB), so no server can hold it longer; the cache resumes it later."""
+    """``(config.json, model.safetensors)`` for a local directory (or .safetensors file), or for a
+    hub name from :data:`HUB_MODELS`, downloaded through ``huggingface_hub`` into its cache
+    (resumed if interrupted). An existing path wins over a hub name. A cached copy is used without
+    asking the network; otherwise one quick request (``timeout`` seconds, no retries) checks the
+    hub first. ``verify`` re-hashes a cached weights file against the hub's id for it (the cache's
+    blob name: a sha256, or git's sha1 for small files); a file it cannot check is refused
+    (``verify=False`` skips the check). A download runs in a child process that is stopped after
+    ``deadline`` seconds (default: 60 s plus 1 s per MB), so no server can hold it longer; the
+    cache resumes it later."""
     path = Path(path_or_name).expanduser()
     if not path.exists() and str(path_or_name) in _HUB_NAMES:
         repo = _HUB_NAMES[str(path_or_name)].repo_id
@@ -641,7 +654,8 @@ def _hub_file(
 
 
 def read_hf_checkpoint(path_or_name, **resolve_kwargs) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(config.json as a dict, {hub name: tensor})`` of a checkpoint (see :func:`resolve_checkpoint`)."""
+    """``(config.json as a dict, {hub name: tensor})`` of a checkpoint (see
+    :func:`resolve_checkpoint`)."""
     config_path, weights = resolve_checkpoint(path_or_name, **resolve_kwargs)
     try:
         hf_config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -708,10 +722,10 @@ def hf_state_dict(model: GPTModel, prefix: str = "transformer.") -> dict[str, to
 
 
 def save_hf_checkpoint(model: GPTModel, directory: str | os.PathLike) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed), loadable
-    by ``GPT2LMHeadModel.from_pretrained(directory)`` and :func:`load_hf_checkpoint`. Each file is
-    written under a fresh temporary name (unique, created exclusively: two writers never share one)
-    and renamed when complete, so a failure leaves no partial file."""
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed),
+    loadable by ``GPT2LMHeadModel.from_pretrained(directory)`` and :func:`load_hf_checkpoint`.
+    Each file is written under a fresh temporary name (unique, created exclusively: two writers
+    never share one) and renamed when complete, so a failure leaves no partial file."""
     directory = Path(directory)
     tensors = hf_state_dict(model)
     config = config_to_hf(model.cfg, dtype=tensors["transformer.wte.weight"].dtype)

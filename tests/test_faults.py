@@ -327,8 +327,8 @@ def test_a_failed_tokenizer_save_keeps_the_old_file(tmp_path, monkeypatch):
         b"\xff\xfe not utf-8",  # UnicodeDecodeError
         b'{"format": "helpers.BPETokenizer", "pattern": "(", "byte_ids": [], "merges": [], '
         b'"special_tokens": {}}',  # regex.error
-        b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], "merges": [[0, 1, 2]], '
-        b'"special_tokens": {}}',  # ids that make no vocabulary
+        b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], '
+        b'"merges": [[0, 1, 2]], "special_tokens": {}}',  # ids that make no vocabulary
     ],
 )
 def test_a_corrupt_tokenizer_file_is_one_sentence(tmp_path, content):

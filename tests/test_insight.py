@@ -319,4 +319,3 @@ def test_key_token_preference_finds_the_token_a_head_seeks():
     assert torch.allclose(ratio[1, [1, 2, 3]], torch.ones(3))  # an even head prefers nothing
     assert torch.isnan(ratio[:, [0, 4]]).all()  # ids that never occur
     assert torch.isnan(key_token_preference(w, idx, vocab_size=5, min_uniform=10.0)).all()
-

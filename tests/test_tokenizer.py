@@ -1,4 +1,5 @@
-"""helpers.tokenizer (Chapter 1) against tiktoken's GPT-2 encoding and against a hand-worked example."""
+"""helpers.tokenizer (Chapter 1) against tiktoken's GPT-2 encoding and against a hand-worked
+example."""
 
 import random
 import sysconfig
