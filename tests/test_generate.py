@@ -21,19 +21,12 @@ from transformers.generation.logits_process import (  # noqa: E402
     TopPLogitsWarper,
 )
 
-from helpers.generate import (  # noqa: E402
-    apply_temperature,
-    beam_search,
-    filter_logits,
-    generate,
-    stream,
-    stream_text,
-    top_k_filter,
-    top_p_filter,
-)
+from helpers.beam import beam_search  # noqa: E402
+from helpers.generate import generate, stream, stream_text  # noqa: E402
 from helpers.gpt2 import save_hf_checkpoint  # noqa: E402
 from helpers.kvcache import KVCache  # noqa: E402
 from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
+from helpers.sampling import apply_temperature, filter_logits, top_k_filter, top_p_filter  # noqa: E402
 
 V = 97  # the tiny vocabulary
 EOS = 29  # a token the tiny model emits in about half of its 20-token continuations

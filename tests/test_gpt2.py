@@ -15,6 +15,13 @@ from safetensors.torch import load_file, save_file
 
 from helpers import gpt2
 from helpers.gpt2 import (
+    hf_state_dict,
+    load_hf_checkpoint,
+    load_hf_state_dict,
+    save_hf_checkpoint,
+    weight_mapping,
+)
+from helpers.gpt2_config import (
     HUB_MODELS,
     CheckpointFormatError,
     CheckpointNotFoundError,
@@ -22,13 +29,8 @@ from helpers.gpt2 import (
     UnknownModelError,
     config_from_hf,
     config_to_hf,
-    hf_state_dict,
-    load_hf_checkpoint,
-    load_hf_state_dict,
-    read_hf_checkpoint,
-    save_hf_checkpoint,
-    weight_mapping,
 )
+from helpers.hub import read_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, generate_greedy, predicted_parameters
 from helpers.offline import sha256_file
 

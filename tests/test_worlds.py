@@ -29,7 +29,9 @@ READER = r"""
 import json, sys
 from pathlib import Path
 import torch
-from helpers.gpt2 import CheckpointError, load_hf_checkpoint, resolve_checkpoint
+from helpers.gpt2 import load_hf_checkpoint
+from helpers.gpt2_config import CheckpointError
+from helpers.hub import resolve_checkpoint
 try:
     config, weights = resolve_checkpoint("gpt2", timeout=5.0)
 except CheckpointError as err:
