@@ -93,7 +93,7 @@ def main():
         f"{args.steps} steps.\n\n"
         + markdown_table(["step", "loss, 1 process", "loss, 2 processes", "difference"], rows)
         + f"\nThe largest difference over all {len(diffs)} steps is {max(diffs):.1e} (the script "
-          "asserts at "
+        "asserts at "
         f"most {args.atol:g}). The 2-process run's folder holds {', '.join(written)}, written by "
         "rank 0 alone.\n\n"
         + markdown_table(

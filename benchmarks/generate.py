@@ -125,14 +125,14 @@ def main():
             provenance()
             + "\n"
             + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random "
-              "weights), float32, greedy, "
+            "weights), float32, greedy, "
             f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of "
             f"{args.repeat} rounds in which the three take turns. The three give the same ids "
             "(asserted).\n\n"
             + markdown_table(["generation", "new tokens/s", "vs no cache"], rows)
             + "\n\n"
             + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as "
-              "many tokens per "
+            "many tokens per "
             f"second as transformers' `generate` on the same weights.\n"
         )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

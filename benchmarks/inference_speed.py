@@ -98,7 +98,7 @@ def main():
             ["generation", "prompts", "new tokens/s (all prompts)", "vs no cache"], rows
         )
         + "\nAll three single-prompt ways gave the same ids, and the padded batch gave each "
-          "prompt the "
+        "prompt the "
         f"same ids as generating it alone (both asserted by the script). Batching made "
         f"{len(prompts)} prompts {s_batch[names[0]] / s_batch[names[1]]:.1f}x faster than one at "
         "a time.\n"

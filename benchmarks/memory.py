@@ -147,7 +147,7 @@ def main():
             rows,
         )
         + "\nMeasured peak: the most resident memory of a fresh process during two AdamW steps, "
-          "minus what it "
+        "minus what it "
         "held before building the model. It is above the formula by the temporaries that live "
         "only for a moment (the logits and their gradient, each batch x tokens x 50257 floats; "
         "the gradient of every activation during the backward pass) and by what the memory "

@@ -198,7 +198,7 @@ def main():
             rows,
         )
         + "\nMFU: training FLOPs per token (3 x `flops_per_token`) x tokens/s / peak, the peak "
-          "an estimate: "
+        "an estimate: "
         f"{how}. Peak MiB: the most memory the step's process held beyond what it held before "
         "building the model (on CPU the resident set, which includes the allocator's own "
         "reserve).\n"

@@ -73,7 +73,7 @@ def main():
         provenance()
         + "\n"
         + "One-row products (one new token) with GPT-2 small's weight shapes, float32, cycling "
-          "through "
+        "through "
         f"{args.layers} blocks' worth of distinct matrices so that each is read from memory; "
         f"microseconds per block, the fastest of {args.repeat} rounds.\n\n"
         + markdown_table(

@@ -13,7 +13,7 @@
 # - the same BPE class loaded with OpenAI's merges, encoding exactly as `tiktoken` does for GPT-2;
 # - a sliding-window data loader that turns one long text into `(inputs, targets)` batches.
 #
-# Everything that later chapters reuse ends up in `helpers/tokenizer.py` and `helpers/data.py`.
+# Everything that later chapters reuse ends up in `helpers/bpe.py`, `helpers/tokenizer.py` and `helpers/data.py`.
 
 # %%
 # Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
@@ -37,8 +37,9 @@ import torch
 from helpers.bench import tokenizer_benchmark
 from helpers.data import count_windows, create_dataloader, fetch_the_verdict
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
+from helpers.bpe import merge_pair
 from helpers.tokenizer import (ENDOFTEXT, GPT2_SPLIT_PATTERN, LLAMA3_SPLIT_PATTERN,
-                               BPETokenizer, bytes_to_unicode, merge_pair)
+                               BPETokenizer, bytes_to_unicode)
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 
@@ -466,7 +467,8 @@ for kwargs in [dict(context_length=4, stride=0), dict(context_length=6000, strid
 #
 # | Module | Names |
 # |---|---|
-# | `helpers.tokenizer` | `BPETokenizer` (`train`, `encode`, `encode_ordinary`, `decode`, `register_special_tokens`, `save`, `load`, `from_gpt2_files`), `merge_pair`, `GPT2_SPLIT_PATTERN`, `LLAMA3_SPLIT_PATTERN`, `ENDOFTEXT` |
+# | `helpers.tokenizer` | `BPETokenizer` (`train`, `encode`, `encode_ordinary`, `decode`, `register_special_tokens`, `save`, `load`, `from_gpt2_files`), `GPT2_SPLIT_PATTERN`, `LLAMA3_SPLIT_PATTERN`, `ENDOFTEXT` |
+# | `helpers.bpe` | `merge_pair`, `train_bpe` (what `BPETokenizer.train` runs) |
 # | `helpers.data` | `fetch_the_verdict`, `download`, `SlidingWindowDataset`, `create_dataloader`, `count_windows` |
 # | `helpers.offline` | `gpt2_encoding`, `gpt2_tokenizer_files`, `prefill_tiktoken_cache` |
 # | `helpers.bench` | `time_call`, `tokenizer_benchmark` |

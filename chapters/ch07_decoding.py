@@ -44,13 +44,13 @@ from transformers.generation.logits_process import (MinPLogitsWarper,
 from helpers.attention import causal_mask
 from helpers.bench import time_turns
 from helpers.data import fetch_the_verdict
-from helpers.generate import (filter_logits, generate, stream, stream_text, top_k_filter,
-                              top_p_filter)
+from helpers.generate import generate, stream, stream_text
 from helpers.gpt2 import save_hf_checkpoint
 from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
 from helpers.pretrain import BOOK_SMALL, book_model
+from helpers.sampling import filter_logits, top_k_filter, top_p_filter
 from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
@@ -254,7 +254,7 @@ plt.show()
 
 # %% [markdown]
 # The order matters, and so does temperature: `transformers` applies temperature first, then top-k,
-# then top-p, and `helpers.generate.filter_logits` does the same.
+# then top-p, and `helpers.sampling.filter_logits` does the same.
 #
 # **Ties.** Two tokens with the same logit are equally probable, so a cut between them is arbitrary.
 # Top-k compares each logit with the $k$-th largest, so every token tied with the $k$-th is kept:
@@ -278,7 +278,7 @@ assert torch.isfinite(keep_top_k(tied, 2)).sum() == 4
 # Token 0 carries less than 0.5, so top-p needs one more token and the three tied ones compete. Our
 # `keep_top_p` walks a descending sort and keeps token 1; `transformers`' `TopPLogitsWarper` walks an
 # ascending sort, drops tokens while the mass it has passed stays at or below $1 - p$, and keeps token
-# 3. Both are correct top-p; they differ only in how the tie falls. `helpers.generate.top_p_filter`
+# 3. Both are correct top-p; they differ only in how the tie falls. `helpers.sampling.top_p_filter`
 # uses the ascending formulation, so that it keeps exactly the tokens `transformers` keeps, ties and
 # float rounding included. The tests (`tests/test_generate.py`) compare the two filters with
 # `TopKLogitsWarper` and `TopPLogitsWarper` over many random logit vectors, many of them full of ties;
@@ -465,7 +465,7 @@ assert better >= 6 and worse == 0
 # $$
 #
 # the length counting the end-of-text token. `length_penalty = 0` is the plain total; 1 is the
-# average log-probability per token; larger values favour longer texts. `helpers.generate.beam_search`
+# average log-probability per token; larger values favour longer texts. `helpers.beam.beam_search`
 # replicates `transformers`' `_beam_search` step for step: it keeps `2 * num_beams` candidates per
 # step (so that enough non-finished ones remain), lets only the first `num_beams` of them finish, and
 # stops with the same `early_stopping` rules. Our model never saw GPT-2's `<|endoftext|>`, so we use
@@ -860,9 +860,11 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 #
 # - `helpers.generate`: `generate(model, idx, max_new_tokens, *, temperature, top_k, top_p, num_beams,
 #   do_sample, eos_id, seed, length_penalty, use_cache)`, `stream(...)` (yields `int` ids for one
-#   prompt), `stream_text(ids, decode)`, `beam_search(..., early_stopping=False)`, and the filters
-#   `apply_temperature`, `top_k_filter`, `top_p_filter`, `filter_logits`. Checked against
-#   `transformers` by `tests/test_generate.py`; timed by `benchmarks/generate.py`.
+#   prompt) and `stream_text(ids, decode)`. Checked against `transformers` by
+#   `tests/test_generate.py`; timed by `benchmarks/generate.py`.
+# - `helpers.sampling`: the filters `apply_temperature`, `top_k_filter`, `top_p_filter`,
+#   `filter_logits`.
+# - `helpers.beam`: `beam_search(..., early_stopping=False)`.
 # - `helpers.kvcache`: `KVCache`, passed to `GPTModel.forward(idx, cache=cache)` (and through
 #   `TransformerBlock` to `MultiHeadAttention.forward(x, cache=cache, layer=i)`), filled in place.
 # - `helpers.viz_inside`: `plot_next_token_probs` and `plot_frequencies`.

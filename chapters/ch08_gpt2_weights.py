@@ -46,9 +46,11 @@ from transformers.pytorch_utils import Conv1D
 
 from helpers.data import fetch_the_verdict
 from helpers.generate import generate
-from helpers.gpt2 import (HUB_MODELS, CheckpointError, CheckpointFormatError, config_from_hf,
-                          hf_state_dict, load_hf_checkpoint, load_hf_state_dict, read_hf_checkpoint,
-                          resolve_checkpoint, save_hf_checkpoint, weight_mapping)
+from helpers.gpt2 import (hf_state_dict, load_hf_checkpoint, load_hf_state_dict,
+                          save_hf_checkpoint, weight_mapping)
+from helpers.gpt2_config import (HUB_MODELS, CheckpointError, CheckpointFormatError,
+                                 config_from_hf)
+from helpers.hub import read_hf_checkpoint, resolve_checkpoint
 from helpers.model import PRESETS, GPTConfig, GPTModel, predicted_parameters
 from helpers.offline import gpt2_encoding
 from helpers.perplexity import sliding_window_perplexity, verdict_losses, window_plan
@@ -86,7 +88,7 @@ def show_error(err):
 # four repositories, one per size, each with a `config.json` (the shape of the model) and a
 # `model.safetensors` (the tensors). These two files are all this book reads; the repositories'
 # other formats (TensorFlow, Flax, PyTorch's pickled `pytorch_model.bin`) are never touched, and
-# no TensorFlow is needed. `helpers.gpt2.HUB_MODELS` lists them, with sizes computed from the
+# no TensorFlow is needed. `helpers.gpt2_config.HUB_MODELS` lists them, with sizes computed from the
 # presets of Chapter 5:
 
 # %%
@@ -104,7 +106,7 @@ assert HUB_MODELS["gpt2"].param_bytes == 4 * 124_439_808
 # **Downloading.** `huggingface_hub`'s `hf_hub_download` fetches one file of a repository into a
 # cache folder (`~/.cache/huggingface/hub` by default). The cache stores each large file once, as
 # a *blob* named by the sha256 of its contents, linked from a folder per commit. An interrupted
-# download is kept as an `.incomplete` file and resumed next time. `helpers.gpt2.resolve_checkpoint`
+# download is kept as an `.incomplete` file and resumed next time. `helpers.hub.resolve_checkpoint`
 # adds three things around it: it looks in the cache first, so that a model downloaded once never
 # needs the network again; if the file is not cached it makes one quick request (a few seconds, no
 # retries) before downloading, so that a machine without a network fails at once, with one
@@ -773,12 +775,16 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 #
 # Moved into `helpers/`:
 #
-# - `helpers.gpt2`: `HUB_MODELS`, `config_from_hf` / `config_to_hf`, `weight_mapping`,
-#   `load_hf_state_dict`, `resolve_checkpoint`, `read_hf_checkpoint`, `load_hf_checkpoint`,
-#   `hf_state_dict`, `save_hf_checkpoint` and the `CheckpointError` family.
+# - `helpers.gpt2`: `weight_mapping`, `load_hf_state_dict`, `load_hf_checkpoint`,
+#   `hf_state_dict` and `save_hf_checkpoint`.
+# - `helpers.gpt2_config`: `HUB_MODELS`, `config_from_hf` / `config_to_hf` and the
+#   `CheckpointError` family.
+# - `helpers.hub`: `resolve_checkpoint` and `read_hf_checkpoint` (downloads with a deadline,
+#   cached files verified).
 # - `helpers.perplexity`: `window_plan`, `sliding_window_perplexity` (a `Perplexity` result with
 #   `loss` and `perplexity`) and `verdict_losses`.
-# - `helpers/__main__.py`: `python -m helpers generate` and `python -m helpers perplexity`.
+# - `helpers/__main__.py`: `python -m helpers generate` and `python -m helpers perplexity`; their
+#   options are parsed and checked in `helpers/cli.py`.
 # - `helpers.viz_inside.plot_sliding_windows` drew the windows.
 #
 # ## Exercises

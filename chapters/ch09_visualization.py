@@ -12,7 +12,7 @@
 # - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page);
 # - the logit lens, the model's running guess after every block;
 # - the same head scores and logit lens on OpenAI's GPT-2 (on a stand-in, labelled, where there is no network);
-# - `helpers.insight`, which holds these tools for any `GPTModel`.
+# - `helpers.heads` and `helpers.insight`, which hold these tools for any `GPTModel`.
 
 # %%
 # Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
@@ -38,12 +38,15 @@ import torch.nn.functional as F
 from bertviz import head_view, model_view
 from IPython.display import display
 
+import helpers.heads
 import helpers.insight
 from helpers.data import create_dataloader, fetch_the_verdict
-from helpers.gpt2 import CheckpointError, load_hf_checkpoint, save_hf_checkpoint
-from helpers.insight import (attention_distance, attention_entropy, cosine_similarity_matrix,
-                             greedy_trace, key_token_preference, nearest_tokens,
-                             token_strings, uniform_attention)
+from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
+from helpers.gpt2_config import CheckpointError
+from helpers.heads import (attention_distance, attention_entropy, key_token_preference,
+                           uniform_attention)
+from helpers.insight import (cosine_similarity_matrix, greedy_trace, nearest_tokens,
+                             token_strings)
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
 from helpers.pretrain import book_model
@@ -265,7 +268,7 @@ def score_table(weights, idx):  # weights: L x (B, h, T, T) -> {name: (L, h)}
 
 # %% [markdown]
 # A score means little without a baseline. A head with no preference at all spreads query $t$
-# evenly over its $t + 1$ visible keys (`helpers.insight.uniform_attention`); on 16 tokens its
+# evenly over its $t + 1$ visible keys (`helpers.heads.uniform_attention`); on 16 tokens its
 # previous-token, first-token and self scores are all the mean of $1/(t+1)$, and its same-token
 # score depends on how often tokens repeat. The scores are computed over every 16-token window
 # of the validation text, which the model never trained on:
@@ -352,7 +355,7 @@ plt.show()
 # looks back as far, on average, as an even head would, yet with lower entropy than an even head:
 # its attention is concentrated, just not on a fixed offset. Concentrated on what, then? A fifth
 # measure answers that: for every token id, the attention it receives as a key, divided by what
-# an even head would give it at the same positions (`helpers.insight.key_token_preference`).
+# an even head would give it at the same positions (`helpers.heads.key_token_preference`).
 # Above 1, the head seeks that token out. Over every window of the whole story, here are the three
 # tokens each head of the later layers favours most:
 
@@ -540,7 +543,8 @@ assert mean_at[0] > mean_at[1] > 0 > mean_at[2]
 # %%
 USE_OPENAI_GPT2 = False  # True: download GPT-2 small (about 500 MB), draw its positions
 if USE_OPENAI_GPT2:
-    from helpers.gpt2 import HubUnreachableError, load_hf_checkpoint
+    from helpers.gpt2 import load_hf_checkpoint
+    from helpers.gpt2_config import HubUnreachableError
 
     try:
         gpt2 = load_hf_checkpoint("gpt2", timeout=5.0)
@@ -778,9 +782,10 @@ plt.show()
 # the final answer.
 
 # %% [markdown]
-# ## 9.9 Consolidate: `helpers.insight`
+# ## 9.9 Consolidate: `helpers.heads` and `helpers.insight`
 #
-# The tools of this chapter are in `helpers.insight`, written for any `GPTModel`: the four head
+# The tools of this chapter are in `helpers.heads` and `helpers.insight`, written for any
+# `GPTModel`: the four head
 # scores (for weights of shape `(..., B, h, T, T)`, so a stack of layers works at once), the
 # bertviz adapter `bertviz_inputs`, and `logit_lens`, which catches the residual stream with
 # forward hooks during one ordinary forward pass instead of re-walking the blocks, so that it
@@ -788,7 +793,7 @@ plt.show()
 # versions compute:
 
 # %%
-helper_scores = helpers.insight.head_scores(torch.stack(val_weights), X_val)
+helper_scores = helpers.heads.head_scores(torch.stack(val_weights), X_val)
 for name in ("previous", "first", "self", "same"):
     assert torch.allclose(helper_scores[name], scores[name], atol=1e-6), name
 helper_attention, helper_tokens = helpers.insight.bertviz_inputs(weights, tokens)
@@ -802,7 +807,7 @@ print("head scores, bertviz inputs, logit lens: the helpers agree with this chap
 # %% [markdown]
 # ## 9.10 The same tools on GPT-2
 #
-# `helpers.insight` works on any `GPTModel`, including one that holds OpenAI's weights (Chapter 8).
+# `helpers.heads` and `helpers.insight` work on any `GPTModel`, including one that holds OpenAI's weights (Chapter 8).
 # The next cell asks the Hugging Face hub for GPT-2 small (about 500 MB, once; then from the cache).
 # Where the hub cannot be reached, as on the machines that build this book, it says so in one
 # sentence and uses Chapter 8's stand-in instead: the book's trained small model (one block, four
@@ -833,8 +838,8 @@ print(f"[{HUB_LABEL}] {L_hub} layer{'s' if L_hub != 1 else ''} x {hub_model.cfg.
 val_gpt2 = gpt2_tok.encode(text[int(0.9 * len(text)):])
 X_hub = torch.tensor([val_gpt2[i * 64:(i + 1) * 64] for i in range(8)])  # (8, 64)
 with torch.no_grad():
-    hub_scores = helpers.insight.head_scores(helpers.insight.attention_of(hub_model, X_hub), X_hub)
-    even_scores = helpers.insight.head_scores(uniform_attention(64).expand(8, 1, 64, 64), X_hub)
+    hub_scores = helpers.heads.head_scores(helpers.heads.attention_of(hub_model, X_hub), X_hub)
+    even_scores = helpers.heads.head_scores(uniform_attention(64).expand(8, 1, 64, 64), X_hub)
 print(f"[{HUB_LABEL}]")
 for name, table in hub_scores.items():  # table: (L, h)
     layer, head = divmod(table.argmax().item(), table.shape[1])
@@ -915,10 +920,10 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #
 # Moved into `helpers/`:
 #
-# - `helpers.insight`: `attention_of`, the head scores `previous_token_score`,
+# - `helpers.heads`: `attention_of`, the head scores `previous_token_score`,
 #   `first_token_score`, `self_score`, `same_token_score` and `head_scores`,
-#   `uniform_attention`, `attention_distance`, `attention_entropy`, `key_token_preference`,
-#   `token_strings`, `bertviz_inputs`, `residual_stream`, `logit_lens`,
+#   `uniform_attention`, `attention_distance`, `attention_entropy`, `key_token_preference`.
+# - `helpers.insight`: `token_strings`, `bertviz_inputs`, `residual_stream`, `logit_lens`,
 #   `cosine_similarity_matrix`, `nearest_tokens` and `greedy_trace` (with its `Step`).
 # - `helpers.viz_inside`: `plot_attention_grid`, `plot_head_scores` and `plot_logit_lens`.
 #

@@ -108,14 +108,15 @@ def _train_step(
 def throughput_comparison(cfg, batch_size: int, repeat: int = 5, seed: int = 0) -> dict[str, float]:
     """Chapter 6's benchmark: training tokens per second (forward, cross-entropy, backward, AdamW
     step) of our ``GPTModel(cfg)`` and of ``transformers.GPT2LMHeadModel`` built from the same
-    configuration (``helpers.gpt2.config_to_hf``), on one random ``(batch_size, context_length)``
-    batch. After a warm-up step each, the two models take turns for ``repeat`` rounds
-    (:func:`time_turns`); medians. Returns tokens/s of each and ``ratio = ours / transformers``
-    (above 1: ours is faster). Use ``qkv_bias=True``: GPT-2's format always has those biases.
-    ``seed`` seeds the batch and both models' weights, through generators and ``fork_rng``."""
+    configuration (``helpers.gpt2_config.config_to_hf``), on one random
+    ``(batch_size, context_length)`` batch. After a warm-up step each, the two models take turns
+    for ``repeat`` rounds (:func:`time_turns`); medians. Returns tokens/s of each and
+    ``ratio = ours / transformers`` (above 1: ours is faster). Use ``qkv_bias=True``: GPT-2's
+    format always has those biases. ``seed`` seeds the batch and both models' weights, through
+    generators and ``fork_rng``."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from helpers.gpt2 import config_to_hf
+    from helpers.gpt2_config import config_to_hf
     from helpers.model import GPTModel, count_parameters
 
     g = torch.Generator().manual_seed(seed)

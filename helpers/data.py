@@ -53,71 +53,16 @@ def download(
     ``ConnectionError``, errors writing the file (a full disk) as ``OSError``, each naming the
     cause.
     """
-    for name, value in (("timeout", timeout), ("deadline", deadline), ("max_bytes", max_bytes)):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not 0 < value < math.inf:
-            raise ValueError(f"{name}={value!r} must be a positive number.")
+    _check_download_limits(timeout, deadline, max_bytes)
     dest = Path(dest)
     if dest.is_dir():
         raise IsADirectoryError(
             f"{dest} is a directory: give download() the path of the file to write."
         )
+    fd, part = _open_part_file(dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as err:
-        raise OSError(
-            err.errno,
-            f"cannot write into {dest.parent} ({err.strerror or err}): give "
-            f"download() a destination in a folder you can write to.",
-        ) from None
-    stop = time.monotonic() + deadline
-    digest, size = hashlib.sha256(), 0
-    try:
-        try:
-            with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
-                length = response.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
-                if expected is not None and expected > max_bytes:
-                    raise _TooBig(f"the server announces {expected:,} bytes")
-                while block := response.read1(1 << 16):  # read1: one receive, so time is checked
-                    size += len(block)
-                    if size > max_bytes:
-                        raise _TooBig(f"the body goes on past {max_bytes:,} bytes")
-                    digest.update(block)
-                    try:
-                        _write_all(fd, block)
-                    except OSError as err:
-                        raise _WriteError(err) from None
-                    if time.monotonic() > stop:
-                        raise TimeoutError(
-                            f"it took longer than deadline={deadline} s ({size:,} bytes so far)"
-                        )
-        except http.client.IncompleteRead as err:
-            raise ConnectionError(
-                f"could not download {url}: the connection closed after "
-                f"{size + len(err.partial):,} bytes, before the body was "
-                "complete; "
-                f"nothing was saved to {dest}, try again."
-            ) from None
-        except (OSError, http.client.HTTPException, ValueError) as err:
-            # URLError, HTTP errors, timeouts and refused connections are all OSErrors
-            raise ConnectionError(
-                f"could not download {url} ({type(err).__name__}: {err}); "
-                "nothing "
-                f"was saved to {dest}."
-            ) from None
-        if expected is not None and size != expected:
-            raise ConnectionError(
-                f"could not download {url}: the server announced {expected:,} "
-                "bytes "
-                f"but sent {size:,}; nothing was saved to {dest}, try again."
-            )
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise ValueError(
-                f"the download from {url} has sha256 {digest.hexdigest()}, expected {sha256}: "
-                f"the file at that address changed or was corrupted; nothing was saved to {dest}."
-            )
+        digest, size, expected = _receive(url, dest, fd, timeout, deadline, max_bytes)
+        _check_received(url, dest, sha256, digest, size, expected)
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o644)  # mkstemp makes it private; the file is a plain download
@@ -129,10 +74,8 @@ def download(
             raise _WriteError(err) from None
     except _TooBig as err:
         raise ConnectionError(
-            f"could not download {url}: {err}, more than "
-            f"max_bytes={max_bytes:,}; "
-            f"nothing was saved to {dest} (pass a larger max_bytes if it is "
-            f"right)."
+            f"could not download {url}: {err}, more than max_bytes={max_bytes:,}; "
+            f"nothing was saved to {dest} (pass a larger max_bytes if it is right)."
         ) from None
     except _WriteError as err:
         cause = err.args[0]
@@ -147,6 +90,88 @@ def download(
             os.close(fd)
         Path(part).unlink(missing_ok=True)
     return dest
+
+
+def _check_download_limits(timeout, deadline, max_bytes) -> None:
+    """Refuse a ``timeout``, ``deadline`` or ``max_bytes`` that is not a positive finite number."""
+    for name, value in (("timeout", timeout), ("deadline", deadline), ("max_bytes", max_bytes)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not 0 < value < math.inf:
+            raise ValueError(f"{name}={value!r} must be a positive number.")
+
+
+def _open_part_file(dest: Path) -> tuple[int, str]:
+    """A fresh, exclusively created temporary file next to ``dest``: its descriptor and path."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    except OSError as err:
+        raise OSError(
+            err.errno,
+            f"cannot write into {dest.parent} ({err.strerror or err}): give "
+            f"download() a destination in a folder you can write to.",
+        ) from None
+
+
+def _receive(url: str, dest: Path, fd: int, timeout: float, deadline: float, max_bytes: int):
+    """Stream ``url``'s body into ``fd``: ``(sha256 digest, size, announced size or None)``.
+
+    Network errors (timeouts and the overall ``deadline`` included) become ``ConnectionError``;
+    a body over ``max_bytes`` raises :class:`_TooBig`, a failed write :class:`_WriteError`.
+    """
+    stop = time.monotonic() + deadline
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+            expected = _announced_size(response, max_bytes)
+            while block := response.read1(1 << 16):  # read1: one receive, so time is checked
+                size += len(block)
+                if size > max_bytes:
+                    raise _TooBig(f"the body goes on past {max_bytes:,} bytes")
+                digest.update(block)
+                try:
+                    _write_all(fd, block)
+                except OSError as err:
+                    raise _WriteError(err) from None
+                if time.monotonic() > stop:
+                    raise TimeoutError(
+                        f"it took longer than deadline={deadline} s ({size:,} bytes so far)"
+                    )
+    except http.client.IncompleteRead as err:
+        raise ConnectionError(
+            f"could not download {url}: the connection closed after "
+            f"{size + len(err.partial):,} bytes, before the body was complete; "
+            f"nothing was saved to {dest}, try again."
+        ) from None
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        # URLError, HTTP errors, timeouts and refused connections are all OSErrors
+        raise ConnectionError(
+            f"could not download {url} ({type(err).__name__}: {err}); nothing was saved to {dest}."
+        ) from None
+    return digest, size, expected
+
+
+def _announced_size(response, max_bytes: int) -> int | None:
+    """The response's Content-Length (None if it has none); :class:`_TooBig` if over the cap."""
+    length = response.headers.get("Content-Length")
+    expected = int(length) if length and length.isdigit() else None
+    if expected is not None and expected > max_bytes:
+        raise _TooBig(f"the server announces {expected:,} bytes")
+    return expected
+
+
+def _check_received(url, dest, sha256, digest, size: int, expected: int | None) -> None:
+    """Refuse a body shorter or longer than announced, or one whose sha256 is not ``sha256``."""
+    if expected is not None and size != expected:
+        raise ConnectionError(
+            f"could not download {url}: the server announced {expected:,} bytes "
+            f"but sent {size:,}; nothing was saved to {dest}, try again."
+        )
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise ValueError(
+            f"the download from {url} has sha256 {digest.hexdigest()}, expected {sha256}: "
+            f"the file at that address changed or was corrupted; nothing was saved to {dest}."
+        )
 
 
 class _TooBig(Exception):
@@ -171,8 +196,8 @@ def fetch_the_verdict(
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != THE_VERDICT_SHA256:
             raise ValueError(
-                f"{path} has sha256 {digest}, not {THE_VERDICT_SHA256}: it is not the book's copy of the story; "
-                f"delete it and run again to download the right one."
+                f"{path} has sha256 {digest}, not {THE_VERDICT_SHA256}: it is not the book's copy "
+                f"of the story; delete it and run again to download the right one."
             )
         return path
     try:
@@ -202,7 +227,8 @@ def _integer(name: str, value) -> int:
 
 
 def count_windows(n_tokens: int, context_length: int, stride: int) -> int:
-    """How many ``(input, target)`` windows :class:`SlidingWindowDataset` makes from ``n_tokens`` tokens.
+    """How many ``(input, target)`` windows :class:`SlidingWindowDataset` makes from ``n_tokens``
+    tokens.
 
     A window needs ``context_length + 1`` tokens (the target is shifted by one); windows start at
     ``0, stride, 2*stride, ...`` while ``start < n_tokens - context_length``.
@@ -236,8 +262,9 @@ class SlidingWindowDataset(Dataset):
             )
         if len(ids) <= context_length:
             raise ValueError(
-                f"the text has {len(ids)} tokens, but one window needs context_length + 1 = {context_length + 1} "
-                f"(inputs plus the shifted target): use a longer text or a context_length below {len(ids)}."
+                f"the text has {len(ids)} tokens, but one window needs context_length + 1 = "
+                f"{context_length + 1} (inputs plus the shifted target): use a longer text or a "
+                f"context_length below {len(ids)}."
             )
         self.ids, self.context_length, self.stride = ids, context_length, stride
 
@@ -262,7 +289,8 @@ def create_dataloader(
     num_workers: int = 0,
     seed: int | None = None,
 ) -> DataLoader:
-    """A DataLoader of ``(inputs, targets)`` batches, each of shape ``(batch_size, context_length)``.
+    """A DataLoader of ``(inputs, targets)`` batches, each of shape
+    ``(batch_size, context_length)``.
 
     ``seed`` fixes the shuffling order through the loader's own ``torch.Generator`` (no global seed
     is touched). With ``drop_last=True`` a last, smaller batch is dropped.

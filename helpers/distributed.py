@@ -1,18 +1,20 @@
-"""The book's training loop on several processes with DistributedDataParallel (Appendix: distributed).
+"""The book's training loop on several processes with DistributedDataParallel
+(Appendix: distributed).
 
 Run it with PyTorch's launcher, which starts the processes and sets ``RANK``, ``LOCAL_RANK`` and
 ``WORLD_SIZE`` in each::
 
-    torchrun --nproc_per_node=2 -m helpers.distributed --backend gloo --out runs/ddp   # 2 CPU processes
-    torchrun --nproc_per_node=8 -m helpers.distributed --backend nccl --out runs/ddp   # 8 GPUs
+    torchrun --nproc_per_node=2 -m helpers.distributed --backend gloo --out runs/ddp  # 2 CPU procs
+    torchrun --nproc_per_node=8 -m helpers.distributed --backend nccl --out runs/ddp  # 8 GPUs
 
 Without ``torchrun`` it runs as one plain process. Every process builds the same model (same seed),
 reads its own share of the training windows (:func:`make_loader`, a ``DistributedSampler``) and
 computes the gradient of its batch; ``DistributedDataParallel`` averages the gradients across the
 processes during ``backward()``, so every process takes the same optimizer step. With equal batches
-that average is the gradient of the union of the batches: ``N`` processes with batch ``b`` follow the
-same losses as one process with batch ``N * b`` (up to float rounding). Only rank 0 writes the log
-(``log.jsonl``, one line per step), ``summary.json`` and the checkpoint (``helpers.checkpoint``'s format).
+that average is the gradient of the union of the batches: ``N`` processes with batch ``b`` follow
+the same losses as one process with batch ``N * b`` (up to float rounding). Only rank 0 writes the
+log (``log.jsonl``, one line per step), ``summary.json`` and the checkpoint
+(``helpers.checkpoint``'s format).
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def train_ddp(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the docstring's first paragraph (its summary, wrapped over two lines) as one line
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument(
         "--backend",
         default=None,
@@ -152,7 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> list[float]:
-    """Entry point for ``torchrun ... -m helpers.distributed``; returns this process's step losses."""
+    """Entry point for ``torchrun ... -m helpers.distributed``; returns this process's step
+    losses."""
     from helpers.checkpoint import save_checkpoint
     from helpers.data import SlidingWindowDataset, fetch_the_verdict
     from helpers.model import GPTConfig, GPTModel

@@ -15,6 +15,9 @@ Two options of the same object, same forward path:
   left of each row. Padding keys are hidden from every query (a padding query sees itself, so no
   row of the mask is empty) and each row's positions start at 0 at its first real token, so each
   row gets the logits it would get alone.
+
+``_next_logits`` is the model step of the decoding loops (``helpers.generate``, ``helpers.beam``):
+the last position's logits, with or without a cache, rebuilding it once the context overflows.
 """
 
 from __future__ import annotations
@@ -123,3 +126,19 @@ class KVCache:
         if self.max_len is None:
             self._keys = [k[:, :, :length] for k in self._keys]
             self._values = [v[:, :, :length] for v in self._values]
+
+
+# -- the model step that decoding takes -------------------------------------------------------
+def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool):
+    """Last-position logits ``(B, V)`` for ``ids  # (B, T)`` and the updated cache (None without
+    one). The cache must hold ``ids[:, :past_len]``; when ``ids`` outgrows the context it is
+    rebuilt."""
+    window = ids[:, -model.cfg.context_length :]
+    if not use_cache:
+        return model(window)[:, -1, :], None
+    if cache is None or ids.shape[1] > model.cfg.context_length:
+        cache = KVCache()
+        logits = model(window, cache=cache)  # prefill: the whole (window of the) prompt
+    else:
+        logits = model(ids[:, cache.length() :], cache=cache)  # the new tokens only
+    return logits[:, -1, :], cache

@@ -88,18 +88,20 @@ def _check_own_folder(cache: Path) -> None:
 
 
 def prefill_tiktoken_cache(cache_dir: str | Path | None = None) -> Path:
-    """Copy GPT-2's verified tokenizer files into tiktoken's cache so ``get_encoding("gpt2")`` works offline.
+    """Copy GPT-2's verified tokenizer files into tiktoken's cache so ``get_encoding("gpt2")``
+    works offline.
 
-    ``cache_dir`` defaults to the folder tiktoken reads (see :func:`tiktoken_cache_dir`); if you pass
-    another one, also set ``TIKTOKEN_CACHE_DIR`` to it. The folder must be yours (not a link, not
-    another user's). Each file is written to a fresh temporary file (a unique name, created
+    ``cache_dir`` defaults to the folder tiktoken reads (see :func:`tiktoken_cache_dir`); if you
+    pass another one, also set ``TIKTOKEN_CACHE_DIR`` to it. The folder must be yours (not a link,
+    not another user's). Each file is written to a fresh temporary file (a unique name, created
     exclusively, so no planted link is followed) and renamed, so an interrupted copy never leaves a
     partial cache entry. Returns the cache folder.
     """
     cache = Path(cache_dir) if cache_dir is not None else tiktoken_cache_dir()
     if cache is None or str(cache_dir) == "":
         raise ValueError(
-            "tiktoken's cache is disabled (TIKTOKEN_CACHE_DIR is empty): unset it or point it at a folder."
+            "tiktoken's cache is disabled (TIKTOKEN_CACHE_DIR is empty): unset it or point it "
+            "at a folder."
         )
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_own_folder(cache)

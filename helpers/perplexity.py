@@ -60,16 +60,18 @@ def window_plan(n_tokens: int, context: int, stride: int) -> list[tuple[int, int
     _positive_int("context", context), _positive_int("stride", stride)
     if context < 2:
         raise ValueError(
-            f"context={context} must be at least 2: a window needs one token to read and one to score."
+            f"context={context} must be at least 2: a window needs one token to read and one "
+            f"to score."
         )
     if stride > context:
         raise ValueError(
-            f"stride={stride} is larger than context={context}: the tokens between two windows would "
-            f"never be scored; use a stride of at most {context}."
+            f"stride={stride} is larger than context={context}: the tokens between two "
+            f"windows would never be scored; use a stride of at most {context}."
         )
     if n_tokens < 2:
         raise ValueError(
-            f"the text has {n_tokens} token(s): perplexity needs at least 2 (one to read, one to score)."
+            f"the text has {n_tokens} token(s): perplexity needs at least 2 (one to read, one "
+            f"to score)."
         )
     plan, prev_end = [], 0
     for begin in range(0, n_tokens, stride):
@@ -89,9 +91,9 @@ def sliding_window_perplexity(
 ) -> Perplexity:
     """Perplexity of ``model`` on the token ids ``ids`` (a list or a 1-D tensor, or ``(1, n)``).
 
-    ``context`` defaults to the model's ``context_length`` and may not exceed it; ``stride`` defaults
-    to ``context // 2``. Log-probabilities are computed in float32 and summed in float64. The model
-    is used as it is: call ``model.eval()`` first to switch dropout off.
+    ``context`` defaults to the model's ``context_length`` and may not exceed it; ``stride``
+    defaults to ``context // 2``. Log-probabilities are computed in float32 and summed in float64.
+    The model is used as it is: call ``model.eval()`` first to switch dropout off.
     """
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.dim() == 2 and ids.shape[0] == 1:
@@ -102,7 +104,8 @@ def sliding_window_perplexity(
     context = limit if context is None else _positive_int("context", context)
     if context > limit:
         raise ValueError(
-            f"context={context} is longer than the model's context_length={limit}: use at most {limit}."
+            f"context={context} is longer than the model's context_length={limit}: use at "
+            f"most {limit}."
         )
     stride = max(1, context // 2) if stride is None else stride
     device = next(model.parameters()).device
@@ -138,7 +141,8 @@ def verdict_losses(
 
     if not 0 < train_ratio < 1:
         raise ValueError(
-            f"train_ratio={train_ratio!r} must be between 0 and 1 (0.9: the first 90% for training)."
+            f"train_ratio={train_ratio!r} must be between 0 and 1 (0.9: the first 90% for "
+            f"training)."
         )
     split = int(train_ratio * len(text))
     loaders = [

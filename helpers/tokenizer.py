@@ -12,25 +12,25 @@ learned earlier has a smaller ``new_id``, so "lowest new id first" is the merge 
 encoding. Trained tokenizers give byte ``b`` the id ``b``; GPT-2 permutes the 256 byte ids (see
 :func:`bytes_to_unicode`), which ``byte_ids`` records.
 
-Tie rule when training: the most frequent adjacent pair wins; among equally frequent pairs the one
-with the smaller ``(left, right)`` ids wins. Chapter 1's naive loop uses the same rule, and the
-tests check that both give the same merges.
+Training and the merge itself are ``helpers.bpe``'s (:func:`helpers.bpe.train_bpe`, with its tie
+rule).
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import tempfile
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import regex
 
+from helpers.bpe import merge_pair, train_bpe
+
 # GPT-2's pre-tokenization pattern, as tiktoken's "gpt2" encoding spells it.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-# Llama 3's pattern (also GPT-4's cl100k_base): case-insensitive contractions, digits in groups of 3.
+# Llama 3's pattern (also GPT-4's cl100k_base): case-insensitive contractions, digits in groups
+# of 3.
 LLAMA3_SPLIT_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
     r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -75,19 +75,6 @@ def _token_id(value) -> int:
     return value
 
 
-def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every non-overlapping occurrence of ``pair`` in ``ids``, left to right, by ``new_id``."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 class BPETokenizer:
     """A byte-level BPE tokenizer with regex pre-splitting and special tokens."""
 
@@ -100,7 +87,8 @@ class BPETokenizer:
 
     # ------------------------------------------------------------------ state
     def _rebuild(self) -> None:
-        """Recompute the derived tables after ``pattern``, ``byte_ids``, ``merges`` or specials change."""
+        """Recompute the derived tables after ``pattern``, ``byte_ids``, ``merges`` or specials
+        change."""
         self._split = regex.compile(self.pattern)
         self.vocab: dict[int, bytes] = {tid: bytes([b]) for b, tid in enumerate(self.byte_ids)}
         for (left, right), new_id in sorted(self.merges.items(), key=lambda kv: kv[1]):
@@ -129,7 +117,10 @@ class BPETokenizer:
         return self.n_vocab
 
     def __repr__(self) -> str:
-        return f"BPETokenizer(n_vocab={self.n_vocab}, merges={len(self.merges)}, special={list(self.special_tokens)})"
+        return (
+            f"BPETokenizer(n_vocab={self.n_vocab}, merges={len(self.merges)}, "
+            f"special={list(self.special_tokens)})"
+        )
 
     # --------------------------------------------------------------- training
     def train(
@@ -140,58 +131,19 @@ class BPETokenizer:
         Pair counts are kept per distinct pre-split chunk and updated incrementally after each
         merge, so training a 2,000-token vocabulary on a short story takes about a second.
         """
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise ValueError(f"vocab_size={vocab_size!r} must be an integer, 256 or more.")
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}: decode bytes first.")
-        if vocab_size < 256:
-            raise ValueError(
-                f"vocab_size={vocab_size} is too small: a byte-level BPE vocabulary starts with the 256 "
-                f"single bytes, so choose vocab_size >= 256 (256 means no merges)."
-            )
-        if not text:
-            raise ValueError(
-                "cannot train on an empty text: pass the training corpus as a non-empty string."
-            )
-        if pattern is not None:
-            self.pattern = pattern
-        self.byte_ids, self.merges, self.special_tokens = list(range(256)), {}, {}
-        chunk_counts = Counter(regex.findall(self.pattern, text))
-        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
-        freqs = list(chunk_counts.values())
-
-        pair_counts: Counter = Counter()
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for wi, word in enumerate(words):
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] += freqs[wi]
-                where[pair].add(wi)
-        heap = [(-count, pair) for pair, count in pair_counts.items()]
-        heapq.heapify(heap)
-
-        for new_id in range(256, vocab_size):
-            best = _pop_most_frequent(heap, pair_counts)
-            if best is None:
-                raise ValueError(
-                    f"the training text runs out of pairs to merge after {new_id - 256} merges, so "
-                    f"vocab_size={vocab_size} cannot be reached: use vocab_size <= {new_id} or a longer text."
-                )
-            self.merges[best] = new_id
-            _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap)
-            if verbose:
-                print(f"merge {new_id - 255}/{vocab_size - 256}: {best} -> {new_id}")
-        self._rebuild()
-        return self
+        return train_bpe(self, text, vocab_size, pattern, verbose)
 
     def register_special_tokens(self, special_tokens: dict[str, int] | list[str]) -> "BPETokenizer":
-        """Add special tokens. A list gets the next free ids, in order; a dict gives explicit ids."""
+        """Add special tokens. A list gets the next free ids, in order; a dict gives explicit
+        ids."""
         if not isinstance(special_tokens, dict):
             start = max(self.vocab) + 1
             special_tokens = {s: start + i for i, s in enumerate(special_tokens)}
         for text, tid in special_tokens.items():
             if tid in self.vocab and self.vocab[tid] != text.encode("utf-8"):
                 raise ValueError(
-                    f"special token {text!r} cannot take id {tid}: that id is already a regular token."
+                    f"special token {text!r} cannot take id {tid}: that id is already a regular "
+                    f"token."
                 )
         self.special_tokens = {**self.special_tokens, **special_tokens}
         self._rebuild()
@@ -224,14 +176,16 @@ class BPETokenizer:
     def encode(
         self, text: str, allowed_special: str | set[str] | frozenset[str] = frozenset()
     ) -> list[int]:
-        """Encode ``text``. Special tokens become single ids only when listed in ``allowed_special``
-        (or ``allowed_special="all"``); finding any other special-token string is an error, as in tiktoken."""
+        """Encode ``text``. Special tokens become single ids only when listed in
+        ``allowed_special`` (or ``allowed_special="all"``); finding any other special-token string
+        is an error, as in tiktoken."""
         _check_text(text)
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
             raise ValueError(
-                f"allowed_special names {sorted(unknown)}, which are not special tokens of this tokenizer: register them first."
+                f"allowed_special names {sorted(unknown)}, which are not special tokens of this "
+                f"tokenizer: register them first."
             )
         if self._special_split is None:
             return self.encode_ordinary(text)
@@ -240,8 +194,9 @@ class BPETokenizer:
             if i % 2 == 1:  # the separators captured by the split are the special tokens
                 if part not in allowed:
                     raise ValueError(
-                        f"the text contains the special token {part!r}: pass allowed_special={{{part!r}}} to encode it "
-                        f"as one token, or call encode_ordinary to encode it as plain text."
+                        f"the text contains the special token {part!r}: pass "
+                        f"allowed_special={{{part!r}}} to encode it as one token, or call "
+                        f"encode_ordinary to encode it as plain text."
                     )
                 ids.append(self.special_tokens[part])
             elif part:
@@ -254,12 +209,13 @@ class BPETokenizer:
             return b"".join(self.vocab[int(i)] for i in ids)
         except KeyError as err:
             raise ValueError(
-                f"token id {err.args[0]} is not in this tokenizer's vocabulary (valid ids are 0..{self.n_vocab - 1}): "
-                f"were these ids made by a different tokenizer?"
+                f"token id {err.args[0]} is not in this tokenizer's vocabulary (valid ids are "
+                f"0..{self.n_vocab - 1}): were these ids made by a different tokenizer?"
             ) from None
 
     def decode(self, ids) -> str:
-        """Text of ``ids``; bytes that are not valid UTF-8 on their own become U+FFFD, as in tiktoken."""
+        """Text of ``ids``; bytes that are not valid UTF-8 on their own become U+FFFD, as in
+        tiktoken."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     # ----------------------------------------------------------- persistence
@@ -305,7 +261,8 @@ class BPETokenizer:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise ValueError(
-                f"cannot read a tokenizer from {path}: {err}. Pass a file written by BPETokenizer.save."
+                f"cannot read a tokenizer from {path}: {err}. Pass a file written by "
+                f"BPETokenizer.save."
             ) from None
         if not isinstance(data, dict) or data.get("format") != "helpers.BPETokenizer":
             raise ValueError(
@@ -352,34 +309,3 @@ class BPETokenizer:
         tok.special_tokens = {ENDOFTEXT: encoder[ENDOFTEXT]}
         tok._rebuild()
         return tok
-
-
-def _pop_most_frequent(heap: list, pair_counts: Counter) -> tuple[int, int] | None:
-    """Pop the heap until its top entry is a pair's current (positive) count; None when empty.
-    Entries go stale when a merge changes a count; the fresh count was pushed as a new entry."""
-    while heap:
-        neg_count, pair = heapq.heappop(heap)
-        if pair_counts.get(pair, 0) == -neg_count and neg_count < 0:
-            return pair
-    return None
-
-
-def _merge_everywhere(best, new_id, words, freqs, where, pair_counts, heap) -> None:
-    """Replace ``best`` by ``new_id`` in every chunk that holds it, updating the pair counts, the
-    chunks each pair occurs in, and the heap (one fresh entry per changed pair)."""
-    changed: set[tuple[int, int]] = set()
-    for wi in where.pop(best):
-        word, freq = words[wi], freqs[wi]
-        for pair in zip(word, word[1:]):
-            pair_counts[pair] -= freq
-            changed.add(pair)
-        word = words[wi] = merge_pair(word, best, new_id)
-        for pair in zip(word, word[1:]):
-            pair_counts[pair] += freq
-            where[pair].add(wi)
-            changed.add(pair)
-    for pair in changed:
-        if pair_counts[pair] <= 0:
-            del pair_counts[pair]
-        else:
-            heapq.heappush(heap, (-pair_counts[pair], pair))

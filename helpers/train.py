@@ -217,8 +217,9 @@ def train(
         while h.epoch < num_epochs:
             for inputs, targets in train_loader:
                 lr = None if lr_schedule is None else lr_schedule(h.step)
-                norm = _step(model, optimizer, params, inputs, targets, lr, grad_clip, ignore_index,
-                             h.step)
+                norm = _step(
+                    model, optimizer, params, inputs, targets, lr, grad_clip, ignore_index, h.step
+                )
                 h.lr.append(optimizer.param_groups[0]["lr"])
                 h.grad_norm.append(norm)
                 h.step += 1
@@ -237,8 +238,9 @@ def train(
     return h
 
 
-def _check_train_arguments(model, train_loader, val_loader, num_epochs, eval_every, grad_clip,
-                           h: History) -> None:
+def _check_train_arguments(
+    model, train_loader, val_loader, num_epochs, eval_every, grad_clip, h: History
+) -> None:
     if eval_every < 1:
         raise ValueError(f"eval_every={eval_every} must be at least 1 (steps between evaluations).")
     if grad_clip is not None and grad_clip <= 0:

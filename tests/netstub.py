@@ -273,70 +273,75 @@ def _sha256(path: Path) -> str:
     return _SHA256[path]
 
 
-def _handler(stub: NetStub):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _handler(stub: NetStub) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving ``stub`` (the server makes one handler per request)."""
+    return type("Handler", (_Handler,), {"stub": stub})
 
-        def log_message(self, *args):  # quiet
-            pass
 
-        def _headers(self, path: Path, hub: bool, start: int) -> int:
-            size = path.stat().st_size
-            self.send_header("Content-Length", str(size - start))
-            self.send_header("Accept-Ranges", "bytes")
-            if hub:
-                self.send_header("X-Repo-Commit", COMMIT)
-                if path.suffix == ".safetensors":  # an LFS file: its sha256 is its etag
-                    self.send_header("X-Linked-Etag", f'"{_sha256(path)}"')
-                    self.send_header("X-Linked-Size", str(size))
-                self.send_header("ETag", f'"{hashlib.sha1(path.name.encode()).hexdigest()}"')
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+class _Handler(BaseHTTPRequestHandler):
+    """Serves :attr:`stub` (set per server by :func:`_handler`): files, hub headers, faults."""
+
+    protocol_version = "HTTP/1.1"
+    stub: NetStub
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _headers(self, path: Path, hub: bool, start: int) -> int:
+        size = path.stat().st_size
+        self.send_header("Content-Length", str(size - start))
+        self.send_header("Accept-Ranges", "bytes")
+        if hub:
+            self.send_header("X-Repo-Commit", COMMIT)
+            if path.suffix == ".safetensors":  # an LFS file: its sha256 is its etag
+                self.send_header("X-Linked-Etag", f'"{_sha256(path)}"')
+                self.send_header("X-Linked-Size", str(size))
+            self.send_header("ETag", f'"{hashlib.sha1(path.name.encode()).hexdigest()}"')
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        self.end_headers()
+        return size
+
+    def _find(self):
+        self.stub.requests.append((self.command, self.path))
+        path, hub = self.stub.lookup(self.path.split("?")[0])
+        if path is None:
+            body = b"Entry not found"
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            return size
+            if self.command == "GET":
+                self.wfile.write(body)
+        return path, hub
 
-        def _find(self):
-            stub.requests.append((self.command, self.path))
-            path, hub = stub.lookup(self.path.split("?")[0])
-            if path is None:
-                body = b"Entry not found"
-                self.send_response(404)
-                self.send_header("X-Error-Code", "EntryNotFound")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command == "GET":
-                    self.wfile.write(body)
-            return path, hub
+    def do_HEAD(self):
+        path, hub = self._find()
+        if path is not None:
+            self.send_response(200)
+            self._headers(path, hub, 0)
 
-        def do_HEAD(self):
-            path, hub = self._find()
-            if path is not None:
-                self.send_response(200)
-                self._headers(path, hub, 0)
-
-        def do_GET(self):
-            path, hub = self._find()
-            if path is None:
-                return
-            start = 0
-            if self.headers.get("Range", "").startswith("bytes="):
-                start = int(self.headers["Range"][6:].split("-")[0] or 0)
-            self.send_response(206 if start else 200)
-            size = self._headers(path, hub, start)
-            cut = stub.cut_first_get.pop(path.name, None)
-            with open(path, "rb") as f:
-                f.seek(start)
-                sent = start
-                while sent < size:
-                    block = f.read(min(1 << 20, size - sent))
-                    if path.name in stub.corrupt:
-                        block = bytes(b ^ 0xFF for b in block[:16]) + block[16:]
-                    if cut is not None and sent + len(block) > cut:
-                        self.wfile.write(block[: max(0, cut - sent)])
-                        self.wfile.flush()
-                        self.close_connection = True
-                        return
-                    self.wfile.write(block)
-                    sent += len(block)
-
-    return Handler
+    def do_GET(self):
+        path, hub = self._find()
+        if path is None:
+            return
+        start = 0
+        if self.headers.get("Range", "").startswith("bytes="):
+            start = int(self.headers["Range"][6:].split("-")[0] or 0)
+        self.send_response(206 if start else 200)
+        size = self._headers(path, hub, start)
+        cut = self.stub.cut_first_get.pop(path.name, None)
+        with open(path, "rb") as f:
+            f.seek(start)
+            sent = start
+            while sent < size:
+                block = f.read(min(1 << 20, size - sent))
+                if path.name in self.stub.corrupt:
+                    block = bytes(b ^ 0xFF for b in block[:16]) + block[16:]
+                if cut is not None and sent + len(block) > cut:
+                    self.wfile.write(block[: max(0, cut - sent)])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(block)
+                sent += len(block)

@@ -52,8 +52,10 @@ def missing_tools() -> str | None:
     if CHROMIUM is None:
         return "chromium is not installed (Debian: apt-get install chromium)"
     if not (BROWSER_DIR / "node_modules" / "playwright-core").exists():
-        return ("the npm packages of tests/browser are not installed (make test installs them "
-                "when npm is present)")
+        return (
+            "the npm packages of tests/browser are not installed (make test installs them "
+            "when npm is present)"
+        )
     return None
 
 

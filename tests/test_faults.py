@@ -19,17 +19,17 @@ from faultserver import BODY, FaultServer
 import helpers.data
 import helpers.gpt2
 from helpers.__main__ import main
+from helpers.beam import beam_search
 from helpers.data import download, fetch_the_verdict
-from helpers.generate import beam_search, generate
-from helpers.gpt2 import (
+from helpers.generate import generate
+from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
+from helpers.gpt2_config import (
     CheckpointError,
     CheckpointFormatError,
     CheckpointNotFoundError,
     HubUnreachableError,
-    load_hf_checkpoint,
-    resolve_checkpoint,
-    save_hf_checkpoint,
 )
+from helpers.hub import resolve_checkpoint
 from helpers.model import GPTConfig, GPTModel
 from helpers.offline import GPT2_FILES, gpt2_encoding, prefill_tiktoken_cache, sha256_file
 from helpers.tokenizer import BPETokenizer
@@ -327,8 +327,8 @@ def test_a_failed_tokenizer_save_keeps_the_old_file(tmp_path, monkeypatch):
         b"\xff\xfe not utf-8",  # UnicodeDecodeError
         b'{"format": "helpers.BPETokenizer", "pattern": "(", "byte_ids": [], "merges": [], '
         b'"special_tokens": {}}',  # regex.error
-        b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], "merges": [[0, 1, 2]], '
-        b'"special_tokens": {}}',  # ids that make no vocabulary
+        b'{"format": "helpers.BPETokenizer", "pattern": "a", "byte_ids": [0], '
+        b'"merges": [[0, 1, 2]], "special_tokens": {}}',  # ids that make no vocabulary
     ],
 )
 def test_a_corrupt_tokenizer_file_is_one_sentence(tmp_path, content):
@@ -410,7 +410,7 @@ def test_a_blob_not_named_by_its_hash_is_not_trusted_silently(tiny, tmp_path):
 
 
 def test_a_blob_named_by_its_git_sha1_is_verified(tiny, tmp_path):
-    from helpers.gpt2 import _git_blob_sha1
+    from helpers.hub import _git_blob_sha1
 
     root = hub_cache(tmp_path, tiny[0], _git_blob_sha1)
     load_hf_checkpoint("gpt2", cache_dir=tmp_path, local_files_only=True)

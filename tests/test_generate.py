@@ -1,8 +1,9 @@
-"""helpers.generate (Chapter 7) against transformers: the top-k and top-p filters keep exactly the tokens
-that TopKLogitsWarper and TopPLogitsWarper keep (ties included); greedy and beam search give the same ids
-as GPT2LMHeadModel.generate on the same weights (a tiny checkpoint written here, 20 prompts). Plus: the
-KV cache changes no id (greedy, seeded sampling, beams, past the context), the model's cached forward
-equals the full one, seeds use a local generator, streaming, and a clear error for each bad input."""
+"""helpers.generate (Chapter 7) against transformers: the top-k and top-p filters keep exactly the
+tokens that TopKLogitsWarper and TopPLogitsWarper keep (ties included); greedy and beam search give
+the same ids as GPT2LMHeadModel.generate on the same weights (a tiny checkpoint written here, 20
+prompts). Plus: the KV cache changes no id (greedy, seeded sampling, beams, past the context), the
+model's cached forward equals the full one, seeds use a local generator, streaming, and a clear
+error for each bad input."""
 
 import matplotlib
 
@@ -20,19 +21,12 @@ from transformers.generation.logits_process import (  # noqa: E402
     TopPLogitsWarper,
 )
 
-from helpers.generate import (  # noqa: E402
-    apply_temperature,
-    beam_search,
-    filter_logits,
-    generate,
-    stream,
-    stream_text,
-    top_k_filter,
-    top_p_filter,
-)
+from helpers.beam import beam_search  # noqa: E402
+from helpers.generate import generate, stream, stream_text  # noqa: E402
 from helpers.gpt2 import save_hf_checkpoint  # noqa: E402
 from helpers.kvcache import KVCache  # noqa: E402
 from helpers.model import GPTConfig, GPTModel, generate_greedy  # noqa: E402
+from helpers.sampling import apply_temperature, filter_logits, top_k_filter, top_p_filter  # noqa: E402
 
 V = 97  # the tiny vocabulary
 EOS = 29  # a token the tiny model emits in about half of its 20-token continuations

@@ -1,6 +1,7 @@
-"""helpers.gpt2 (Chapter 8) against transformers' GPT2LMHeadModel, both directions, on tiny checkpoints
-made here (no network): logits within ATOL in float32 (in practice ~1e-6), greedy ids identical; plus
-strict loading, refusals (pickles, corrupt files, missing configs) and the offline hub path."""
+"""helpers.gpt2 (Chapter 8) against transformers' GPT2LMHeadModel, both directions, on tiny
+checkpoints made here (no network): logits within ATOL in float32 (in practice ~1e-6), greedy ids
+identical; plus strict loading, refusals (pickles, corrupt files, missing configs) and the offline
+hub path."""
 
 import json
 import os
@@ -14,6 +15,13 @@ from safetensors.torch import load_file, save_file
 
 from helpers import gpt2
 from helpers.gpt2 import (
+    hf_state_dict,
+    load_hf_checkpoint,
+    load_hf_state_dict,
+    save_hf_checkpoint,
+    weight_mapping,
+)
+from helpers.gpt2_config import (
     HUB_MODELS,
     CheckpointFormatError,
     CheckpointNotFoundError,
@@ -21,13 +29,8 @@ from helpers.gpt2 import (
     UnknownModelError,
     config_from_hf,
     config_to_hf,
-    hf_state_dict,
-    load_hf_checkpoint,
-    load_hf_state_dict,
-    read_hf_checkpoint,
-    save_hf_checkpoint,
-    weight_mapping,
 )
+from helpers.hub import read_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, generate_greedy, predicted_parameters
 from helpers.offline import sha256_file
 
@@ -44,7 +47,8 @@ TINY = dict(
 
 
 def make_hf(tie=True, seed=0, **overrides):
-    """A GPT2LMHeadModel with every tensor perturbed, so that biases and LayerNorms are not 0 and 1."""
+    """A GPT2LMHeadModel with every tensor perturbed, so that biases and LayerNorms are not 0
+    and 1."""
     torch.manual_seed(seed)
     hf = transformers.GPT2LMHeadModel(
         transformers.GPT2Config(**{**TINY, **overrides}, tie_word_embeddings=tie)
@@ -218,7 +222,8 @@ def test_hub_file_layout_no_prefix_mask_buffers_no_head(tmp_path):
         tensors[f"h.{i}.attn.bias"] = torch.tril(torch.ones(24, 24)).view(1, 1, 24, 24)
         tensors[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
     save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    hub_config = {  # the fields of the hub's gpt2 config.json (no tie_word_embeddings, an old n_ctx), tiny sizes
+    # the fields of the hub's gpt2 config.json (no tie_word_embeddings, an old n_ctx), tiny sizes
+    hub_config = {
         "activation_function": "gelu_new",
         "architectures": ["GPT2LMHeadModel"],
         "attn_pdrop": 0.1,
@@ -417,8 +422,9 @@ def test_hub_name_without_network_or_cache_fails_fast(tmp_path, monkeypatch, how
 
 
 def test_hub_name_with_network_failing_fails_fast(tmp_path, monkeypatch):
-    """Downloads allowed, but the hub refuses connections (a closed port on this machine, so no test ever
-    reaches the internet): one request, no retries, one sentence, in seconds rather than minutes."""
+    """Downloads allowed, but the hub refuses connections (a closed port on this machine, so no
+    test ever reaches the internet): one request, no retries, one sentence, in seconds rather than
+    minutes."""
     import huggingface_hub.constants as hc
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
@@ -438,7 +444,8 @@ def test_hub_name_with_network_failing_fails_fast(tmp_path, monkeypatch):
 
 
 def fake_hub_cache(cache: Path, repo: str, source: Path) -> Path:
-    """huggingface_hub's cache layout: blobs named by sha256, snapshots/<commit>/ links, refs/main."""
+    """huggingface_hub's cache layout: blobs named by sha256, snapshots/<commit>/ links,
+    refs/main."""
     root, commit = cache / f"models--{repo.replace('/', '--')}", "0" * 40
     (root / "blobs").mkdir(parents=True)
     (root / "snapshots" / commit).mkdir(parents=True)

@@ -7,26 +7,28 @@ import math
 import pytest
 import torch
 
-from helpers.insight import (
+from helpers.heads import (
     SCORE_NAMES,
     attention_distance,
     attention_entropy,
     attention_of,
-    bertviz_inputs,
-    cosine_similarity_matrix,
     first_token_score,
-    greedy_trace,
     head_scores,
     key_token_preference,
-    logit_lens,
-    nearest_tokens,
     previous_token_score,
-    residual_stream,
     same_token_mask,
     same_token_score,
     self_score,
-    token_strings,
     uniform_attention,
+)
+from helpers.insight import (
+    bertviz_inputs,
+    cosine_similarity_matrix,
+    greedy_trace,
+    logit_lens,
+    nearest_tokens,
+    residual_stream,
+    token_strings,
 )
 from helpers.model import GPTConfig, GPTModel, generate_greedy
 from helpers.tokenizer import BPETokenizer
@@ -319,4 +321,3 @@ def test_key_token_preference_finds_the_token_a_head_seeks():
     assert torch.allclose(ratio[1, [1, 2, 3]], torch.ones(3))  # an even head prefers nothing
     assert torch.isnan(ratio[:, [0, 4]]).all()  # ids that never occur
     assert torch.isnan(key_token_preference(w, idx, vocab_size=5, min_uniform=10.0)).all()
-

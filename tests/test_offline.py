@@ -25,7 +25,8 @@ def test_pins_are_tiktokens_own():
 
 
 def test_get_encoding_works_in_a_fresh_process_with_no_network(tmp_path):
-    """A new interpreter, an empty cache folder, and every socket refused: get_encoding("gpt2") still works."""
+    """A new interpreter, an empty cache folder, and every socket refused: get_encoding("gpt2")
+    still works."""
     prefill_tiktoken_cache(tmp_path)
     script = textwrap.dedent(
         """

@@ -22,7 +22,8 @@ N_POSITIONS = 24
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """transformers' tiny GPT-2 (every tensor perturbed) and ours loaded from its saved checkpoint."""
+    """transformers' tiny GPT-2 (every tensor perturbed) and ours loaded from its saved
+    checkpoint."""
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(
         transformers.GPT2Config(

@@ -122,8 +122,9 @@ def test_no_nbval_comment_markers_in_chapters(nb_path):
     for cell in code_cells(json.loads(nb_path.read_text())):
         source = "".join(cell["source"])
         assert "NBVAL_" not in source and "# Why:" not in source, (
-            f"{nb_path.name}: a cell shows an nbval marker to readers; tag it `nbval-ignore-output` "
-            f"and list its reason in tests/nbval_ignored.toml:\n{source[:200]}"
+            f"{nb_path.name}: a cell shows an nbval marker to readers; tag it "
+            f"`nbval-ignore-output` and list its reason in tests/nbval_ignored.toml:\n"
+            f"{source[:200]}"
         )
 
 
@@ -135,12 +136,19 @@ def test_every_ignored_output_is_listed_with_its_reason(nb_path):
     for e in entries:
         assert e.get("reason", "").strip(), f"tests/nbval_ignored.toml: {e} gives no reason"
         hits = [i for i, c in enumerate(cells) if e["cell"] in "".join(c["source"])]
-        assert len(hits) == 1, f"{nb_path.name}: {e['cell']!r} is in {len(hits)} code cells, not one"
+        assert len(hits) == 1, (
+            f"{nb_path.name}: {e['cell']!r} is in {len(hits)} code cells, not one"
+        )
         tags = cells[hits[0]].get("metadata", {}).get("tags", [])
-        assert "nbval-ignore-output" in tags, f"{nb_path.name}: the cell {e['cell']!r} is not tagged"
+        assert "nbval-ignore-output" in tags, (
+            f"{nb_path.name}: the cell {e['cell']!r} is not tagged"
+        )
         listed.append(hits[0])
-    tagged = [i for i, c in enumerate(cells)
-              if "nbval-ignore-output" in c.get("metadata", {}).get("tags", [])]
+    tagged = [
+        i
+        for i, c in enumerate(cells)
+        if "nbval-ignore-output" in c.get("metadata", {}).get("tags", [])
+    ]
     unlisted = ["".join(cells[i]["source"])[:80] for i in tagged if i not in listed]
     assert not unlisted, f"{nb_path.name}: tagged cells not in tests/nbval_ignored.toml: {unlisted}"
 
@@ -170,15 +178,24 @@ def test_execute_keeps_what_a_terminal_shows():
     assert execute.terminal_text("\r  0%| 0/3\r 33%| 1/3\r100%| 3/3\n") == "100%| 3/3\n"
     assert execute.terminal_text("a\r\nb\rc\r") == "a\nc"
     assert execute.terminal_text("plain\ntext") == "plain\ntext"
-    nb = {"cells": [{"cell_type": "code", "outputs": [
-        {"output_type": "stream", "name": "stderr", "text": "\r 0%"},
-        {"output_type": "stream", "name": "stderr", "text": "\r50%"},
-        {"output_type": "stream", "name": "stdout", "text": "done\n"},
-        {"output_type": "stream", "name": "stderr", "text": "\r100%\n"}]}]}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {"output_type": "stream", "name": "stderr", "text": "\r 0%"},
+                    {"output_type": "stream", "name": "stderr", "text": "\r50%"},
+                    {"output_type": "stream", "name": "stdout", "text": "done\n"},
+                    {"output_type": "stream", "name": "stderr", "text": "\r100%\n"},
+                ],
+            }
+        ]
+    }
     execute.coalesce_streams(nb)
     assert nb["cells"][0]["outputs"] == [  # the bar's 50% state is overwritten after the print
         {"output_type": "stream", "name": "stdout", "text": "done\n"},
-        {"output_type": "stream", "name": "stderr", "text": "100%\n"}]
+        {"output_type": "stream", "name": "stderr", "text": "100%\n"},
+    ]
 
 
 @chapter_param
@@ -240,4 +257,3 @@ def test_the_reading_list_names_every_module_once(root):
     modules = {p.stem for p in (root / "helpers").glob("*.py") if p.stem != "__init__"}
     listed = re.findall(r"^\d+\. ``(\w+)``", helpers.__doc__, flags=re.M)
     assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
-

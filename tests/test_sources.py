@@ -9,8 +9,16 @@ import torch
 from torch import nn
 
 # "Your journey starts with one step": the six 3-d vectors of Chapter 3's running example.
-INPUTS = torch.tensor([[0.43, 0.15, 0.89], [0.55, 0.87, 0.66], [0.57, 0.85, 0.64],
-                       [0.22, 0.58, 0.33], [0.77, 0.25, 0.10], [0.05, 0.80, 0.55]])
+INPUTS = torch.tensor(
+    [
+        [0.43, 0.15, 0.89],
+        [0.55, 0.87, 0.66],
+        [0.57, 0.85, 0.64],
+        [0.22, 0.58, 0.33],
+        [0.77, 0.25, 0.10],
+        [0.05, 0.80, 0.55],
+    ]
+)
 
 
 def causal_weights_of_the_example():
@@ -32,11 +40,16 @@ def test_the_walkthrough_prints_the_journey_weight_to_the_last_float32_step():
 
 
 def test_the_published_causal_matrix_to_four_digits():
-    published = torch.tensor([[1.0000, 0, 0, 0, 0, 0], [0.4833, 0.5167, 0, 0, 0, 0],
-                              [0.3190, 0.3408, 0.3402, 0, 0, 0],
-                              [0.2445, 0.2545, 0.2542, 0.2468, 0, 0],
-                              [0.1994, 0.2060, 0.2058, 0.1935, 0.1953, 0],
-                              [0.1624, 0.1709, 0.1706, 0.1654, 0.1625, 0.1682]])
+    published = torch.tensor(
+        [
+            [1.0000, 0, 0, 0, 0, 0],
+            [0.4833, 0.5167, 0, 0, 0, 0],
+            [0.3190, 0.3408, 0.3402, 0, 0, 0],
+            [0.2445, 0.2545, 0.2542, 0.2468, 0, 0],
+            [0.1994, 0.2060, 0.2058, 0.1935, 0.1953, 0],
+            [0.1624, 0.1709, 0.1706, 0.1654, 0.1625, 0.1682],
+        ]
+    )
     assert torch.allclose(causal_weights_of_the_example(), published, atol=5e-5)
 
 

@@ -1,4 +1,5 @@
-"""helpers.tokenizer (Chapter 1) against tiktoken's GPT-2 encoding and against a hand-worked example."""
+"""helpers.tokenizer (Chapter 1) against tiktoken's GPT-2 encoding and against a hand-worked
+example."""
 
 import random
 import sysconfig
@@ -10,6 +11,7 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.bpe import merge_pair
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
 from helpers.tokenizer import (
     ENDOFTEXT,
@@ -17,7 +19,6 @@ from helpers.tokenizer import (
     LLAMA3_SPLIT_PATTERN,
     BPETokenizer,
     bytes_to_unicode,
-    merge_pair,
 )
 
 # Text without lone surrogates: those cannot be encoded as UTF-8 by any byte-level tokenizer.

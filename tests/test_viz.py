@@ -20,8 +20,14 @@ def test_every_figure_of_chapters_4_to_9_draws():
         plot_sliding_windows,
     )
 
-    history = History(steps=[0, 5], epochs=[0, 1], tokens_seen=[0, 80], train_loss=[5.0, 4.0],
-                      val_loss=[5.1, 4.5], tokens_per_epoch=80)
+    history = History(
+        steps=[0, 5],
+        epochs=[0, 1],
+        tokens_seen=[0, 80],
+        train_loss=[5.0, 4.0],
+        val_loss=[5.1, 4.5],
+        tokens_per_epoch=80,
+    )
     weights = torch.softmax(torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)), -1)
     tokens = ["a", "b", "c", "d"]
     for draw in [

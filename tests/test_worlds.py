@@ -3,7 +3,8 @@ hub stand-in (``tests/netstub.py``), and the package's declared dependencies aga
 chapters import.
 
 The hub checks run in a subprocess with ``HF_ENDPOINT`` and ``HF_HOME`` set, as a reader's
-process has them (``huggingface_hub`` reads both when it is imported). Everything stays on 127.0.0.1.
+process has them (``huggingface_hub`` reads both when it is imported). Everything stays on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ READER = r"""
 import json, sys
 from pathlib import Path
 import torch
-from helpers.gpt2 import CheckpointError, load_hf_checkpoint, resolve_checkpoint
+from helpers.gpt2 import load_hf_checkpoint
+from helpers.gpt2_config import CheckpointError
+from helpers.hub import resolve_checkpoint
 try:
     config, weights = resolve_checkpoint("gpt2", timeout=5.0)
 except CheckpointError as err:
@@ -223,7 +226,8 @@ def test_each_declared_minimum_is_what_the_code_needs(package, needs, what, patt
 
 
 def test_the_setup_cell_installs_what_the_chapters_need():
-    """Colab installs the package from the setup cell; it must name no extra that is not declared."""
+    """Colab installs the package from the setup cell; it must name no extra that is not
+    declared."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get(
         "optional-dependencies", {}
     )

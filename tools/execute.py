@@ -38,8 +38,12 @@ def coalesce_streams(nb) -> None:
             continue
         merged = []
         for out in cell["outputs"]:
-            if out["output_type"] == "stream" and merged and merged[-1]["output_type"] == "stream" \
-                    and merged[-1]["name"] == out["name"]:
+            if (
+                out["output_type"] == "stream"
+                and merged
+                and merged[-1]["output_type"] == "stream"
+                and merged[-1]["name"] == out["name"]
+            ):
                 merged[-1]["text"] += out["text"]
             else:
                 merged.append(out)

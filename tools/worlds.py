@@ -1,7 +1,8 @@
 """Run every chapter top to bottom in the worlds readers run it in, beyond the pinned offline one.
 
     python tools/worlds.py online   # with a network: a local stand-in for it (tests/netstub.py)
-    python tools/worlds.py newer    # the newest releases pyproject.toml admits, installed as Colab's
+    python tools/worlds.py newer    # the newest releases pyproject.toml admits, installed as \
+Colab's
                                     # setup cell installs the package (run with that venv's python)
     python tools/worlds.py online ch08 ch09   # only the chapters whose names start so
 
