@@ -175,10 +175,23 @@ def online(out_dir: Path) -> list[str]:
     return failures
 
 
+def _kernel_facts() -> str:
+    """The Python, torch and helpers that a fresh kernel in chapters/ gets, as one line."""
+    code = "import sys, torch, helpers\nprint(sys.executable, torch.__version__, helpers.__file__)"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    where = {"metadata": {"path": str(ROOT / "chapters")}}
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources=where).execute()
+    return nb.cells[0].outputs[0]["text"].strip()
+
+
 def newer(out_dir: Path) -> list[str]:
     import torch
 
     print(f"torch {torch.__version__}, Python {sys.version.split()[0]}", flush=True)
+    kernel = _kernel_facts()
+    print(f"the kernel: {kernel}", flush=True)
+    if kernel.split()[:2] != [sys.executable, torch.__version__] or str(ROOT / "helpers") in kernel:
+        return [f"the chapters' kernel is not this environment with the package: {kernel}"]
     failures = []
     for path in CHAPTERS:
         try:
