@@ -68,7 +68,7 @@ transformers.utils.logging.disable_progress_bar()
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
 #
-# **In Colab, expect this cell to train: about two minutes.** The cache lives in the machine's
+# **In Colab, expect this cell to train: a minute or two.** The cache lives in the machine's
 # home folder and its name includes the torch version, and a fresh Colab runtime starts with an
 # empty home folder, so there each chapter that needs the model (this one, 8 and 9) trains it
 # once again.

@@ -140,7 +140,7 @@ except CheckpointError as err:
 # `helpers.pretrain.book_model` runs Chapter 6's training cell in one call; it trains on first use (the
 # line it prints gives the time) and caches the result under a name derived from everything that
 # determines it, so a second call anywhere loads the same weights.
-# In a fresh Colab runtime the cache is empty, so this cell trains: about two minutes.
+# In a fresh Colab runtime the cache is empty, so this cell trains: a minute or two.
 
 # %% tags=["nbval-ignore-output"]
 book_model, history = helpers.pretrain.book_model(text, enc, BOOK_SMALL)
