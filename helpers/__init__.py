@@ -40,6 +40,10 @@ The appendices (used by no chapter; each module is one appendix page's code):
 30. ``distributed``: the training loop with DistributedDataParallel (Appendix, distributed)
 31. ``memory``: what takes memory when training (Appendix, memory)
 
+The exercises (checks for the reader's own answers, called from every chapter):
+
+32. ``check``: ``check("3.2", answer)``, the verdict in one or two sentences
+
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """
 
