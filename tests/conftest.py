@@ -17,6 +17,26 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config):
+    """Say which processor the stored outputs come from, and warn when it is not this one: the
+    training chapters' numbers depend on the processor's float kernels (see book/running.md)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import execute
+    finally:
+        sys.path.pop(0)
+    table = execute.TIMES.read_text(encoding="utf-8") if execute.TIMES.exists() else ""
+    stored = {m[2] for m in map(execute.ROW.match, table.splitlines()) if m}
+    here = execute.processor()
+    if stored and stored != {here}:
+        return (
+            f"stored outputs were made on {', '.join(sorted(stored))}; this machine is {here}. "
+            "The training chapters' numbers depend on the processor: if strict nbval fails "
+            "there, re-execute the chapters here (tools/execute.py)."
+        )
+    return f"stored outputs were made on this processor ({here})"
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -198,6 +198,33 @@ def test_execute_keeps_what_a_terminal_shows():
     ]
 
 
+def test_execute_records_each_chapters_time_in_one_table(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import execute
+    finally:
+        sys.path.pop(0)
+    table = tmp_path / "times.md"
+    execute.record_time("ch02_b", 12.4, "cpu A, 2 cores", table)
+    execute.record_time("ch01_a", 40.0, "cpu A, 2 cores", table)
+    execute.record_time("ch02_b", 10.0, "cpu A, 2 cores", table)  # a re-run replaces its row
+    lines = table.read_text().splitlines()
+    assert lines[2:] == [
+        "| `ch01_a` | 40 | cpu A, 2 cores |",
+        "| `ch02_b` | 10 | cpu A, 2 cores |",
+        "| all 2 | 50 | |",
+    ]
+
+
+def test_chapter_times_table_lists_every_chapter_from_one_processor():
+    """book/running.md shows this table; it must cover the chapters that exist, measured on one
+    processor (the one the stored outputs come from)."""
+    text = (ROOT / "book" / "tables" / "chapter_times.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(ch\d\d_\w+)` \| [\d.]+ \| (.+) \|$", text, flags=re.M)
+    assert sorted(name for name, _ in rows) == sorted(p.stem for p in CHAPTERS)
+    assert len({cpu for _, cpu in rows}) == 1, "re-execute every chapter on one machine"
+
+
 @chapter_param
 def test_first_code_cell_installs_helpers_only_in_colab(nb_path):
     source = "".join(code_cells(json.loads(nb_path.read_text()))[0]["source"])

@@ -5,9 +5,13 @@
 The notebook is first refreshed from its py:percent twin when the twin is newer (so you may edit
 either file), then run in a new kernel with the chapter folder as working directory, then saved,
 and its twin rewritten from it. Progress bars are stored as their final state only (see
-`coalesce_streams`). Prints the wall-clock time of each run (the budgets in README.md).
+`coalesce_streams`). Prints the wall-clock time of each run (the budgets in README.md) and
+records it, with the processor it ran on, in `book/tables/chapter_times.md`, the table that
+`book/running.md` shows.
 """
 
+import platform
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +22,38 @@ import nbformat
 from nbclient import NotebookClient
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+TIMES = ROOT / "book" / "tables" / "chapter_times.md"
+ROW = re.compile(r"^\| `(ch\d\d_\w+)` \| ([\d.]+) \| (.*) \|$")
+
+
+def processor() -> str:
+    """The CPU's model name and core count, as /proc/cpuinfo gives them (or the platform's)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    names = re.findall(r"^model name\s*:\s*(.+)$", info, flags=re.M)
+    return f"{names[0].strip()}, {len(names)} cores" if names else platform.machine()
+
+
+def record_time(stem: str, seconds: float, cpu: str, table: Path = TIMES) -> None:
+    """Put `stem`'s execution time in the table: one row per chapter, in book order, a total."""
+    rows = {}
+    if table.exists():
+        for line in table.read_text(encoding="utf-8").splitlines():
+            match = ROW.match(line)
+            if match:
+                rows[match[1]] = (float(match[2]), match[3])
+    rows[stem] = (seconds, cpu)
+    total = sum(s for s, _ in rows.values())
+    lines = [
+        "| Chapter | Seconds | Processor |",
+        "|---|---|---|",
+        *(f"| `{name}` | {s:.0f} | {c} |" for name, (s, c) in sorted(rows.items())),
+        f"| all {len(rows)} | {total:.0f} | |",
+    ]
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def terminal_text(text: str) -> str:
@@ -89,5 +125,8 @@ def execute(path: Path, timeout: int = 600) -> float:
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    cpu = processor()
     for arg in sys.argv[1:]:
-        print(f"{arg}: executed in {execute(Path(arg)):.1f} s")
+        seconds = execute(Path(arg))
+        record_time(Path(arg).stem, seconds, cpu)
+        print(f"{arg}: executed in {seconds:.1f} s")
