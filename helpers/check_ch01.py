@@ -83,7 +83,7 @@ def check_first_merge(my_first_merge) -> str:
     """1.3: ``my_first_merge(text)`` -> the pair of byte ids that BPE merges first."""
     cases = [
         ("the opening of a sentence", "I had always thought Jack Gisburn rather a cheap genius"),
-        ("'a a a a a a' (its most frequent pair crosses chunk boundaries)", "a a a a a a"),
+        ("'a.a.a.a.bc' (its most frequent pairs cross chunk boundaries)", "a.a.a.a.bc"),
         ("'zyab' (a tie between three pairs)", "zyab"),
         ("text with a two-byte character", "été été étè"),
     ]
