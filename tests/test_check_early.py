@@ -271,3 +271,19 @@ def test_a_stub_is_not_attempted_and_an_error_names_the_line(exercise):
 
 def _stub(*args):
     raise NotImplementedError
+
+
+@pytest.mark.parametrize("twin", ["ch01_tokenization", "ch02_embeddings", "ch03_attention",
+                                  "ch04_block"])
+def test_each_exercise_has_its_stub_and_check_or_says_it_is_a_discussion(root, twin):
+    source = (root / "chapters" / f"{twin}.py").read_text()
+    exercises = regex.findall(r"\*\*Exercise (\d+\.\d+)\.\*\*", source)
+    chapter = exercises[0].split(".")[0]
+    checks = __import__(f"helpers.check_ch{int(chapter):02d}", fromlist=["CHECKS"]).CHECKS
+    for number in exercises:
+        part = source.split(f"**Exercise {number}.**")[1].split("# %% tags=[\"hide-cell\"]")[0]
+        if number in checks:
+            assert "# Your answer: replace" in part or "# your answer" in part, number
+            assert regex.search(rf'\n# %%\ncheck\("{number}", [Mm]y_?[A-Za-z_]+\)\n', part), number
+        else:
+            assert "A discussion" in part or "An experiment" in part, number
