@@ -582,8 +582,10 @@ check("1.3", my_first_merge)
 
 # %% tags=["hide-cell"]
 def first_merge(s):
-    chunks = regex.findall(GPT2_SPLIT_PATTERN, s)
-    return most_frequent_pair(sum((pair_counts(list(c.encode())) for c in chunks), Counter()))
+    counts = Counter()
+    for chunk in regex.findall(GPT2_SPLIT_PATTERN, s):
+        counts.update(pair_counts(list(chunk.encode())))  # pairs inside one chunk only
+    return most_frequent_pair(counts)
 
 
 small = BPETokenizer().train(text, vocab_size=260)
@@ -653,7 +655,8 @@ from helpers.data import SlidingWindowDataset
 
 def windows(ids, context_length, stride):
     starts = range(0, len(ids) - context_length, stride)
-    return [(ids[s : s + context_length], ids[s + 1 : s + context_length + 1]) for s in starts]
+    T = context_length
+    return [(ids[s : s + T], ids[s + 1 : s + T + 1]) for s in starts]
 
 
 first_50 = token_ids[:50]

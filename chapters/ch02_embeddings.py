@@ -752,7 +752,8 @@ def top_by_dot(vectors, i, topn):
 
 
 lengths = np.linalg.norm(wv.vectors, axis=1)  # (V,)
-by_dot = [wv.index_to_key[j] for j in top_by_dot(wv.vectors, wv.key_to_index["january"], 5)]
+january = wv.key_to_index["january"]
+by_dot = [wv.index_to_key[j] for j in top_by_dot(wv.vectors, january, 5)]
 by_cos = [w for w, _ in nearest("january")]
 
 
@@ -795,12 +796,14 @@ check("2.3", my_shift_matrix)
 
 # %% tags=["hide-cell"]
 def shift_matrix(k, emb_dim):
-    omegas = 10000 ** (-torch.arange(0, emb_dim, 2, dtype=torch.float64) / emb_dim)  # (C/2,)
-    M = torch.zeros(emb_dim, emb_dim, dtype=torch.float64)
+    f64 = torch.float64
+    omegas = 10000 ** (-torch.arange(0, emb_dim, 2, dtype=f64) / emb_dim)  # (C/2,)
+    M = torch.zeros(emb_dim, emb_dim, dtype=f64)
     for i, w_i in enumerate(omegas):
         c, s = math.cos(k * w_i), math.sin(k * w_i)
-        # sin(a + b) = sin a cos b + cos a sin b;  cos(a + b) = cos a cos b - sin a sin b
-        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[c, s], [-s, c]], dtype=torch.float64)
+        # sin(a + b) = sin a cos b + cos a sin b; cos(a + b) = cos a cos b - sin a sin b
+        rotation = torch.tensor([[c, s], [-s, c]], dtype=f64)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = rotation
     return M
 
 
@@ -837,7 +840,7 @@ check("2.4", my_odd_one_out)
 
 # %% tags=["hide-cell"]
 def odd_one_out(candidates, vectors):
-    units = np.stack([vectors[w] / np.linalg.norm(vectors[w]) for w in candidates])  # (N, C)
+    units = np.stack([vectors[w] / np.linalg.norm(vectors[w]) for w in candidates])
     mean = units.mean(axis=0)
     return candidates[int(np.argmin(units @ (mean / np.linalg.norm(mean))))]
 

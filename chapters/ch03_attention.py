@@ -812,7 +812,8 @@ def context_vector(rows, i):
     scores = [sum(a * b for a, b in zip(rows[i], row)) for row in rows]
     exps = [math.exp(s - max(scores)) for s in scores]
     weights = [e / sum(exps) for e in exps]
-    return [sum(w * row[c] for w, row in zip(weights, rows)) for c in range(len(rows[i]))]
+    n_features = len(rows[i])
+    return [sum(w * row[c] for w, row in zip(weights, rows)) for c in range(n_features)]
 
 
 context_3 = context_vector(inputs.tolist(), 2)
@@ -855,7 +856,8 @@ def count_parameters(d_out):
 d = 768
 gpt2_attention = helpers.attention.MultiHeadAttention(d, d, context_length=1024, num_heads=12, qkv_bias=True)
 counted = sum(p.numel() for p in gpt2_attention.parameters())
-print(f"formula {count_parameters(d):,}, counted {counted:,}, 12 layers: {12 * counted:,}")
+print(f"formula {count_parameters(d):,}, counted {counted:,}, "
+      f"12 layers: {12 * counted:,}")
 assert counted == count_parameters(d) == 2_362_368
 verdict = check("3.2", count_parameters)
 assert verdict.passed
@@ -895,7 +897,8 @@ def head_weights(layer, x, head):
         return out if linear.bias is None else out + linear.bias[rows_h]
 
     scores = project(layer.W_query) @ project(layer.W_key).transpose(1, 2)  # (B, T, T)
-    hidden = torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool), diagonal=1)
+    T = x.shape[1]
+    hidden = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
     scores = (scores / math.sqrt(layer.head_dim)).masked_fill(hidden, float("-inf"))
     return torch.softmax(scores, dim=-1)
 
@@ -905,7 +908,8 @@ with torch.no_grad():
     recorded = []
     ours_layer(x, attn_weights=recorded)
     all_heads = recorded[0]  # (B, h, T, T)
-print("head 2 by hand == all_heads[:, 2]:", torch.allclose(weights_h, all_heads[:, 2], atol=1e-6))
+same = torch.allclose(weights_h, all_heads[:, 2], atol=1e-6)
+print("head 2 by hand == all_heads[:, 2]:", same)
 assert torch.allclose(weights_h, all_heads[:, 2], atol=1e-6)
 verdict = check("3.3", head_weights)
 assert verdict.passed
