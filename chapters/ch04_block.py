@@ -774,7 +774,7 @@ assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 # layer normalization (with zero shift) on inputs whose rows already have mean 0.
 
 # %%
-# Your answer: replace `raise NotImplementedError` with your code.
+# Your answer: give `__init__` its parameter and replace `raise NotImplementedError`.
 class MyRMSNorm(nn.Module):
     def __init__(self, emb_dim, eps=1e-5):
         super().__init__()

@@ -93,18 +93,25 @@ def check_head_weights(my_head_weights) -> str:
             raise Wrong(f"On {name} you returned {_shape(got)}, expected {tuple(want.shape)}.")
         if torch.allclose(got, want, atol=1e-5):
             continue
-        hint = _attention_hint(got)
+        hint = _attention_hint(got, layer, x, head)
         raise Wrong(f"On {name} your weights differ from the layer's. Hint: {hint}.")
     return "a batch of two, a layer without biases, the first and last heads, one token"
 
 
-def _attention_hint(got: torch.Tensor) -> str:
+def _attention_hint(got: torch.Tensor, layer, x: torch.Tensor, head: int) -> str:
     if got.numel() and (got.triu(diagonal=1).abs() > 1e-6).any():
         return "a token must not see later tokens: mask the scores above the diagonal with -inf"
     if got.shape[-1] > 1 and not torch.allclose(got.sum(-1), torch.ones(got.shape[:-1]), atol=1e-4):
         return "each row (one query) must sum to 1: take the softmax over the last axis, the keys"
-    return ("use rows head * head_dim to (head + 1) * head_dim of each projection (and its bias), "
-            "and divide the scores by sqrt(head_dim)")
+    with torch.no_grad():
+        q, k, _ = layer.project(x)  # (B, h, T, d_h)
+        scores = q[:, head] @ k[:, head].transpose(1, 2)  # (B, T, T), not scaled
+    hidden = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).triu(1)
+    if torch.allclose(got, torch.softmax(scores.masked_fill(hidden, float("-inf")), -1), atol=1e-5):
+        return ("the scores grow with the head's width: scale them as Section 3.5 does before "
+                "the softmax")
+    return ("head h owns its own block of head_dim rows of each projection's weight (and of its "
+            "bias), the block after those of heads 0 to h - 1")
 
 
 def check_moved_outputs(my_moved_outputs) -> str:
@@ -161,9 +168,9 @@ def check_predicted_std(my_predicted_std) -> str:
             continue
         raise Wrong(
             f"On {name} your first values are {[round(v, 4) for v in got[:3].tolist()]}, expected "
-            f"{[round(v, 4) for v in want[:3].tolist()]}. Hint: a kept weight becomes w / (1 - p), "
-            "so each weight's variance is w**2 * p / (1 - p); the variances of a row add up, "
-            "and the standard deviation is their square root."
+            f"{[round(v, 4) for v in want[:3].tolist()]}. Hint: a weight w is kept as w / (1 - p) "
+            "with probability 1 - p and dropped otherwise: work out its variance, add the "
+            "variances of a row (the draws are independent), and take the square root."
         )
     return "causal weights with p = 0, 0.1 and 0.5, and uniform rows"
 

@@ -123,8 +123,8 @@ def check_parallel_block(my_parallel_block) -> str:
         elif torch.allclose(got, want - x, atol=1e-5):
             hint = "keep the shortcut: the input x itself is part of the output"
         else:
-            hint = ("normalize once, with norm1, feed that to both sub-layers, and add both "
-                    "results to the un-normalized input")
+            hint = ("compare with the formula term by term: one normalization, norm1, whose "
+                    "output both sub-layers read")
         raise Wrong(f"On {name} your output differs from the parallel block's. Hint: {hint}.")
     return "a batch of two, one token and a full context, with norms that are not the identity"
 

@@ -203,13 +203,14 @@ WRONG = [  # (exercise, a typical wrong answer, a distinctive part of the intend
     ("3.1", lambda rows, i: context_vector(rows, i, safe=False), "raised OverflowError at line"),
     ("3.2", lambda d: 3 * d * d + 3 * d, "the output projection's included"),
     ("3.2", lambda d: 4 * d * d, "every bias vector"),
-    ("3.3", lambda lyr, x, h: head_weights(lyr, x, h, scale=False), "divide the scores by sqrt"),
+    ("3.3", lambda lyr, x, h: head_weights(lyr, x, h, scale=False), "scale them as Section 3.5"),
     ("3.3", lambda lyr, x, h: head_weights(lyr, x, h, mask=False), "mask the scores above"),
     ("3.3", lambda lyr, x, h: head_weights(lyr, x, h, dim=-2), "softmax over the last axis"),
+    ("3.3", lambda lyr, x, h: head_weights(lyr, x, (h + 1) % lyr.num_heads), "its own block"),
     ("3.4", lambda lyr, x, p: moved_outputs(lyr, x, p, clone=False), "change a copy of x"),
     ("3.4", moved_outputs_whole, "not by those before"),
-    ("3.5", lambda w, p: (p * w.square().sum(dim=-1)).sqrt(), "w**2 * p / (1 - p)"),
-    ("3.5", lambda w, p: p / (1 - p) * w.square().sum(dim=-1), "their square root"),
+    ("3.5", lambda w, p: (p * w.square().sum(dim=-1)).sqrt(), "work out its variance"),
+    ("3.5", lambda w, p: p / (1 - p) * w.square().sum(dim=-1), "take the square root"),
     ("4.1", RMSNormEpsOutside, "eps goes inside the square root"),
     ("4.1", RMSNormCentered, "no mean is subtracted"),
     ("4.1", RMSNormNoWeight, "multiply by the weight gamma"),
@@ -283,7 +284,7 @@ def test_each_exercise_has_its_stub_and_check_or_says_it_is_a_discussion(root, t
     for number in exercises:
         part = source.split(f"**Exercise {number}.**")[1].split("# %% tags=[\"hide-cell\"]")[0]
         if number in checks:
-            assert "# Your answer: replace" in part or "# your answer" in part, number
+            assert "# your answer" in part.lower(), number
             assert regex.search(rf'\n# %%\ncheck\("{number}", [Mm]y_?[A-Za-z_]+\)\n', part), number
         else:
             assert "A discussion" in part or "An experiment" in part, number
