@@ -35,6 +35,7 @@ import regex
 import torch
 
 from helpers.bench import tokenizer_benchmark
+from helpers.check import check
 from helpers.data import count_windows, create_dataloader, fetch_the_verdict
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
 from helpers.bpe import merge_pair
@@ -475,62 +476,136 @@ for kwargs in [dict(context_length=4, stride=0), dict(context_length=6000, strid
 #
 # ## Exercises
 #
-# **Exercise 1.1.** Encode the made-up words `"Akwirw ier"` with GPT-2's tokenizer. Into which pieces
-# does it split them, and does decoding give the input back?
+# Each exercise whose answer is code or a value has a cell for your answer, marked as yours, and
+# a cell that checks it: `check("1.2", my_num_batches)` says "not attempted yet" until you write
+# something, then either what is wrong, on which case, with a hint, or that the answer is right
+# and what it was checked on. The worked solution is folded away under it. How to use the checks
+# in Colab and locally: {doc}`../book/exercises`.
+
+# %% [markdown]
+# **Exercise 1.1.** Decode with the merges alone. Write `my_decode(ids, merges)` that turns BPE
+# token ids back into text using only `merges`, the dict `{(a, b): new_id}` that training fills
+# (`bpe_gpt2.merges`; ids 0 to 255 are the single bytes). Bytes that are not valid UTF-8 become
+# U+FFFD, as in `BPETokenizer.decode`. Then decode `bpe_gpt2.encode("Gisburn's café")` with it.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_decode(ids, merges):
+    raise NotImplementedError
+
+
+# %%
+check("1.1", my_decode)
 
 # %% [markdown]
 # ```{admonition} Solution 1.1
 # :class: dropdown
-# Unknown words are spelled from shorter tokens: the pieces printed below are each in GPT-2's
-# vocabulary, and concatenating them gives the input back exactly.
+# Rebuild the bytes of every id in the order of the merges: a new id's bytes are its pair's bytes
+# joined, and that pair may itself hold merged ids made earlier. Join the bytes of all the ids and
+# decode once at the end, because one character's bytes can sit in two tokens; decoding token by
+# token would break it.
 # ```
 
 # %% tags=["hide-cell"]
-ids = gpt2.encode("Akwirw ier")
-pieces = [gpt2.decode([i]) for i in ids]
-print(ids, pieces)
-assert "".join(pieces) == "Akwirw ier" and gpt2.decode(ids) == "Akwirw ier"
+def decode_from_merges(ids, merges):
+    vocab = {i: bytes([i]) for i in range(256)}
+    for (a, b), new_id in sorted(merges.items(), key=lambda item: item[1]):
+        vocab[new_id] = vocab[a] + vocab[b]  # a and b were made before new_id
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
+example_ids = bpe_gpt2.encode("Gisburn's café")
+print(example_ids, repr(decode_from_merges(example_ids, bpe_gpt2.merges)))
+assert decode_from_merges(example_ids, bpe_gpt2.merges) == "Gisburn's café"
+verdict = check("1.1", decode_from_merges)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 1.2.** Build a data loader over the story's GPT-2 tokens with `batch_size=8`,
-# `context_length=2` and `stride=2`. Predict the number of batches before you count them.
+# **Exercise 1.2.** Predict how many batches a data loader makes before you count them. Write
+# `my_num_batches(n_tokens, batch_size, context_length, stride)` for `create_dataloader` with its
+# default `drop_last=True`, then build the loader over the story's GPT-2 tokens with
+# `batch_size=8`, `context_length=2` and `stride=2` and compare your prediction with `len(loader)`.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_num_batches(n_tokens, batch_size, context_length, stride):
+    raise NotImplementedError
+
+
+# %%
+check("1.2", my_num_batches)
 
 # %% [markdown]
 # ```{admonition} Solution 1.2
 # :class: dropdown
 # A window needs `context_length + 1` tokens, and windows start every `stride` tokens while the start is
-# below `len(token_ids) - context_length`; `drop_last` then keeps only full batches of 8.
+# below `n_tokens - context_length`; `drop_last` then keeps only full batches.
 # ```
 
 # %% tags=["hide-cell"]
-n_windows = len(range(0, len(token_ids) - 2, 2))
-predicted = n_windows // 8
+def num_batches(n_tokens, batch_size, context_length, stride):
+    n_windows = len(range(0, n_tokens - context_length, stride))
+    return n_windows // batch_size
+
+
+predicted = num_batches(len(token_ids), 8, 2, 2)
 loader = create_dataloader(token_ids, batch_size=8, context_length=2, stride=2)
-print(f"{n_windows} windows -> {predicted} batches predicted, {len(loader)} counted")
+print(f"{predicted} batches predicted, {len(loader)} counted")
 assert predicted == len(loader)
+verdict = check("1.2", num_batches)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 1.3.** Train a BPE tokenizer with `vocab_size=260` on the story. Check that its first
-# merge is the most frequent adjacent byte pair inside the GPT-2 chunks of the text.
+# **Exercise 1.3.** Write `my_first_merge(text)`, the pair of byte ids that BPE training with the
+# GPT-2 pattern merges first: the most frequent adjacent byte pair inside the chunks that the
+# pattern finds (on a tie, the smaller pair). Check it on the story against the merge for id 256
+# of `BPETokenizer().train(text, vocab_size=260)`.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_first_merge(text):
+    raise NotImplementedError
+
+
+# %%
+check("1.3", my_first_merge)
 
 # %% [markdown]
 # ```{admonition} Solution 1.3
 # :class: dropdown
-# Count the byte pairs inside every chunk that the GPT-2 pattern finds, take the most frequent (ties to
-# the smaller pair), and compare with the tokenizer's merge for id 256.
+# Count the byte pairs inside every chunk that the GPT-2 pattern finds, never across two chunks,
+# take the most frequent (ties to the smaller pair), and compare with the tokenizer's merge for
+# id 256.
 # ```
 
 # %% tags=["hide-cell"]
+def first_merge(s):
+    counts = Counter()
+    for chunk in regex.findall(GPT2_SPLIT_PATTERN, s):
+        counts.update(pair_counts(list(chunk.encode())))  # pairs inside one chunk only
+    return most_frequent_pair(counts)
+
+
 small = BPETokenizer().train(text, vocab_size=260)
-chunks = regex.findall(GPT2_SPLIT_PATTERN, text)
-counts = Counter(p for chunk in chunks for p in pair_counts(list(chunk.encode())))
-best = most_frequent_pair(counts)
-print(best, repr(bytes(best).decode()), counts[best], "times")
+best = first_merge(text)
+print(best, repr(bytes(best).decode()))
 assert small.merges[best] == 256
+verdict = check("1.3", first_merge)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 1.4.** How many tokens does `<|endoftext|>` become with `encode_ordinary`, and with
-# `encode(..., allowed_special="all")`? Why would it be dangerous if user text could produce id 50256?
+# `encode(..., allowed_special="all")`? Write your prediction as `my_counts = (plain, special)`.
+# Why would it be dangerous if user text could produce id 50256?
+
+# %%
+my_counts = ...  # your answer: (with encode_ordinary, with allowed_special="all")
+
+# %%
+check("1.4", my_counts)
 
 # %% [markdown]
 # ```{admonition} Solution 1.4
@@ -545,23 +620,50 @@ plain = gpt2.encode_ordinary(ENDOFTEXT)
 special = gpt2.encode(ENDOFTEXT, allowed_special="all")
 print(plain, [gpt2.decode([i]) for i in plain], special)
 assert len(plain) > 1 and special == [50256]
+verdict = check("1.4", (len(plain), len(special)))
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 1.5.** Save the Llama-3-pattern tokenizer you trained, load it back, and check that the
-# loaded copy encodes the story identically.
+# **Exercise 1.5.** Build the training windows yourself. Write `my_windows(token_ids,
+# context_length, stride)` that returns the list of `(inputs, targets)` pairs, as lists, that
+# `SlidingWindowDataset` makes: window `i` starts at `i * stride`, its targets are its inputs
+# shifted by one token, and the last window is the last one that fits. Then compare with
+# `SlidingWindowDataset` on the story's first 50 tokens with `context_length=8` and `stride=6`.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_windows(token_ids, context_length, stride):
+    raise NotImplementedError
+
+
+# %%
+check("1.5", my_windows)
 
 # %% [markdown]
 # ```{admonition} Solution 1.5
 # :class: dropdown
-# `save` writes the pattern, the byte ids, the merges in order and the special tokens as JSON; `load`
-# rebuilds the vocabulary from them, so encodings are identical.
+# A window starting at `start` needs the tokens `start` to `start + context_length`, one more than
+# its inputs, so the starts run over `range(0, len(token_ids) - context_length, stride)`; the
+# inputs are the first `context_length` of those tokens and the targets the last
+# `context_length`.
 # ```
 
 # %% tags=["hide-cell"]
-import tempfile
+from helpers.data import SlidingWindowDataset
 
-with tempfile.TemporaryDirectory() as tmp:
-    loaded = BPETokenizer.load(bpe_llama.save(Path(tmp) / "llama-pattern-bpe.json"))
-print(loaded)
-assert loaded.pattern == LLAMA3_SPLIT_PATTERN
-assert loaded.encode(text) == bpe_llama.encode(text)
+
+def windows(ids, context_length, stride):
+    starts = range(0, len(ids) - context_length, stride)
+    T = context_length
+    return [(ids[s : s + T], ids[s + 1 : s + T + 1]) for s in starts]
+
+
+first_50 = token_ids[:50]
+dataset = SlidingWindowDataset(first_50, context_length=8, stride=6)
+ours = windows(first_50, 8, 6)
+print(f"{len(ours)} windows; the last one starts at token {6 * (len(ours) - 1)}")
+assert ours == [(x.tolist(), y.tolist()) for x, y in dataset]
+verdict = check("1.5", windows)
+assert verdict.passed
+verdict

@@ -43,6 +43,7 @@ import torch
 from gensim.models import Word2Vec
 from torch import nn
 
+from helpers.check import check
 from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_similarity_by_distance, plot_table, plot_word_map
@@ -676,11 +677,27 @@ except ValueError as err:
 # - `helpers/viz.py`: `plot_word_map`, `plot_table`, `plot_similarity_by_distance`.
 #
 # ## Exercises
+#
+# Each exercise whose answer is code or a value has a cell for your answer, marked as yours, and
+# a cell that checks it: `check("2.3", my_shift_matrix)` says "not attempted yet" until you write
+# something, then either what is wrong, on which case, with a hint, or that the answer is right
+# and what it was checked on. The worked solution is folded away under it. How to use the checks
+# in Colab and locally: {doc}`../book/exercises`.
 
 # %% [markdown]
 # **Exercise 2.1.** GPT-2 comes in four sizes that share the vocabulary (50,257) and the context length
-# (1024) but not the embedding width: 768, 1024, 1280 and 1600. Compute the number of parameters in the
-# token and position tables of each size.
+# (1024) but not the embedding width: 768, 1024, 1280 and 1600. Write
+# `my_table_sizes(vocab_size, context_length, emb_dim)` that returns the number of parameters of
+# the token table and of the position table, as a pair, and use it for each size.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_table_sizes(vocab_size, context_length, emb_dim):
+    raise NotImplementedError
+
+
+# %%
+check("2.1", my_table_sizes)
 
 # %% [markdown]
 # ```{admonition} Solution 2.1
@@ -691,16 +708,34 @@ except ValueError as err:
 # ```
 
 # %% tags=["hide-cell"]
+def table_sizes(vocab_size, context_length, emb_dim):
+    return vocab_size * emb_dim, context_length * emb_dim
+
+
 for size, width in [("small", 768), ("medium", 1024), ("large", 1280), ("xl", 1600)]:
-    n_tok_size, n_pos_size = 50257 * width, 1024 * width
+    n_tok_size, n_pos_size = table_sizes(50257, 1024, width)
     print(f"{size:>6} ({width:>4}): token {n_tok_size:>11,}  position {n_pos_size:>9,}")
     with torch.device("meta"):  # parameters with shapes but no storage
         layer = GPTEmbedding(50257, 1024, width)
     assert layer.tok_emb.weight.numel() == n_tok_size and layer.pos_emb.weight.numel() == n_pos_size
+verdict = check("2.1", table_sizes)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 2.2.** Nearest neighbours by the raw dot product instead of the cosine: which words does
-# `january` find then, and why? Look at the lengths of the word vectors.
+# **Exercise 2.2.** Nearest neighbours by the raw dot product instead of the cosine. Write
+# `my_top_by_dot(vectors, i, topn)`: the indices of the `topn` rows of the array `vectors` with the
+# largest dot product with row `i`, row `i` itself left out, ties to the smaller index. Which
+# words does `january` find with it, and why? Look at the lengths of the word vectors.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_top_by_dot(vectors, i, topn):
+    raise NotImplementedError
+
+
+# %%
+check("2.2", my_top_by_dot)
 
 # %% [markdown]
 # ```{admonition} Solution 2.2
@@ -711,11 +746,14 @@ for size, width in [("small", 768), ("medium", 1024), ("large", 1280), ("xl", 16
 # ```
 
 # %% tags=["hide-cell"]
+def top_by_dot(vectors, i, topn):
+    scores = vectors @ vectors[i]  # (V,)
+    return [int(j) for j in np.argsort(-scores, kind="stable") if j != i][:topn]
+
+
 lengths = np.linalg.norm(wv.vectors, axis=1)  # (V,)
-query = wv.vectors[wv.key_to_index["january"]]
-dot_scores = wv.vectors @ query
-by_dot = [wv.index_to_key[i] for i in np.argsort(-dot_scores, kind="stable") if wv.index_to_key[i] != "january"]
-by_dot = by_dot[:5]
+january = wv.key_to_index["january"]
+by_dot = [wv.index_to_key[j] for j in top_by_dot(wv.vectors, january, 5)]
 by_cos = [w for w, _ in nearest("january")]
 
 
@@ -729,11 +767,24 @@ print(f"mean length of all vectors: {lengths.mean():.2f}")
 assert by_cos == [w for w, _ in wv.most_similar("january", topn=5)]
 if not USE_PRETRAINED:  # a property of the vectors trained here; downloaded ones may differ
     assert mean_length(by_dot) > mean_length(by_cos) > lengths.mean()
+verdict = check("2.2", top_by_dot)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 2.3.** Show that moving $k$ positions along the sinusoidal table is a fixed linear map: there
-# is one matrix $M_k$ with $PE_{p+k} = M_k\,PE_p$ for every $p$. Build $M_k$ for $k = 5$ and check it on
-# all positions of a `(200, 64)` table.
+# is one matrix $M_k$ with $PE_{p+k} = M_k\,PE_p$ for every $p$. Write `my_shift_matrix(k, emb_dim)`
+# that builds $M_k$ as a `(emb_dim, emb_dim)` tensor, and check it for $k = 5$ on all positions of a
+# `(200, 64)` table.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_shift_matrix(k, emb_dim):
+    raise NotImplementedError
+
+
+# %%
+check("2.3", my_shift_matrix)
 
 # %% [markdown]
 # ```{admonition} Solution 2.3
@@ -744,22 +795,41 @@ if not USE_PRETRAINED:  # a property of the vectors trained here; downloaded one
 # ```
 
 # %% tags=["hide-cell"]
+def shift_matrix(k, emb_dim):
+    f64 = torch.float64
+    omegas = 10000 ** (-torch.arange(0, emb_dim, 2, dtype=f64) / emb_dim)  # (C/2,)
+    M = torch.zeros(emb_dim, emb_dim, dtype=f64)
+    for i, w_i in enumerate(omegas):
+        c, s = math.cos(k * w_i), math.sin(k * w_i)
+        # sin(a + b) = sin a cos b + cos a sin b; cos(a + b) = cos a cos b - sin a sin b
+        rotation = torch.tensor([[c, s], [-s, c]], dtype=f64)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = rotation
+    return M
+
+
 num_positions, width, k = 200, 64, 5
 table = sinusoidal_positions(num_positions, width).double()  # (T, C)
-omegas = 10000 ** (-torch.arange(0, width, 2, dtype=torch.float64) / width)  # (C/2,)
-M = torch.zeros(width, width, dtype=torch.float64)
-for i, w_i in enumerate(omegas):
-    c, s = math.cos(k * w_i), math.sin(k * w_i)
-    # sin(a + b) = sin a cos b + cos a sin b;  cos(a + b) = cos a cos b - sin a sin b
-    M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[c, s], [-s, c]], dtype=torch.float64)
-shifted = table[:-k] @ M.T  # (T - k, C): row p becomes M_k PE_p
+shifted = table[:-k] @ shift_matrix(k, width).T  # (T - k, C): row p becomes M_k PE_p
 print(f"largest error of M_k PE_p against PE_(p+k): {(shifted - table[k:]).abs().max():.1e}")
 assert torch.allclose(shifted, table[k:], atol=1e-5)
+verdict = check("2.3", shift_matrix)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 2.4.** Which word does not belong: `january, june, october, france`? Write `odd_one_out(words)`
-# with the word vectors: average the unit vectors of the words, and return the word least similar to the
-# average. Compare with gensim's `wv.doesnt_match`.
+# **Exercise 2.4.** Which word does not belong: `january, june, october, france`? Write
+# `my_odd_one_out(words, vectors)`, where `vectors[word]` is a word's vector (`wv` works): average
+# the unit vectors of the words, and return the word least similar to the average. Compare with
+# gensim's `wv.doesnt_match`.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_odd_one_out(words, vectors):
+    raise NotImplementedError
+
+
+# %%
+check("2.4", my_odd_one_out)
 
 # %% [markdown]
 # ```{admonition} Solution 2.4
@@ -769,23 +839,35 @@ assert torch.allclose(shifted, table[k:], atol=1e-5)
 # ```
 
 # %% tags=["hide-cell"]
-def odd_one_out(candidates: list[str]) -> str:
-    vectors = np.stack([unit[wv.key_to_index[w]] for w in candidates])  # (N, C)
-    mean = vectors.mean(axis=0)
-    return candidates[int(np.argmin(vectors @ (mean / np.linalg.norm(mean))))]
+def odd_one_out(candidates, vectors):
+    units = np.stack([vectors[w] / np.linalg.norm(vectors[w]) for w in candidates])
+    mean = units.mean(axis=0)
+    return candidates[int(np.argmin(units @ (mean / np.linalg.norm(mean))))]
 
 
 for candidates in [["january", "june", "october", "france"], ["physics", "chemistry", "mother", "biology"],
                    ["three", "five", "germany", "seven"]]:
-    answer = odd_one_out(candidates)
+    answer = odd_one_out(candidates, wv)
     print(f"{candidates}: {answer}")
     assert answer == wv.doesnt_match(candidates)
-assert odd_one_out(["january", "june", "october", "france"]) == "france"
+assert odd_one_out(["january", "june", "october", "france"], wv) == "france"
+verdict = check("2.4", odd_one_out)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 2.5.** GPT-2 cannot embed more than 1024 tokens. Write `embed_last(module, ids)` that keeps
-# only the last `context_length` tokens of a longer batch before calling a `GPTEmbedding`, and check it on
-# a batch of 1100 token ids from "The Verdict".
+# **Exercise 2.5.** GPT-2 cannot embed more than 1024 tokens. Write `my_embed_last(module, ids)`
+# that keeps only the last `context_length` tokens of a longer batch before calling a
+# `GPTEmbedding`, and check it on a batch of 1100 token ids from "The Verdict".
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_embed_last(module, ids):
+    raise NotImplementedError
+
+
+# %%
+check("2.5", my_embed_last)
 
 # %% [markdown]
 # ```{admonition} Solution 2.5
@@ -804,3 +886,6 @@ out_long = embed_last(gpt_embedding, long_ids)
 print(f"{tuple(long_ids.shape)} -> {tuple(out_long.shape)}")
 assert out_long.shape == (1, 1024, gpt2_emb_dim)
 assert torch.equal(out_long, gpt_embedding(long_ids[:, 76:]))
+verdict = check("2.5", embed_last)
+assert verdict.passed
+verdict

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import helpers.attention
+from helpers.check import check
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_attention, plot_attention_heads
 
@@ -773,115 +774,210 @@ assert len(errors) == 3
 # - `helpers.viz`: `plot_attention` and `plot_attention_heads`, the heatmaps of this chapter.
 #
 # ## Exercises
+#
+# Each exercise whose answer is code or a value has a cell for your answer, marked as yours, and
+# a cell that checks it: `check("3.3", my_head_weights)` says "not attempted yet" until you write
+# something, then either what is wrong, on which case, with a hint, or that the answer is right
+# and what it was checked on. The worked solution is folded away under it. How to use the checks
+# in Colab and locally: {doc}`../book/exercises`.
 
 # %% [markdown]
-# **Exercise 3.1.** Compute the context vector of "starts" (the third token) of Section 3.3 with
-# plain Python loops only: scores as dot products, the softmax written out with `math.exp`, then
-# the weighted sum. Check your three numbers against row 3 of `all_context_vecs`.
+# **Exercise 3.1.** Write `my_context_vector(rows, i)` with plain Python loops only: `rows` is a
+# list of token vectors (lists of floats), and the answer is the context vector of token `i` as a
+# list, with the scores as dot products, the softmax written out with `math.exp` (safe for large
+# scores too), then the weighted sum. Check the vector of "starts" (the third token) of
+# Section 3.3 against row 3 of `all_context_vecs`.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_context_vector(rows, i):
+    raise NotImplementedError
+
+
+# %%
+check("3.1", my_context_vector)
 
 # %% [markdown]
 # ```{admonition} Solution 3.1
 # :class: dropdown
-# The query is $x_3$; its scores are the six dot products $x_3 \cdot x_j$, the weights are their
+# The query is $x_i$; its scores are the dot products $x_i \cdot x_j$, the weights are their
 # exponentials divided by the sum of the exponentials, and the context vector adds up the inputs
-# with those weights, one coordinate at a time.
+# with those weights, one coordinate at a time. Subtracting the largest score before `math.exp`
+# changes no weight (it divides the numerator and the denominator by the same number) and keeps
+# the exponentials from overflowing.
 # ```
 
 # %% tags=["hide-cell"]
-rows = inputs.tolist()
-query_3 = rows[2]
-scores_3 = [sum(a * b for a, b in zip(query_3, row)) for row in rows]
-exps = [math.exp(s) for s in scores_3]
-weights_3 = [e / sum(exps) for e in exps]
-context_3 = [sum(w * row[c] for w, row in zip(weights_3, rows)) for c in range(3)]
+def context_vector(rows, i):
+    scores = [sum(a * b for a, b in zip(rows[i], row)) for row in rows]
+    exps = [math.exp(s - max(scores)) for s in scores]
+    weights = [e / sum(exps) for e in exps]
+    n_features = len(rows[i])
+    return [sum(w * row[c] for w, row in zip(weights, rows)) for c in range(n_features)]
+
+
+context_3 = context_vector(inputs.tolist(), 2)
 print("context vector of 'starts':", [f"{c:.4f}" for c in context_3])
 assert torch.allclose(torch.tensor(context_3), all_context_vecs[2], atol=1e-6)
+verdict = check("3.1", context_vector)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 3.2.** How many parameters does one attention layer of GPT-2 small have? It has
 # `d_in = d_out = 768`, 12 heads and biases on the query, key and value projections
-# (`qkv_bias=True`). Write the count as a formula in `d_out`, then check it against
-# `helpers.attention.MultiHeadAttention`, and give the total for GPT-2 small's 12 layers.
+# (`qkv_bias=True`). Write the count as a function `my_count_parameters(d_out)` (with
+# `d_in = d_out`), check it against `helpers.attention.MultiHeadAttention`, and give the total for
+# GPT-2 small's 12 layers.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_count_parameters(d_out):
+    raise NotImplementedError
+
+
+# %%
+check("3.2", my_count_parameters)
 
 # %% [markdown]
 # ```{admonition} Solution 3.2
 # :class: dropdown
 # Four $d \times d$ matrices (query, key, value, output projection) and four bias vectors of
 # length $d$: $4d^2 + 4d$ parameters. The number of heads does not change the count; it only
-# decides how the $d$ features are cut into heads. The cell evaluates it for $d = 768$.
+# decides how the $d$ features are cut into heads. The cell evaluates it for $d = 768$ and for
+# the 12 layers.
 # ```
 
 # %% tags=["hide-cell"]
+def count_parameters(d_out):
+    return 4 * d_out * d_out + 4 * d_out
+
+
 d = 768
-formula = 4 * d * d + 4 * d
 gpt2_attention = helpers.attention.MultiHeadAttention(d, d, context_length=1024, num_heads=12, qkv_bias=True)
 counted = sum(p.numel() for p in gpt2_attention.parameters())
-print(f"formula {formula:,}, counted {counted:,}, 12 layers: {12 * counted:,}")
-assert counted == formula == 2_362_368
+print(f"formula {count_parameters(d):,}, counted {counted:,}, "
+      f"12 layers: {12 * counted:,}")
+assert counted == count_parameters(d) == 2_362_368
+verdict = check("3.2", count_parameters)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 3.3.** Take `ours_layer` from Section 3.10 (4 heads of 16 features). Using only its
-# three projection matrices, compute the attention weights of head 2 by hand and check them against
-# `all_heads[:, 2]`, the weights that `ours_layer(x, attn_weights=recorded)` records.
+# **Exercise 3.3.** Write `my_head_weights(layer, x, head)`: the `(B, T, T)` attention weights of
+# one head of a `helpers.attention.MultiHeadAttention` on `x`, computed by hand from the layer's
+# query and key projections (`layer.W_query`, `layer.W_key`, whose bias may be `None`) and
+# `layer.head_dim`. Check it on head 2 of `ours_layer` from Section 3.10 (4 heads of 16
+# features) against `all_heads[:, 2]`, the weights that `ours_layer(x, attn_weights=recorded)`
+# records.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_head_weights(layer, x, head):
+    raise NotImplementedError
+
+
+# %%
+check("3.3", my_head_weights)
 
 # %% [markdown]
 # ```{admonition} Solution 3.3
 # :class: dropdown
-# Head $h$ owns rows $16h$ to $16h + 15$ of each projection's weight (and the same slice of its
-# bias). Project with those rows only, compute the scaled scores, mask the future with $-\infty$
-# and take the softmax.
+# Head $h$ owns rows $h d_h$ to $(h + 1) d_h - 1$ of each projection's weight (and the same slice
+# of its bias). Project with those rows only, compute the scaled scores, mask the future with
+# $-\infty$ and take the softmax over the keys.
 # ```
 
 # %% tags=["hide-cell"]
-head, hd = 2, ours_layer.head_dim
-rows_h = slice(head * hd, (head + 1) * hd)
+def head_weights(layer, x, head):
+    rows_h = slice(head * layer.head_dim, (head + 1) * layer.head_dim)
+
+    def project(linear):  # (B, T, d_h)
+        out = x @ linear.weight[rows_h].T
+        return out if linear.bias is None else out + linear.bias[rows_h]
+
+    scores = project(layer.W_query) @ project(layer.W_key).transpose(1, 2)  # (B, T, T)
+    T = x.shape[1]
+    hidden = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    scores = (scores / math.sqrt(layer.head_dim)).masked_fill(hidden, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
 with torch.no_grad():
-    q_h = x @ ours_layer.W_query.weight[rows_h].T + ours_layer.W_query.bias[rows_h]  # (B, T, d_h)
-    k_h = x @ ours_layer.W_key.weight[rows_h].T + ours_layer.W_key.bias[rows_h]  # (B, T, d_h)
-    scores_h = (q_h @ k_h.transpose(1, 2) / math.sqrt(hd)).masked_fill(causal, float("-inf"))  # (B, T, T)
-    weights_h = torch.softmax(scores_h, dim=-1)
+    weights_h = head_weights(ours_layer, x, 2)
     recorded = []
     ours_layer(x, attn_weights=recorded)
     all_heads = recorded[0]  # (B, h, T, T)
-print("head 2 by hand == all_heads[:, 2]:",
-      torch.allclose(weights_h, all_heads[:, head], atol=1e-6))
-assert torch.allclose(weights_h, all_heads[:, head], atol=1e-6)
+same = torch.allclose(weights_h, all_heads[:, 2], atol=1e-6)
+print("head 2 by hand == all_heads[:, 2]:", same)
+assert torch.allclose(weights_h, all_heads[:, 2], atol=1e-6)
+verdict = check("3.3", head_weights)
+assert verdict.passed
+verdict
 
 # %% [markdown]
-# **Exercise 3.4.** Remove the mask from the split layer of Section 3.8 (give it a mask of all
-# `False`) and repeat the causality test of Section 3.10 on it: change the last token of a
-# sequence and find which outputs move. Then confirm that with the causal mask only the last
-# output moves.
+# **Exercise 3.4.** Write the causality test of Section 3.10 as a function
+# `my_moved_outputs(layer, x, position)`: replace the token at `position` of `x` (shape
+# `(1, T, C)`) by another vector, run the layer on both inputs, and return the sorted list of the
+# positions whose output changed. Use it on the split layer of Section 3.8 with its causal mask
+# and with the mask removed (a mask of all `False`), changing the last token.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_moved_outputs(layer, x, position):
+    raise NotImplementedError
+
+
+# %%
+check("3.4", my_moved_outputs)
 
 # %% [markdown]
 # ```{admonition} Solution 3.4
 # :class: dropdown
 # Without the mask every token attends to the last one, so every output changes. With the mask
 # only the last position can see the last token, so only its output changes, and the others stay
-# identical to the last bit.
+# identical to the last bit. Change a copy of `x`, not `x` itself, or both runs see the same
+# input.
 # ```
 
 # %% tags=["hide-cell"]
+def moved_outputs(layer, x, position):
+    changed = x.clone()
+    changed[0, position] = x[0, position] + 1.0
+    with torch.no_grad():
+        before, after = layer(x)[0], layer(changed)[0]  # (T, C) each
+    return [i for i in range(x.shape[1]) if not torch.equal(before[i], after[i])]
+
+
 torch.manual_seed(0)
 masked_layer = MultiHeadAttention(d_in=12, d_out=12, context_length=8, num_heads=3)
 unmasked_layer = MultiHeadAttention(d_in=12, d_out=12, context_length=8, num_heads=3)
 unmasked_layer.load_state_dict(masked_layer.state_dict())
 unmasked_layer.mask = torch.zeros(8, 8, dtype=torch.bool)  # nothing hidden
 seq = torch.randn(1, 8, 12)
-seq_changed = seq.clone()
-seq_changed[0, -1] = torch.randn(12)
-with torch.no_grad():
-    for name, lyr in [("no mask", unmasked_layer), ("causal mask", masked_layer)]:
-        moved = [i for i in range(8) if not torch.equal(lyr(seq)[0, i], lyr(seq_changed)[0, i])]
-        print(f"{name:11s}: outputs that changed: {moved}")
-    assert all(not torch.equal(unmasked_layer(seq)[0, i], unmasked_layer(seq_changed)[0, i]) for i in range(8))
-    assert [i for i in range(8) if not torch.equal(masked_layer(seq)[0, i], masked_layer(seq_changed)[0, i])] == [7]
+for name, lyr in [("no mask", unmasked_layer), ("causal mask", masked_layer)]:
+    print(f"{name:11s}: outputs that changed: {moved_outputs(lyr, seq, 7)}")
+assert moved_outputs(unmasked_layer, seq, 7) == list(range(8))
+assert moved_outputs(masked_layer, seq, 7) == [7]
+verdict = check("3.4", moved_outputs)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 3.5.** Dropout keeps the *expected* attention weights, so the expected row sum stays 1.
-# With $p = 0.1$, measure the mean and the standard deviation
-# of the row sums of `causal_weights` over 10,000 dropout draws, and explain why the last row varies
-# least.
+# Write `my_predicted_std(weights, p)`, the `(T,)` standard deviation of each row sum of
+# `weights` after dropout with probability `p`, predicted from the weights alone. Then, with
+# $p = 0.1$, measure the mean and the standard deviation of the row sums of `causal_weights` over
+# 10,000 dropout draws, compare, and explain why the last row varies least.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_predicted_std(weights, p):
+    raise NotImplementedError
+
+
+# %%
+check("3.5", my_predicted_std)
 
 # %% [markdown]
 # ```{admonition} Solution 3.5
@@ -893,12 +989,19 @@ with torch.no_grad():
 # ```
 
 # %% tags=["hide-cell"]
+def predicted_std(weights, p):
+    return (p / (1 - p) * weights.square().sum(dim=-1)).sqrt()  # (T,)
+
+
 p = 0.1
 torch.manual_seed(123)
 sums = torch.stack([F.dropout(causal_weights, p=p, training=True).sum(dim=-1) for _ in range(10_000)])  # (10_000, T)
-predicted_std = (p / (1 - p) * causal_weights.square().sum(dim=-1)).sqrt()  # (T,)
 for i, word in enumerate(words):
-    print(f"{word:8s} mean {sums[:, i].mean():.3f}  std {sums[:, i].std():.3f}  (predicted {predicted_std[i]:.3f})")
+    print(f"{word:8s} mean {sums[:, i].mean():.3f}  std {sums[:, i].std():.3f}  "
+          f"(predicted {predicted_std(causal_weights, p)[i]:.3f})")
 assert torch.allclose(sums.mean(dim=0), torch.ones(T), atol=0.01)
-assert torch.allclose(sums.std(dim=0), predicted_std, rtol=0.05)
+assert torch.allclose(sums.std(dim=0), predicted_std(causal_weights, p), rtol=0.05)
 assert sums.std(dim=0).argmin() == T - 1
+verdict = check("3.5", predicted_std)
+assert verdict.passed
+verdict

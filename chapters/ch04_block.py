@@ -34,6 +34,7 @@ from torch import nn
 
 import helpers.layers
 from helpers.attention import MultiHeadAttention
+from helpers.check import check
 from helpers.data import fetch_the_verdict
 from helpers.viz import plot_curves, plot_per_layer
 
@@ -757,12 +758,33 @@ assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 # - `helpers.viz`: `plot_curves` and `plot_per_layer`, the figures of this chapter.
 #
 # ## Exercises
+#
+# Each exercise whose answer is code or a value has a cell for your answer, marked as yours, and
+# a cell that checks it: `check("4.1", MyRMSNorm)` says "not attempted yet" until you write
+# something, then either what is wrong, on which case, with a hint, or that the answer is right
+# and what it was checked on. Exercises 4.2 and 4.4 are a discussion and an experiment: they have
+# no check, only the worked answer. The worked solutions are folded away under each exercise. How
+# to use the checks in Colab and locally: {doc}`../book/exercises`.
 
 # %% [markdown]
 # **Exercise 4.1.** Llama and many later models replace layer normalization with RMSNorm, which
 # skips the mean: $\mathrm{RMSNorm}(x)_i = \gamma_i\, x_i / \sqrt{\frac{1}{C}\sum_j x_j^2 + \epsilon}$,
-# and has no shift. Implement it, check it against `torch.nn.RMSNorm`, and show that it equals our
+# and has no shift. Implement it as a module `MyRMSNorm(emb_dim, eps=1e-5)` whose scale $\gamma$ is
+# a parameter `weight` of ones, check it against `torch.nn.RMSNorm`, and show that it equals our
 # layer normalization (with zero shift) on inputs whose rows already have mean 0.
+
+# %%
+# Your answer: give `__init__` its parameter and replace `raise NotImplementedError`.
+class MyRMSNorm(nn.Module):
+    def __init__(self, emb_dim, eps=1e-5):
+        super().__init__()
+
+    def forward(self, x):
+        raise NotImplementedError
+
+
+# %%
+check("4.1", MyRMSNorm)
 
 # %% [markdown]
 # ```{admonition} Solution 4.1
@@ -790,16 +812,21 @@ centered = x - x.mean(dim=-1, keepdim=True)
 assert torch.allclose(rms(centered), LayerNorm(16)(centered), atol=1e-6)
 assert not torch.allclose(rms(x), LayerNorm(16)(x), atol=1e-3)
 print("RMSNorm equals nn.RMSNorm, and equals LayerNorm on zero-mean rows only")
+verdict = check("4.1", RMSNorm)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 4.2.** Show that layer normalization ignores the overall offset and scale of a token:
 # for a number $a > 0$ and any $b$, $\mathrm{LN}(a x + b) \approx \mathrm{LN}(x)$. What happens for
-# $a < 0$? Why is it only approximately equal?
+# $a < 0$? Why is it only approximately equal? (A discussion: the answer is an argument, so there
+# is no check; the cell under the solution illustrates it.)
 
 # %% [markdown]
 # ```{admonition} Solution 4.2
 # :class: dropdown
-# Adding $b$ moves the mean by $b$ and leaves the deviations alone; multiplying by $a$ multiplies
+# A discussion, answered here. Adding $b$ moves the mean by $b$ and leaves the deviations alone;
+# multiplying by $a$ multiplies
 # the deviations and the standard deviation by $|a|$, which cancel. For $a < 0$ the sign of the
 # deviations flips, so the output is $-\mathrm{LN}(x)$ (with the starting scale and shift). It is
 # approximate because of $\epsilon$: $\sqrt{a^2\sigma^2 + \epsilon} \ne |a| \sqrt{\sigma^2 + \epsilon}$.
@@ -815,15 +842,27 @@ print(f"with a = 0.01, eps is no longer negligible: the outputs differ by up to 
 assert gap > 0.01
 
 # %% [markdown]
-# **Exercise 4.3.** Find the minimum of the exact GELU to six decimals by solving
-# $\mathrm{GELU}'(x) = \Phi(x) + x\,\varphi(x) = 0$ with bisection, where $\varphi$ is the standard
-# normal density. Where is the minimum of the tanh approximation?
+# **Exercise 4.3.** Write `my_bisect(f, lo, hi)` that returns the root of `f` in `[lo, hi]`, for
+# `f(lo) < 0 < f(hi)`, to seven decimals. Use it to find the minimum of the exact GELU by solving
+# $\mathrm{GELU}'(x) = \Phi(x) + x\,\varphi(x) = 0$, where $\varphi$ is the standard normal
+# density. Where is the minimum of the tanh approximation?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_bisect(f, lo, hi):
+    raise NotImplementedError
+
+
+# %%
+check("4.3", my_bisect)
 
 # %% [markdown]
 # ```{admonition} Solution 4.3
 # :class: dropdown
-# The derivative is negative at $x = -2$ and positive at $x = 0$, so bisection on $[-2, 0]$
-# converges to the root. For the tanh form, use autograd for the derivative and bisect the same way.
+# Each step halves the interval and keeps the half whose ends have opposite signs; 60 steps shrink
+# any interval below what a float can tell apart. The derivative is negative at $x = -2$ and
+# positive at $x = 0$, so bisection on $[-2, 0]$ converges to the root. For the tanh form, use
+# autograd for the derivative and bisect the same way.
 # ```
 
 # %% tags=["hide-cell"]
@@ -849,18 +888,23 @@ y_min_tanh = gelu_tanh(torch.tensor(x_min_tanh, dtype=torch.float64)).item()
 print(f"exact GELU: minimum {y_min:.6f} at x = {x_min:.6f}")
 print(f"tanh GELU:  minimum {y_min_tanh:.6f} at x = {x_min_tanh:.6f}")
 assert abs(exact_slope(x_min)) < 1e-9 and -0.18 < y_min < -0.16 and abs(x_min - x_min_tanh) < 0.01
+verdict = check("4.3", bisect)
+assert verdict.passed
+verdict
 
 # %% [markdown]
 # **Exercise 4.4.** Repeat the shortcut experiment of Section 4.4 with 10 and with 20 layers of
 # width 3 (then the final layer to width 1). How large is the first layer's mean gradient with and
-# without shortcuts?
+# without shortcuts? (An experiment: the answer is what you measure and what it shows, so there
+# is no check; compare with the worked solution.)
 
 # %% [markdown]
 # ```{admonition} Solution 4.4
 # :class: dropdown
-# Build `ExampleDeepNeuralNetwork([3] * n + [1], ...)` with the same seed and input. Without
+# An experiment, answered here. Build `ExampleDeepNeuralNetwork([3] * n + [1], ...)` with the same
+# seed and input. Without
 # shortcuts the first layer's gradient shrinks by orders of magnitude with every few layers
-# added; with them it stays of order 1.
+# added; with them it stays of order 1. The cell prints both for 5, 10 and 20 layers.
 # ```
 
 # %% tags=["hide-cell"]
@@ -876,22 +920,48 @@ assert first_layer[20, False] < 1e-12 < 0.1 < first_layer[20, True]
 assert first_layer[5, False] > first_layer[10, False] > first_layer[20, False]
 
 # %% [markdown]
-# **Exercise 4.5.** Write a transformer block's parameter count as a formula in $C$ (with GPT-2's
-# query, key and value biases) and check it against `helpers.layers.TransformerBlock` for
-# $C = 64, 768, 1600$. What fraction of the block is the feed-forward network as $C$ grows?
+# **Exercise 4.5.** GPT-J and PaLM run attention and the feed-forward network side by side, from
+# one normalized input, instead of one after the other:
+# $y = x + \mathrm{Att}(\mathrm{LN}(x)) + \mathrm{FF}(\mathrm{LN}(x))$. Write
+# `my_parallel_block(block, x)` that computes this from the parts of a
+# `helpers.layers.TransformerBlock` (`block.norm1`, `block.att`, `block.ff`). How far is its
+# output from the sequential `block(x)` with the same weights, and which of the block's parameters
+# does the parallel form not use?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_parallel_block(block, x):
+    raise NotImplementedError
+
+
+# %%
+check("4.5", my_parallel_block)
 
 # %% [markdown]
 # ```{admonition} Solution 4.5
 # :class: dropdown
-# Two layer normalizations $4C$, attention $4C^2 + 4C$, feed-forward $8C^2 + 5C$: in all
-# $12C^2 + 13C$. The feed-forward share $(8C^2 + 5C)/(12C^2 + 13C)$ tends to $2/3$.
+# Normalize once and give the same normalized input to both sub-layers; both results are added to
+# the un-normalized input. The two forms are different functions of the same weights, so their
+# outputs differ (the cell measures by how much); the parallel form never calls `norm2`, so its
+# $2C$ parameters go unused. Neither sub-layer waits for the other, so the two can run at the
+# same time: the speed-up that GPT-J and PaLM were after.
 # ```
 
 # %% tags=["hide-cell"]
-for C, heads in [(64, 4), (768, 12), (1600, 25)]:
-    blk = helpers.layers.TransformerBlock(C, heads, context_length=8, qkv_bias=True)
-    n = sum(p.numel() for p in blk.parameters())
-    share = sum(p.numel() for p in blk.ff.parameters()) / n
-    print(f"C = {C:4d}: {n:>10,} parameters, feed-forward share {share:.4f}")
-    assert n == 12 * C * C + 13 * C
-assert abs(share - 2 / 3) < 0.001
+def parallel_block(block, x):
+    h = block.norm1(x)  # (B, T, C), read by both sub-layers
+    return x + block.drop_shortcut(block.att(h)) + block.drop_shortcut(block.ff(h))
+
+
+torch.manual_seed(123)
+blk = helpers.layers.TransformerBlock(64, 4, context_length=8, qkv_bias=True).eval()
+x_par = torch.randn(2, 8, 64)  # (B, T, C)
+with torch.no_grad():
+    gap = (parallel_block(blk, x_par) - blk(x_par)).abs().max().item()
+unused = sum(p.numel() for p in blk.norm2.parameters())
+print(f"parallel against sequential, same weights: outputs differ by up to {gap:.3f}")
+print(f"parameters the parallel form leaves unused: {unused} (norm2's scale and shift)")
+assert gap > 1e-3 and unused == 2 * 64
+verdict = check("4.5", parallel_block)
+assert verdict.passed
+verdict

@@ -43,6 +43,10 @@ The appendices (used by no chapter; each module is one appendix page's code):
 The exercises (checks for the reader's own answers, called from every chapter):
 
 32. ``check``: ``check("3.2", answer)``, the verdict in one or two sentences
+33. ``check_ch01``: the checks of Chapter 1's exercises
+34. ``check_ch02``: the checks of Chapter 2's exercises
+35. ``check_ch03``: the checks of Chapter 3's exercises
+36. ``check_ch04``: the checks of Chapter 4's exercises
 
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """

@@ -85,7 +85,7 @@ def find_check(exercise: str):
         raise KeyError(f"Chapter {chapter} has no exercise checks.") from None
     if exercise not in module.CHECKS:
         raise KeyError(
-            f"Exercise {exercise} has no check; the checked ones of Chapter {chapter} are "
+            f"no check for this exercise; the checked ones of Chapter {chapter} are "
             f"{', '.join(sorted(module.CHECKS))}."
         )
     return module.CHECKS[exercise]
