@@ -484,6 +484,17 @@ print(targets[:3])
 assert torch.equal(inputs[:, 1:], targets[:, :-1])
 
 # %% [markdown]
+# {numref}`fig-sliding-window` draws the three rows printed above: each window of inputs, and
+# under it its targets, the same window moved one token to the right.
+#
+# ```{figure} ../book/figures/sliding_window.svg
+# :name: fig-sliding-window
+# :alt: The first 13 token ids of the story in a row. Three windows of four ids, each starting four positions after the previous one, are the inputs; under each window, the same window shifted one position to the right is its targets.
+# :width: 100%
+#
+# Sliding windows over the token stream, with `context_length` 4 and `stride` 4: the ids are those of the first batch printed above.
+# ```
+#
 # With `stride` equal to `context_length` the windows do not overlap, so no token is a target twice in
 # one epoch. A smaller stride gives more (overlapping) windows; a larger one skips tokens. How many
 # batches a configuration yields follows from the window count:
