@@ -368,14 +368,16 @@ def encode_chunk(chunk):
 
 
 def encode_gpt2(s):
-    return [i for chunk in regex.findall(GPT2_SPLIT_PATTERN, s) for i in encode_chunk(chunk)]
+    chunks = regex.findall(GPT2_SPLIT_PATTERN, s)
+    return [i for chunk in chunks for i in encode_chunk(chunk)]
 
 
 print(len(ranks), "merges; ' the' merges into", encode_chunk(" the"))
-for s in ["Hello, world!", "I'LL pay 12345 dollars for   that painting!", "naïve café 東京 🙂",
-          text[:1000]]:
+checks = ["Hello, world!", "I'LL pay 12345 dollars for   that painting!",
+          "naïve café 東京 🙂", text[:1000]]
+for s in checks:
     assert encode_gpt2(s) == tiktoken_gpt2.encode(s)
-print("encode_gpt2 gives tiktoken's ids on the sentences and the story's first 1,000 characters")
+print("encode_gpt2 == tiktoken on the sentences and the story's first 1,000 characters")
 
 # %% [markdown]
 # That is the whole algorithm; `BPETokenizer` does the same with integer ids (`merges` maps a pair

@@ -571,7 +571,8 @@ print(f"dot product at distance 0: {by_formula[0]:.1f}, 1: {by_formula[1]:.1f}, 
 
 # %%
 # the heatmap on the left, the two similarity curves on the right, one above the other
-fig, axes = plt.subplot_mosaic([[0, 1], [0, 2]], figsize=(7.5, 5.2), layout="constrained")
+fig, axes = plt.subplot_mosaic([[0, 1], [0, 2]], figsize=(7.5, 5.2),
+                              layout="constrained")
 plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position",
            ylabel="position", centered=False)
 plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1],
