@@ -27,6 +27,7 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
 
 # %%
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -225,6 +226,32 @@ print("Llama 3:", regex.findall(LLAMA3_SPLIT_PATTERN, sample))
 # line and " pay" after a space are different tokens. Runs of whitespace keep all but their last space
 # together, so that the last one can start the next word.
 #
+# Here is GPT-2's pattern itself, and then taken apart. It needs the third-party `regex` module
+# rather than Python's `re`, because `re` does not know the Unicode classes `\p{L}` (any letter, in
+# any script) and `\p{N}` (any digit or other numeral). The pattern is six alternatives joined by
+# `|`; at each position the first alternative that matches wins:
+#
+# | # | Alternative | Matches |
+# |---|---|---|
+# | 1 | `'(?:[sdmt]\|ll\|ve\|re)` | an English contraction ending: `'s`, `'d`, `'m`, `'t`, `'ll`, `'ve`, `'re` (lower case only) |
+# | 2 | `` ?\p{L}+`` | a run of letters, with at most one space in front |
+# | 3 | `` ?\p{N}+`` | a run of digits, with at most one space in front |
+# | 4 | `` ?[^\s\p{L}\p{N}]+`` | a run of everything else (punctuation, symbols), with at most one space in front |
+# | 5 | `\s+(?!\S)` | a run of whitespace not followed by a non-space: all but the last space of a run, or whitespace at the end of the text |
+# | 6 | `\s+` | any whitespace left over, such as a line break before a word |
+#
+# `(?!\S)` is a *lookahead*: it checks what comes next without consuming it. The cell below wraps
+# each alternative in its own group, so that each chunk can say which alternative matched it:
+
+# %%
+print(GPT2_SPLIT_PATTERN)
+pieces = [r"'(?:[sdmt]|ll|ve|re)", r" ?\p{L}+", r" ?\p{N}+", r" ?[^\s\p{L}\p{N}]+",
+          r"\s+(?!\S)", r"\s+"]
+assert "|".join(pieces) == GPT2_SPLIT_PATTERN
+labelled = regex.compile("|".join(f"({p})" for p in pieces))  # group k = alternative k
+for m in labelled.finditer("She's won 12 prizes,   didn't she?\nYes"):
+    print(f"{m.group()!r:10} alternative {m.lastindex}: {pieces[m.lastindex - 1]}")
+#
 # ## 1.7 Training BPE on the-verdict
 #
 # A blog post this book draws on (see "Where these numbers come from" at the end of the chapter)
@@ -317,6 +344,46 @@ print(f"{len(printable)} bytes are written as themselves; byte ids: {ids_of}")
 # %% [markdown]
 # The vocabulary size above, 50,257, is 256 bytes + 50,000 merges + 1 special token
 # (`<|endoftext|>`).
+#
+# Before our class takes over, here is GPT-2's encoder written out, working on the two files
+# directly. `ranks` gives each merge of `vocab.bpe` its line number: a smaller rank was learned
+# earlier, so it is applied first. Encoding a chunk spells its bytes in the printable alphabet,
+# then merges, again and again, the adjacent pair with the lowest rank (every occurrence of it, with
+# `merge_pair` of section 1.5), until no adjacent pair is a merge; `encoder.json` gives the ids.
+
+# %%
+encoder = json.loads(files["encoder.json"].read_text(encoding="utf-8"))
+merge_lines = files["vocab.bpe"].read_text(encoding="utf-8").split("\n")[1:]
+ranks = {tuple(line.split(" ")): rank for rank, line in enumerate(merge_lines) if line}
+byte_char = bytes_to_unicode()
+
+
+def encode_chunk(chunk):
+    parts = [byte_char[b] for b in chunk.encode("utf-8")]  # e.g. " the" -> Ġ, t, h, e
+    while len(parts) > 1:
+        pair = min(zip(parts, parts[1:]), key=lambda p: ranks.get(p, len(ranks)))
+        if pair not in ranks:
+            break  # no adjacent pair is a merge: done
+        parts = merge_pair(parts, pair, pair[0] + pair[1])
+    return [encoder[part] for part in parts]
+
+
+def encode_gpt2(s):
+    chunks = regex.findall(GPT2_SPLIT_PATTERN, s)
+    return [i for chunk in chunks for i in encode_chunk(chunk)]
+
+
+print(len(ranks), "merges; ' the' merges into", encode_chunk(" the"))
+checks = ["Hello, world!", "I'LL pay 12345 dollars for   that painting!",
+          "naïve café 東京 🙂", text[:1000]]
+for s in checks:
+    assert encode_gpt2(s) == tiktoken_gpt2.encode(s)
+print("encode_gpt2 == tiktoken on the sentences and the story's first 1,000 characters")
+
+# %% [markdown]
+# That is the whole algorithm; `BPETokenizer` does the same with integer ids (`merges` maps a pair
+# of ids to the id of the merged token, and that id doubles as the rank), plus special tokens and a
+# way back from ids to text.
 #
 # Our class, loaded with these merges, must give exactly tiktoken's ids. The test suite checks this on
 # far more text (prose, code, emoji, many scripts, whitespace runs); here, the whole story and a
@@ -420,6 +487,17 @@ print(targets[:3])
 assert torch.equal(inputs[:, 1:], targets[:, :-1])
 
 # %% [markdown]
+# {numref}`fig-sliding-window` draws the three rows printed above: each window of inputs, and
+# under it its targets, the same window moved one token to the right.
+#
+# ```{figure} ../book/figures/sliding_window.svg
+# :name: fig-sliding-window
+# :alt: The first 13 token ids of the story in a row. Three windows of four ids, each starting four positions after the previous one, are the inputs; under each window, the same window shifted one position to the right is its targets.
+# :width: 100%
+#
+# Sliding windows over the token stream, with `context_length` 4 and `stride` 4: the ids are those of the first batch printed above.
+# ```
+#
 # With `stride` equal to `context_length` the windows do not overlap, so no token is a target twice in
 # one epoch. A smaller stride gives more (overlapping) windows; a larger one skips tokens. How many
 # batches a configuration yields follows from the window count:

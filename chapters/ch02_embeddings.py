@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from gensim.models import Word2Vec
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch import nn
 
 from helpers.check import check
@@ -51,6 +52,8 @@ from helpers.word_vectors import (PRETRAINED, lee_sentences, load_pretrained_vec
                                   stable_hash, wiki_sentences)
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # ## 2.1 From ids to vectors
@@ -526,7 +529,7 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 # trained table.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
 plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed), positions 0-99")
 plot_table(pos_emb.weight[:100], ax=axes[1],
            title="learnable, nn.Embedding's random start, positions 0-99")
@@ -568,10 +571,13 @@ print(f"dot product at distance 0: {by_formula[0]:.1f}, 1: {by_formula[1]:.1f}, 
 # the learned table, before training, has no relation between nearby positions at all.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
-plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position", ylabel="position",
-           centered=False)
-plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1], title="sinusoidal")
+# the heatmap on the left, the two similarity curves on the right, one above the other
+fig, axes = plt.subplot_mosaic([[0, 1], [0, 2]], figsize=(7.5, 5.2),
+                              layout="constrained")
+plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position",
+           ylabel="position", centered=False)
+plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1],
+                            title="sinusoidal")
 plot_similarity_by_distance(pos_emb.weight, starts=[0, 300, 800], max_distance=100, ax=axes[2],
                             title="learnable, random start")
 axes[2].set_ylim(axes[1].get_ylim())

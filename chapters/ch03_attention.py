@@ -29,12 +29,15 @@ import math
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch import nn
 
 import helpers.attention
 from helpers.check import check
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_attention, plot_attention_heads
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # A language model reads a sequence of tokens and, at every position, has to decide which of the
@@ -392,7 +395,7 @@ print("-inf before softmax:      ", torch.softmax(row.masked_fill(future, float(
 # Side by side, on one colour scale, the weights of Section 3.4's layer without and with the mask:
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
 plot_attention(plain_weights, words, ax=axes[0], title="no mask", vmax=1.0)  # one colour scale for both
 plot_attention(causal_weights, words, ax=axes[1], title="causal mask", vmax=1.0)
 plt.show()
@@ -506,7 +509,15 @@ with torch.no_grad():
 # cuts each result into $h$ slices of `head_dim` features: a `view` turns `(B, T, d_out)` into
 # `(B, T, h, d_h)` and a `transpose` into `(B, h, T, d_h)`, after which one batched matrix product
 # computes all heads' scores at once. An output projection `out_proj` then mixes the heads'
-# concatenated outputs; GPT-2 has one.
+# concatenated outputs; GPT-2 has one. {numref}`fig-heads-split` draws the reshaping, there and back.
+#
+# ```{figure} ../book/figures/heads_split.svg
+# :name: fig-heads-split
+# :alt: A 4 by 6 matrix, tokens as rows, whose first three columns are coloured as head 0 and last three as head 1. view regroups each row into two groups of three; transpose(1, 2) makes each head a separate 4 by 3 matrix. After attention, transpose(1, 2) and view put the heads side by side again as a 4 by 6 matrix.
+# :width: 100%
+#
+# Splitting queries into heads and back, for one batch item with $T = 4$, $d_\text{out} = 6$ and $h = 2$ heads: `view` only regroups the numbers, `transpose` brings the head dimension to the front, so that one batched product computes every head's own $(T, T)$ attention.
+# ```
 
 # %%
 class MultiHeadAttention(nn.Module):

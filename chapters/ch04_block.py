@@ -30,6 +30,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch import nn
 
 import helpers.layers
@@ -40,6 +41,8 @@ from helpers.viz import plot_curves, plot_per_layer
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 torch.set_printoptions(precision=4, sci_mode=False)
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # Chapter 3 built causal multi-head attention, the part of a transformer that lets tokens look at
@@ -293,7 +296,7 @@ x_plot = torch.linspace(-4, 4, 801, requires_grad=True)
 curves = {"ReLU": F.relu(x_plot), "GELU (exact)": gelu_exact(x_plot), "GELU (tanh)": gelu_tanh(x_plot)}
 slopes = {name: torch.autograd.grad(y.sum(), x_plot)[0] for name, y in curves.items()}
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
 plot_curves(x_plot, curves, ax=ax1, title="activation", ylabel="f(x)")
 plot_curves(x_plot, slopes, ax=ax2, title="derivative", ylabel="f'(x)")
 plt.show()
@@ -546,8 +549,16 @@ assert same_before and last_changed
 # The original Transformer {cite}`vaswani2017attention` and GPT-1 put the layer normalization
 # *after* the shortcut addition: $x \leftarrow \mathrm{LN}(x + F(x))$. GPT-2 moved it to the input
 # of each sub-layer, $x \leftarrow x + F(\mathrm{LN}(x))$, and added one more layer normalization
-# after the last block {cite}`radford2019gpt2`. In code the difference is where `norm1` and
-# `norm2` are called:
+# after the last block {cite}`radford2019gpt2`. {numref}`fig-pre-post-ln` draws both blocks. In code
+# the difference is where `norm1` and `norm2` are called:
+#
+# ```{figure} ../book/figures/block_pre_post_ln.svg
+# :name: fig-pre-post-ln
+# :alt: Two block diagrams side by side. Pre-LN, GPT-2: the residual stream runs straight down; each branch goes through LayerNorm, attention or feed-forward, and dropout, and is added back. Post-LN, original Transformer: the branches have no LayerNorm, and a LayerNorm follows each addition on the stream itself.
+# :width: 100%
+#
+# The transformer block with its residual stream: pre-LN (GPT-2, left) normalizes the input of each branch and leaves the stream a plain sum; post-LN (right) normalizes the stream after each addition.
+# ```
 
 
 # %%

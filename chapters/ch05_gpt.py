@@ -30,6 +30,7 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -38,6 +39,8 @@ from helpers.layers import LayerNorm, TransformerBlock
 from helpers.model import GPTConfig, count_parameters, flops_per_token, predicted_parameters
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_per_layer
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # Chapter 4 ended with a transformer block that takes `x  # (B, T, C)` and returns the same shape.
@@ -88,6 +91,17 @@ for bad in [lambda: GPTConfig.from_preset("gpt2-huge"),
 
 # %% [markdown]
 # ## 5.2 The model, step by step
+#
+# {numref}`fig-gpt2-shapes` is the whole model on one page, with the shape of the tensor between
+# every two stages; the cells below build it stage by stage.
+#
+# ```{figure} ../book/figures/gpt2_shapes.svg
+# :name: fig-gpt2-shapes
+# :alt: A vertical pipeline: token ids of shape (B, T); tok_emb plus pos_emb give (B, T, C); dropout, twelve transformer blocks and the final LayerNorm keep (B, T, C); out_head gives logits of shape (B, T, V).
+# :width: 100%
+#
+# GPT-2 from token ids to logits. Every stage between the embeddings and the output head keeps the shape `(B, T, C)`; only the first and the last change the last dimension.
+# ```
 #
 # To watch the shapes, take a narrow model ($C = 64$, 4 heads, 2 blocks) with GPT-2's real
 # vocabulary, and a batch of two four-token texts.

@@ -42,6 +42,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from safetensors import safe_open
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import GPT2LMHeadModel
@@ -58,6 +59,8 @@ from helpers.train import calc_loss_batch, calc_loss_loader, train, warmup_cosin
 from helpers.viz import plot_curves, plot_losses
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # ## 6.1 From logits to a loss
@@ -487,7 +490,7 @@ for name, (tr, va, lo) in REFERENCE_RUNS.items():
 total_steps = settings.num_epochs * len(train_loader)
 schedule = warmup_cosine(settings.lr, total_steps, warmup_steps=len(train_loader), min_lr=0.1 * settings.lr)
 steps = list(range(total_steps))
-fig, (ax_lr, ax_norm) = plt.subplots(1, 2, figsize=(11, 3.5), layout="constrained")
+fig, (ax_lr, ax_norm) = plt.subplots(2, 1, figsize=(7.5, 5.6), layout="constrained")
 plot_curves(steps, {"constant (plain loop)": [settings.lr] * total_steps,
                     "warmup + cosine decay": [schedule(s) for s in steps]},
             ax=ax_lr, xlabel="step", ylabel="learning rate", title="learning rate")

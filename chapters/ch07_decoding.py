@@ -37,6 +37,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 import transformers
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from transformers.generation.logits_process import (MinPLogitsWarper,
                                                     RepetitionPenaltyLogitsProcessor,
                                                     TopKLogitsWarper, TopPLogitsWarper)
@@ -56,6 +57,8 @@ from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
 transformers.logging.set_verbosity_error()  # no warnings or progress bars in the outputs
 transformers.utils.logging.disable_progress_bar()
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # ## 7.1 A trained model to decode
@@ -161,7 +164,7 @@ with torch.no_grad():
 top = torch.topk(logits, 12).indices  # the 12 most probable tokens
 labels = [tokenizer.decode([i]) for i in top.tolist()]
 temperatures = (0.5, 1.0, 2.0)
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True, layout="constrained")
+fig, axes = plt.subplots(3, 1, figsize=(7.5, 7.5), sharey=True, layout="constrained")
 for ax, t in zip(axes, temperatures):
     probs_t = torch.softmax(logits / t, dim=-1)  # (V,)
     plot_next_token_probs(probs_t[top], labels, ax=ax, title=f"temperature {t}")
@@ -246,7 +249,7 @@ for name, z in filtered.items():
 # %%
 top20 = torch.topk(logits, 20).indices
 labels20 = [tokenizer.decode([i]) for i in top20.tolist()]
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True, layout="constrained")
+fig, axes = plt.subplots(3, 1, figsize=(7.5, 8), sharey=True, layout="constrained")
 for ax, name in zip(axes, ["top-k, k = 5", "top-p, p = 0.5", "top-k 10, then top-p 0.5"]):
     kept = torch.isfinite(filtered[name][top20])
     plot_next_token_probs(probs[top20], labels20, ax=ax, kept=kept, title=name)
@@ -376,8 +379,16 @@ print("same seed, same text; global RNG untouched")
 # $\sum_t \log p(x_t \mid x_{<t})$, and keeps the `num_beams` best. A well-known slide deck on text
 # generation (see "Where these numbers come from" at the end of the chapter) draws this for "My cute
 # dog": greedy commits to the most probable next word, while a beam that starts with a less probable
-# word can end with a more probable sentence. Here is a version for one prompt and no end-of-text
-# token:
+# word can end with a more probable sentence. {numref}`fig-beam-tree` draws two steps with two
+# beams. Here is a version for one prompt and no end-of-text token:
+#
+# ```{figure} ../book/figures/beam_tree.svg
+# :name: fig-beam-tree
+# :alt: A tree growing from the prompt. Step 1: candidate tokens a, b and c with scores log p(a), log p(b), log p(c); a and b are kept, c is dropped. Step 2: a is extended by x and y, b by z and w, each scored by its parent's score plus the new token's log-probability; the two best, a x and b z, are kept.
+# :width: 100%
+#
+# Beam search with `num_beams` 2. A text's score is the sum of its tokens' log-probabilities; at every step each beam is extended by every token and only the `num_beams` best extensions, over all beams together, survive.
+# ```
 
 # %%
 def beam_decode(model, idx, max_new_tokens, num_beams):
@@ -607,7 +618,7 @@ explorer = widgets.VBox([*sliders.values(), picture])
 explorer
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True, layout="constrained")
+fig, axes = plt.subplots(3, 1, figsize=(7.5, 8), sharey=True, layout="constrained")
 for ax, (t, k, p) in zip(axes, [(1.0, 0, 1.0), (0.5, 0, 0.9), (1.5, 10, 1.0)]):
     draw_distribution(t, k, p, ax=ax)
 plt.show()

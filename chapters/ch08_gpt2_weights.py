@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt
 import torch
 import transformers
 from IPython.display import Markdown
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 from safetensors import safe_open
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -72,6 +73,8 @@ def show_error(err):
     """Print an exception's class and message, wrapped, hiding this chapter's temporary folder."""
     message = str(err).replace(str(WORK), "WORK")
     print(textwrap.fill(f"{type(err).__name__}: {message}", 88, subsequent_indent="    "))
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 
 # %% [markdown]
@@ -260,6 +263,16 @@ Markdown("\n".join(lines))
 # - **tied**: GPT-2 uses the token embedding as its output head (Chapter 5), so the hub's files hold
 #   no `lm_head.weight` and our `out_head.weight` *is* `tok_emb.weight`. A checkpoint with a separate
 #   head, like the stand-in, has an `lm_head.weight` row with transform "copy".
+#
+# {numref}`fig-hub-to-ours` draws the same rows as arrows.
+#
+# ```{figure} ../book/figures/hub_to_ours.svg
+# :name: fig-hub-to-ours
+# :alt: Hub tensor names on the left, our parameter names on the right, joined by arrows labelled copy, transpose, split in 3 or tied. h.0.attn.c_attn.weight fans out into trf_blocks.0.att.W_query.weight, W_key.weight and W_value.weight.
+# :width: 100%
+#
+# From the hub's tensor names to our modules, block 0 standing for all twelve: the rows of `weight_mapping` above.
+# ```
 #
 # The transpose, checked on transformers' own `Conv1D`:
 

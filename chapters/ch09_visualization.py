@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from bertviz import head_view, model_view
 from IPython.display import display
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 import helpers.heads
 import helpers.insight
@@ -59,6 +60,8 @@ from helpers.viz_inside import (plot_attention_grid, plot_head_scores, plot_logi
 from helpers.word_vectors import pca_2d
 
 DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+
+set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
 
 # %% [markdown]
 # Chapters 5 and 6 built a GPT and trained it; the model turns token ids into next-token
@@ -294,8 +297,8 @@ assert scores["previous"].max() < 1.5 * baseline["previous"]
 assert scores["first"].max() < 1.5 * baseline["first"]
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), layout="constrained")
-for ax, (name, s) in zip(axes, scores.items()):
+fig, axes = plt.subplots(2, 2, figsize=(7.5, 5.6), layout="constrained")
+for ax, (name, s) in zip(axes.flat, scores.items()):
     plot_head_scores(s, ax=ax, vmax=1.0, title=f"{name} (even: {baseline[name]:.2f})")
 plt.show()
 
@@ -341,7 +344,7 @@ assert distance[0] < 1.0 < distance[1:].min()
 assert entropy[0] < entropy[1:].min() and entropy.max() < even_entropy
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
 plot_per_layer({"mean over heads": distance, "even head": [even_distance] * cfg.n_layers},
                ax=axes[0], logy=False, ylabel="distance t - s (tokens)",
                title="how far back heads look")
@@ -504,7 +507,7 @@ for word in [" he", " the", " was", " Jack", ","]:
 # other; after training:
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
 for ax, table, title in [(axes[0], untrained_pos, "positions' cosine similarity, untrained"),
                          (axes[1], model.pos_emb.weight, "after training")]:
     plot_table(cosine_similarity_matrix(table), ax=ax, xlabel="position",
@@ -552,7 +555,7 @@ if USE_OPENAI_GPT2:
         print("GPT-2 is not available:", err)
     else:
         gpt2_pos = gpt2.pos_emb.weight.detach()  # (1024, 768)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
         plot_table(cosine_similarity_matrix(gpt2_pos), ax=axes[0], xlabel="position",
                    ylabel="position", title="GPT-2 small: cosine similarity of positions")
         plot_similarity_by_distance(gpt2_pos, starts=[0, 100, 500], max_distance=400,
@@ -640,8 +643,8 @@ display(explorer)
 # steps (the first bar, the most likely token, is the one greedy decoding appends).
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), layout="constrained")
-for i, ax in enumerate(axes):
+fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), layout="constrained")
+for i, ax in enumerate(axes.flat):
     labels = token_strings(tok, steps[i].top_ids)
     plot_next_token_probs(steps[i].top_probs, labels, ax=ax, title=f"step {i}")
 plt.show()
@@ -765,7 +768,7 @@ for layer in range(cfg.n_layers + 1):
 assert torch.all(agree[1:].diff() > 0) and p_next[1] > 0.5 * p_next[-1]
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), layout="constrained")
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
 plot_per_layer({"lens over the story": agree}, ax=axes[0], logy=False, ylabel="share",
                xlabel="after block (0: embeddings)", title="top token is the final answer")
 plot_per_layer({"lens over the story": p_next}, ax=axes[1], logy=False, ylabel="probability",

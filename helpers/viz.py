@@ -14,6 +14,18 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+# The book's page column is about 784 px wide, 7.8 inches at the 100 dpi of a notebook figure: a
+# figure at most COLUMN_INCHES wide is shown at its natural size, so its FONT_SIZE-point labels stay
+# FONT_SIZE points on the page. tests/test_viz.py holds every function here to both.
+COLUMN_INCHES = 7.5
+FONT_SIZE = 9
+
+
+def _fit(width: float, height: float) -> tuple[float, float]:
+    """A figure size scaled down, keeping its shape, to at most ``COLUMN_INCHES`` wide."""
+    scale = min(1.0, COLUMN_INCHES / width)
+    return (width * scale, height * scale)
+
 
 def _as_numpy(values) -> np.ndarray:
     if hasattr(values, "detach"):  # a torch tensor, possibly on a GPU or needing grad
@@ -44,7 +56,7 @@ def plot_attention(
             f"got {len(tokens)} token labels for a {w.shape[0]} x {w.shape[1]} attention matrix."
         )
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.6 * len(tokens) + 1.5, 0.6 * len(tokens) + 1.0))
+        _, ax = plt.subplots(figsize=_fit(0.6 * len(tokens) + 1.5, 0.6 * len(tokens) + 1.0))
     vmax = float(w.max()) if vmax is None else vmax
     image = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=vmax)
     ax.set_xticks(range(len(tokens)), list(tokens), rotation=45, ha="right")
@@ -60,7 +72,7 @@ def plot_attention(
                     f"{w[i, j]:.2f}",
                     ha="center",
                     va="center",
-                    fontsize=8,
+                    fontsize=FONT_SIZE,
                     color="white" if w[i, j] > 0.6 * vmax else "black",
                 )
     if title:
@@ -87,7 +99,7 @@ def plot_attention_heads(
         _, grid = plt.subplots(
             nrows,
             cols,
-            figsize=(size * cols, 0.9 * size * nrows),
+            figsize=_fit(size * cols, 0.9 * size * nrows),
             squeeze=False,
             layout="constrained",
         )
@@ -124,11 +136,15 @@ def plot_word_map(
         ax.scatter(p[rows, 0], p[rows, 1], color=f"C{k}", label=name)
         for i in rows:
             ax.annotate(
-                words[i], (p[i, 0], p[i, 1]), xytext=(3, 3), textcoords="offset points", fontsize=8
+                words[i],
+                (p[i, 0], p[i, 1]),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=FONT_SIZE,
             )
     ax.set_xlabel("first principal direction")
     ax.set_ylabel("second principal direction")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -187,7 +203,7 @@ def plot_similarity_by_distance(
     ax.axhline(0.0, color="grey", linewidth=0.5)
     ax.set_xlabel("distance k between positions")
     ax.set_ylabel("cosine similarity")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -223,7 +239,7 @@ def plot_curves(
         ax.axhline(0.0, color="grey", linewidth=0.5)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -256,7 +272,7 @@ def plot_per_layer(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -293,7 +309,7 @@ def plot_losses(
     )
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("cross-entropy loss (nats)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     per_epoch = getattr(history, "tokens_per_epoch", 0)
     if (
         epochs_axis

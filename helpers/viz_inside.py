@@ -12,7 +12,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.viz import _as_numpy
+from helpers.viz import COLUMN_INCHES, FONT_SIZE, _as_numpy, _fit
 
 # --------------------------------------------------------------------------- Chapter 7 (Decoding)
 
@@ -40,8 +40,8 @@ def plot_next_token_probs(
     ax.bar(x[keep], p[keep], color="C0", label="kept" if kept is not None else None)
     if (~keep).any():
         ax.bar(x[~keep], p[~keep], color="C7", alpha=0.35, hatch="//", label="removed")
-        ax.legend(fontsize=8)
-    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=8)
+        ax.legend(fontsize=FONT_SIZE)
+    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=FONT_SIZE)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
@@ -62,9 +62,9 @@ def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | 
     x = np.arange(len(p))
     ax.bar(x - 0.2, p, width=0.4, color="C0", label="softmax probability")
     ax.bar(x + 0.2, f, width=0.4, color="C1", label="sampled frequency")
-    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=8)
+    ax.set_xticks(x, [repr(s)[1:-1] for s in labels], rotation=60, ha="right", fontsize=FONT_SIZE)
     ax.set_ylabel("share")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=FONT_SIZE)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -106,7 +106,7 @@ def plot_sliding_windows(
     ax.invert_yaxis()
     ax.set_xlim(0, n_tokens)
     ax.set_xlabel("token position")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=FONT_SIZE, loc="upper right")
     if title:
         ax.set_title(title)
     return ax.figure
@@ -130,26 +130,27 @@ def plot_attention_grid(weights, tokens: Sequence[str], axes=None, title: str | 
     if len(tokens) != T:
         raise ValueError(f"got {len(tokens)} token labels for attention over T={T} positions.")
     if axes is None:
-        size = 0.9 + 0.1 * T
+        size = min(0.9 + 0.1 * T, (COLUMN_INCHES - 1.6) / h)
         _, axes = plt.subplots(
-            L, h, figsize=(size * h + 0.8, size * L), squeeze=False, layout="constrained"
+            L, h, figsize=(size * h + 1.6, size * L + 0.8), squeeze=False, layout="constrained"
         )
     axes = np.asarray(axes)
     if axes.shape != (L, h):
         raise ValueError(f"got axes of shape {axes.shape} for {L} layers x {h} heads.")
-    fontsize = 7 if T <= 20 else 5
+    # Label every step-th token, so that FONT_SIZE-point labels do not overlap.
+    panel_points = axes[0, 0].get_position().height * axes[0, 0].figure.get_figheight() * 72
+    step = max(1, int(np.ceil(T * 1.25 * FONT_SIZE / max(panel_points, 1.0))))
+    ticks, names = range(0, T, step), list(tokens)[::step]
     for i in range(L):
         for j in range(h):
             ax = axes[i, j]
             image = ax.imshow(w[i, j], cmap="Blues", vmin=0.0, vmax=1.0)
-            ax.set_xticks(
-                range(T), list(tokens) if i == L - 1 else [], rotation=90, fontsize=fontsize
-            )
-            ax.set_yticks(range(T), list(tokens) if j == 0 else [], fontsize=fontsize)
+            ax.set_xticks(ticks, names if i == L - 1 else [], rotation=90, fontsize=FONT_SIZE)
+            ax.set_yticks(ticks, names if j == 0 else [], fontsize=FONT_SIZE)
             if i == 0:
-                ax.set_title(f"head {j}", fontsize=9)
+                ax.set_title(f"head {j}", fontsize=FONT_SIZE)
             if j == 0:
-                ax.set_ylabel(f"layer {i}", fontsize=9)
+                ax.set_ylabel(f"layer {i}", fontsize=FONT_SIZE)
     figure = axes[0, 0].figure
     figure.colorbar(image, ax=axes, fraction=0.02, pad=0.01, label="attention weight")
     if title:
@@ -172,7 +173,7 @@ def plot_head_scores(
     if s.ndim != 2:
         raise ValueError(f"scores must be a 2-D (n_layers, n_heads) table, got shape {s.shape}.")
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.8 * s.shape[1] + 1.6, 0.5 * s.shape[0] + 1.0))
+        _, ax = plt.subplots(figsize=_fit(0.8 * s.shape[1] + 1.6, 0.5 * s.shape[0] + 1.0))
     top = float(np.nanmax(s)) if vmax is None else vmax
     image = ax.imshow(s, cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
     for i in range(s.shape[0]):
@@ -183,7 +184,7 @@ def plot_head_scores(
                 format(s[i, j], fmt),
                 ha="center",
                 va="center",
-                fontsize=8,
+                fontsize=FONT_SIZE,
                 color="black" if s[i, j] > 0.6 * top else "white",
             )
     ax.set_xticks(range(s.shape[1]))
@@ -191,9 +192,14 @@ def plot_head_scores(
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return ax.figure
+
+
+def _shorten(text: str, n: int) -> str:
+    """``text`` cut to at most ``n`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def plot_logit_lens(
@@ -215,25 +221,31 @@ def plot_logit_lens(
             f"match: need (L + 1, T), (L + 1, T) and T."
         )
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.95 * v.shape[1] + 2.0, 0.45 * v.shape[0] + 1.4))
+        width = min(COLUMN_INCHES, 0.95 * v.shape[1] + 2.0)
+        _, ax = plt.subplots(figsize=(width, 0.45 * v.shape[0] + 1.4))
+    # A cell's text gets at most the characters that fit its width at FONT_SIZE points.
+    cell_points = ax.get_position().width * ax.figure.get_figwidth() * 72 / v.shape[1]
+    fits = max(2, int(cell_points / (0.6 * FONT_SIZE)))
     image = ax.imshow(v, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     for i in range(v.shape[0]):
         for j in range(v.shape[1]):
             ax.text(
                 j,
                 i,
-                str(cell_text[i][j]),
+                _shorten(str(cell_text[i][j]), fits),
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=FONT_SIZE,
                 color="white" if v[i, j] > 0.6 else "black",
             )
-    ax.set_xticks(range(v.shape[1]), list(tokens), rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(v.shape[1]), list(tokens), rotation=45, ha="right", fontsize=FONT_SIZE)
     ax.set_yticks(
-        range(v.shape[0]), ["embeddings"] + [f"block {i}" for i in range(1, v.shape[0])], fontsize=8
+        range(v.shape[0]),
+        ["embeddings"] + [f"block {i}" for i in range(1, v.shape[0])],
+        fontsize=FONT_SIZE,
     )
     ax.set_xlabel("input token at this position")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=FONT_SIZE + 1)
     ax.figure.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label=value_label)
     return ax.figure
