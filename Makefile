@@ -1,5 +1,6 @@
 # Two commands do all set-up (see README.md):
 #   make book   create .venv/ if missing, install the pinned environment, build the book into _build/html
+#   make pdf    the book, then the whole book as one PDF: _build/pdf/book.pdf (linked from the home page)
 #   make test   the same set-up, then ruff and the whole test suite (unit tests, strict nbval, the book build)
 # Also: make test-fast (ruff and the unit tests only), make execute NB=chapters/ch01_tokenization.ipynb, make sync,
 #   make benchmarks (re-measure the appendix tables in book/tables/).
@@ -13,7 +14,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-fast test-online test-newer execute sync clean benchmarks
+.PHONY: book pdf test test-fast test-online test-newer execute sync clean benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,16 @@ $(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+# The whole book as one PDF, _build/pdf/book.pdf (also copied to _build/html/book.pdf, where the home
+# page links it): Sphinx's single-page build printed by Debian's chromium (tools/print_book.mjs),
+# with MathJax from the npm copy. Needs chromium and the npm packages of tests/browser.
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+pdf: book $(BROWSER_STAMP)
+	$(BIN)/jupyter-book build . --builder singlehtml --warningiserror --nitpick --keep-going
+	mkdir -p _build/pdf
+	node tools/print_book.mjs _build/singlehtml _build/pdf/book.pdf $(CHROMIUM)
+	cp _build/pdf/book.pdf _build/html/book.pdf
 
 # ruff (configured in pyproject.toml: line length 100, mccabe complexity 12) runs first in both.
 LINT := $(BIN)/ruff check helpers tests benchmarks tools

@@ -3,26 +3,21 @@
 //   node check_book.mjs PLAN.json
 //
 // PLAN.json: {"base": "http://127.0.0.1:PORT/", "chromium": "/usr/bin/chromium", "screenshots": DIR,
-//             "pages": [{"path", "title", "notebook" (chapters only)}], "search": {"term", "expect"}}
-// Prints one JSON report: {"pages": {path: {"problems": [...], ...}}, "search": {...}, "blocked": [...]}.
+//             "pages": [{"path", "title", "notebook" (chapters only)}], "search": {"term", "expect"},
+//             "furniture": {"home", "chapters", "first", "solutions"},
+//             "mobile": {"width", "drawerPage", "chapters": [titles], "screenshot"},
+//             "offline": {"needsCdn": ["math", ...], "screenshot"}}
+// Prints one JSON report: {"pages": {path: {"problems": [...], ...}}, "search": {...}, "blocked": [...],
+//                          "furniture": {...}, "mobile": {...}, "offline": {...}}.
 // Requests to the CDNs the book uses are answered from the npm packages in node_modules, so the checks
 // hold with no network; any other outside request is blocked and reported.
 
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { LOCAL, localCopy } from "./cdn.mjs";
 
 const plan = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
-const NM = path.join(path.dirname(fileURLToPath(import.meta.url)), "node_modules");
-const LOCAL = [
-  [/^https:\/\/cdn\.jsdelivr\.net\/npm\/mathjax@3\/([^?#]*)/, (m) => path.join(NM, "mathjax", m[1])],
-  [/^https:\/\/cdnjs\.cloudflare\.com\/ajax\/libs\/require\.js\/[^/]+\/require(\.min)?\.js/, () => path.join(NM, "requirejs", "require.js")],
-  [/^https:\/\/cdnjs\.cloudflare\.com\/ajax\/libs\/d3\/[^/]+\/d3(\.min)?(\.js)?$/, () => path.join(NM, "d3", "dist", "d3.min.js")],
-  [/^https:\/\/cdnjs\.cloudflare\.com\/ajax\/libs\/jquery\/[^/]+\/jquery(\.min)?(\.js)?$/, () => path.join(NM, "jquery", "dist", "jquery.min.js")],
-  [/^https:\/\/cdn\.jsdelivr\.net\/npm\/@jupyter-widgets\/html-manager@[^/]+\/dist\/([^?#/]+)/, (m) => path.join(NM, "@jupyter-widgets", "html-manager", "dist", m[1])],
-];
-const TYPES = { ".js": "application/javascript", ".woff": "font/woff", ".woff2": "font/woff2", ".css": "text/css" };
 const NEEDED = new Set(["script", "stylesheet", "image", "font"]);
 
 const browser = await chromium.launch({
@@ -47,13 +42,8 @@ await context.route("**/*", async (route) => {
     });
     return route.fulfill({ response, body });
   }
-  for (const [pattern, file] of LOCAL) {
-    const m = url.match(pattern);
-    if (m) {
-      const f = file(m);
-      if (fs.existsSync(f)) return route.fulfill({ path: f, contentType: TYPES[path.extname(f)] || "application/octet-stream" });
-    }
-  }
+  const local = localCopy(url);
+  if (local) return route.fulfill(local);
   blocked.push(url);
   if (current && NEEDED.has(route.request().resourceType())) current.problems.push(`needs ${url}, which is not served locally`);
   return route.abort();
@@ -135,5 +125,134 @@ if (plan.search) {
   report.search = { term: plan.search.term, hits, found: hits.some((h) => h.includes(plan.search.expect)) };
   await page.close();
 }
+// Page furniture at desktop width: one search box (no duplicated top strip), a favicon, the home
+// page's chapter links and "Start with Chapter 1", solutions that open in one click.
+if (plan.furniture) {
+  const f = plan.furniture;
+  const rep = (report.furniture = { problems: [] });
+  const page = await context.newPage();
+  await page.goto(plan.base + f.home);
+  rep.searchBoxes = await page.locator(".search-button-field:visible").count();
+  if (rep.searchBoxes !== 1) rep.problems.push(`${rep.searchBoxes} visible search boxes on the home page, expected 1`);
+  const icon = await page.evaluate(() => (document.querySelector("link[rel~='icon']") || {}).href || null);
+  rep.favicon = icon;
+  if (!icon || !(await context.request.get(icon)).ok()) rep.problems.push(`no favicon (${icon})`);
+  rep.chapterLinks = await page.evaluate(() => [...document.querySelectorAll("main table a[href*='chapters/']")].map((a) => a.getAttribute("href")));
+  if (rep.chapterLinks.length < f.chapters) rep.problems.push(`the home page's chapter table links ${rep.chapterLinks.length} chapters, expected ${f.chapters}`);
+  const start = page.locator("main a", { hasText: "Start with Chapter 1" });
+  rep.start = (await start.count()) ? await start.first().getAttribute("href") : null;
+  if (!rep.start || !rep.start.includes(f.first)) rep.problems.push(`no "Start with Chapter 1" link to ${f.first} (${rep.start})`);
+  const pdf = page.locator("main a", { hasText: "PDF" });
+  rep.pdf = (await pdf.count()) ? await pdf.first().evaluate((a) => a.href) : null;
+  if (!rep.pdf || !(await context.request.get(rep.pdf)).ok()) rep.problems.push(`the home page's PDF link (${rep.pdf}) does not open`);
+  await page.close();
+
+  const sol = await context.newPage();
+  await sol.goto(plan.base + f.solutions);
+  const solution = sol.locator(".admonition.book-solution").first();
+  const code = solution.locator(".cell_input").first();
+  if (!(await solution.count()) || !(await code.count())) rep.problems.push(`${f.solutions}: no solution with its code inside`);
+  else {
+    if (await code.isVisible()) rep.problems.push(`${f.solutions}: a solution's code shows before it is opened`);
+    await solution.locator(":scope > .admonition-title").click();
+    await code.waitFor({ state: "visible", timeout: 5000 }).catch(() => rep.problems.push(`${f.solutions}: one click on a solution does not show its code`));
+  }
+  await sol.close();
+}
+
+// Phones: at 420 px no page is wider than the screen, the ☰ opens a drawer listing every chapter
+// and "on this page" opens the page's contents.
+if (plan.mobile) {
+  const m = plan.mobile;
+  const phone = await browser.newContext({ viewport: { width: m.width, height: 900 }, isMobile: true, hasTouch: true });
+  await phone.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(plan.base)) return route.continue();
+    const local = localCopy(url);
+    return local ? route.fulfill(local) : route.abort();
+  });
+  const rep = (report.mobile = { width: m.width, problems: [], wide: {}, drawer: null });
+  for (const spec of plan.pages) {
+    const page = await phone.newPage();
+    await page.goto(plan.base + spec.path, { waitUntil: "load" });
+    await page.waitForTimeout(300);
+    const wide = await page.evaluate(() => [document.documentElement.scrollWidth, document.body.scrollWidth]);
+    if (Math.max(...wide) > m.width + 1) {
+      // the widest element that sticks out, to say what to fix
+      const culprit = await page.evaluate((w) => {
+        let worst = null;
+        for (const el of document.querySelectorAll("main *")) {
+          const r = el.getBoundingClientRect();
+          if (r.right > w + 1 && (!worst || r.width < worst.w) && r.width > 0) worst = { w: r.width, what: `${el.tagName.toLowerCase()}.${[...el.classList].join(".")}: ${(el.textContent || "").trim().slice(0, 60)}` };
+        }
+        return worst && worst.what;
+      }, m.width);
+      rep.wide[spec.path] = Math.max(...wide);
+      rep.problems.push(`${spec.path} is ${Math.max(...wide)} px wide at ${m.width} px (${culprit})`);
+    }
+    if (spec.path === m.drawerPage) {
+      await page.locator(".bd-header-article .primary-toggle").click();
+      const dialog = page.locator("#pst-primary-sidebar-modal");
+      await dialog.waitFor({ state: "visible", timeout: 5000 }).catch(() => {});
+      const listed = await page.evaluate(() => [...document.querySelectorAll("#pst-primary-sidebar-modal[open] a")].map((a) => a.textContent.trim()));
+      rep.drawer = listed;
+      const plain = (t) => t.replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, '"');
+      const missing = m.chapters.filter((t) => !listed.some((l) => plain(l).includes(plain(t))));
+      if (!listed.length) rep.problems.push("the ☰ button does not open the navigation drawer at 420 px");
+      else if (missing.length) rep.problems.push(`the navigation drawer lacks ${JSON.stringify(missing)}`);
+      await page.screenshot({ path: path.join(plan.screenshots, "mobile_drawer.png") });
+      await page.keyboard.press("Escape");
+      await page.locator(".bd-header-article .secondary-toggle").click();
+      const toc = await page.locator("#pst-secondary-sidebar-modal[open] a").count().catch(() => 0);
+      await page.waitForTimeout(300);
+      rep.pageToc = await page.evaluate(() => document.querySelectorAll("#pst-secondary-sidebar-modal[open] a").length);
+      if (!rep.pageToc && !toc) rep.problems.push("the \"on this page\" button does not open the page's contents at 420 px");
+      await page.keyboard.press("Escape");
+    }
+    if (spec.path === m.screenshot) await page.screenshot({ path: path.join(plan.screenshots, "mobile_page.png") });
+    await page.close();
+  }
+  await phone.close();
+}
+
+// Offline: every request outside the book is blocked, as for a reader without network. The pages
+// must still load and show their text, code and figures without script errors, except where a
+// feature needs the CDN (plan.offline.needsCdn: what book/running.md says).
+if (plan.offline) {
+  const off = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await off.route("**/*", (route) => (route.request().url().startsWith(plan.base) ? route.continue() : route.abort()));
+  const rep = (report.offline = { problems: [], pages: {} });
+  for (const spec of plan.pages) {
+    const page = await off.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message.split("\n")[0]));
+    await page.goto(plan.base + spec.path, { waitUntil: "load" });
+    await page.waitForTimeout(500);
+    const r = await page.evaluate(() => ({
+      title: (document.querySelector("main h1") || {}).textContent || "",
+      math: document.querySelectorAll("main .math").length,
+      typeset: document.querySelectorAll("main mjx-container").length,
+      localImages: [...document.images].filter((i) => i.src.startsWith(location.origin)).length,
+      localBroken: [...document.images].filter((i) => i.src.startsWith(location.origin) && !i.naturalWidth).length,
+      bertviz: document.querySelectorAll("main [id^='bertviz-']").length,
+      bertvizDrawn: document.querySelectorAll("main [id^='bertviz-'] svg line").length,
+    }));
+    r.errors = errors;
+    r.needs = [];
+    if (r.math > r.typeset) r.needs.push("math");
+    if (r.bertviz && !r.bertvizDrawn) r.needs.push("bertviz");
+    rep.pages[spec.path] = r;
+    if (!r.title.trim()) rep.problems.push(`${spec.path}: no title offline`);
+    if (r.localBroken) rep.problems.push(`${spec.path}: ${r.localBroken} of the book's own images do not load offline`);
+    const unexplained = r.needs.filter((n) => !plan.offline.needsCdn.includes(n));
+    if (unexplained.length) rep.problems.push(`${spec.path}: offline, ${unexplained.join(", ")} fails, which book/running.md does not list`);
+    // script errors are allowed only where a listed CDN feature (bertviz's require.js) is on the page
+    if (errors.length && !r.bertviz) rep.problems.push(`${spec.path}: script errors offline: ${JSON.stringify(errors)}`);
+    if (spec.path === plan.offline.screenshot) await page.screenshot({ path: path.join(plan.screenshots, "offline_page.png") });
+    await page.close();
+  }
+  await off.close();
+}
+
 await browser.close();
 console.log(JSON.stringify(report));
