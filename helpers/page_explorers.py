@@ -36,7 +36,7 @@ _STYLE = "font-family:sans-serif;font-size:13px;margin:0.5em 0;"
 
 def _r(x, decimals: int):
     """Floats rounded for the page (a nested list from a tensor, list or number)."""
-    if isinstance(x, torch.Tensor):
+    if hasattr(x, "tolist"):  # a tensor or a NumPy array
         x = x.tolist()
     if isinstance(x, (list, tuple)):
         return [_r(v, decimals) for v in x]

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,7 +121,7 @@ def test_the_attention_explorer_holds_every_head_and_the_next_tokens():
 
 
 def test_the_embedding_map_holds_each_label():
-    page = pe.embedding_map([[0, 1], [1.23456, -2]], [" he", ","], ["pronoun", "other"],
+    page = pe.embedding_map(np.array([[0, 1], [1.23456, -2]]), [" he", ","], ["pronoun", "other"],
                             name="emb", title="a map").data
     assert '"labels":[" he",","]' in page and "1.235" in page and 'id="pe-emb"' in page
     with pytest.raises(ValueError, match="as long as each other"):
