@@ -3,7 +3,9 @@
 
 Every page of the table of contents loads and has its title; images load; math is typeset; chapter
 pages show code cells and outputs and a Colab button that opens their own notebook; internal links
-and anchors resolve; bertviz views draw their attention lines; the search page finds a chapter term.
+and anchors resolve; bertviz views draw their attention lines; the search page finds a chapter term;
+the explorers of Chapters 7 and 9 (``helpers.page_explorers``) answer their controls on the page
+opened from disk.
 The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML
 manager) are served from npm packages, so the test needs no network. A screenshot of each chapter's
 first screen is written to ``_build/screenshots/`` for review, with the browser's report
@@ -28,6 +30,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_DIR = ROOT / "tests" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# the pages with explorers that need no kernel (helpers.page_explorers), and their kinds
+EXPLORERS = {
+    "chapters/ch07_decoding.html": {"decoding"},
+    "chapters/ch09_visualization.html": {"attention", "embedding"},
+}
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -86,6 +93,8 @@ def report(built_book, tmp_path_factory):
             for p in pages
         ],
         "search": {"term": "tokenizer", "expect": "chapters/ch01_tokenization.html"},
+        # opened from disk, as a reader who saved the page would: no server behind them
+        "explorers": {"base": built_book.resolve().as_uri() + "/", "pages": list(EXPLORERS)},
     }
     plan_file = tmp_path_factory.mktemp("browser") / "plan.json"
     plan_file.write_text(json.dumps(plan))
@@ -139,3 +148,19 @@ def test_bertviz_views_draw_in_the_visualization_chapter(report):
         f"expected the head view and the model view, found {page['bertviz']} bertviz views"
     )
     assert not [p for p in page["problems"] if "bertviz" in p], page["problems"]
+
+
+@pytest.mark.slow
+def test_the_page_explorers_answer_their_controls_when_opened_from_disk(report):
+    """Chapter 7's decoding explorer keeps, for each setting stored by Python, exactly the number of
+    tokens helpers.sampling keeps; Chapter 9's attention explorer redraws for another layer and
+    head; hovering a point of its embedding map shows the token. No kernel and no server: the pages
+    are file:// URLs."""
+    for page, kinds in EXPLORERS.items():
+        r = report["explorers"][page]
+        assert {e["kind"] for e in r["explorers"]} >= kinds, (page, r["explorers"])
+        assert not r["problems"], (page, r["problems"])
+        assert all(e["changed"] for e in r["explorers"]), (page, r["explorers"])
+    checks = [c for e in report["explorers"]["chapters/ch07_decoding.html"]["explorers"]
+              for c in e.get("checks", [])]
+    assert checks and all(c["shown"] == c["kept"] for c in checks), checks
