@@ -13,7 +13,7 @@
 # - temperature, top-k and top-p (nucleus) filtering, with their ties and a minimum-tokens guard, keeping exactly the tokens `transformers` keeps;
 # - sampling with its own seeded random generator, its frequencies checked against the probabilities;
 # - beam search with a length penalty and an end-of-text token, and a measured case where it finds a more probable text than greedy;
-# - `helpers.generate`: one `generate(...)` with every knob, a streaming `stream(...)`, and an interactive explorer;
+# - `helpers.generate`: one `generate(...)` with every knob, a streaming `stream(...)`, and an interactive explorer (live in a notebook, and one that works on the book's page);
 # - a KV cache that gives the same ids as no cache, timed against no cache and against `transformers`.
 
 # %%

@@ -9,7 +9,7 @@
 # - four scores per head that find the heads that look at the previous token, the first token, the token itself and earlier copies of the same token, and a fifth measure of which *kinds* of tokens the other heads seek out;
 # - bertviz's head view and model view, fed from our model;
 # - maps of the embeddings: chosen words in two dimensions, nearest neighbours, and the similarity of positions;
-# - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page);
+# - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page), and explorers of the attention and the embeddings that work on the book's page with no Python behind it;
 # - the logit lens, the model's running guess after every block;
 # - the same head scores and logit lens on OpenAI's GPT-2 (on a stand-in, labelled, where there is no network);
 # - `helpers.heads` and `helpers.insight`, which hold these tools for any `GPTModel`.
