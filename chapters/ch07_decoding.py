@@ -13,7 +13,7 @@
 # - temperature, top-k and top-p (nucleus) filtering, with their ties and a minimum-tokens guard, keeping exactly the tokens `transformers` keeps;
 # - sampling with its own seeded random generator, its frequencies checked against the probabilities;
 # - beam search with a length penalty and an end-of-text token, and a measured case where it finds a more probable text than greedy;
-# - `helpers.generate`: one `generate(...)` with every knob, a streaming `stream(...)`, and an interactive explorer;
+# - `helpers.generate`: one `generate(...)` with every knob, a streaming `stream(...)`, and an interactive explorer (live in a notebook, and one that works on the book's page);
 # - a KV cache that gives the same ids as no cache, timed against no cache and against `transformers`.
 
 # %%
@@ -50,6 +50,7 @@ from helpers.gpt2 import save_hf_checkpoint
 from helpers.kvcache import KVCache
 from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
 from helpers.offline import gpt2_encoding
+from helpers.page_explorers import decoding_explorer, decoding_prompt
 from helpers.pretrain import BOOK_SMALL, book_model
 from helpers.sampling import filter_logits, top_k_filter, top_p_filter
 from helpers.viz_inside import plot_frequencies, plot_next_token_probs
@@ -581,7 +582,7 @@ assert "".join(pieces) == tokenizer.decode(whole[0, prompt_ids.shape[1]:].tolist
 # the tokens the filters remove; the title counts the kept tokens and their share of the probability,
 # which sampling renormalizes to 1. The sliders work in a live notebook (Jupyter or Colab), and the
 # rendered book leaves them out (no Python runs behind a web page); the figure after them shows three
-# settings. On the slider, top-k 0 means off.
+# settings, and the explorer after that works on the page as well. On the slider, top-k 0 means off.
 
 # %% tags=["remove-output"]
 def draw_distribution(temperature=1.0, top_k=0, top_p=1.0, ax=None, n=15):
@@ -622,6 +623,23 @@ fig, axes = plt.subplots(3, 1, figsize=(7.5, 8), sharey=True, layout="constraine
 for ax, (t, k, p) in zip(axes, [(1.0, 0, 1.0), (0.5, 0, 0.9), (1.5, 10, 1.0)]):
     draw_distribution(t, k, p, ax=ax)
 plt.show()
+
+# %% [markdown]
+# The explorer below needs no Python behind it, so it works on the book's page too: the cell
+# computes the next-token logits of four prompts once and hands them to
+# `helpers.page_explorers.decoding_explorer`, and the page redoes temperature, top-k and top-p in
+# the browser, with the same arithmetic as `helpers.sampling.filter_logits` (a test runs the
+# page's code against it). Pick "Jack Gis", where the model is sure, and move top-p: the kept set
+# stays at a single token over most of the slider's range. Pick "Every effort moves you", set
+# top-p below 1 and raise the temperature: the bars flatten and top-p keeps more and more tokens.
+
+# %%
+page_prompts = ["Every effort moves you", "Jack Gis", "I HAD always thought", " she said"]
+with torch.no_grad():
+    page_data = {p: decoding_prompt(model(encode(p))[0, -1], tokenizer) for p in page_prompts}
+decoding_explorer(page_data, name="ch07-decoding",
+                  checks=[("Every effort moves you", 0.7, 0, 0.9), ("Jack Gis", 1.5, 10, 1.0),
+                          (" she said", 2.0, 0, 0.5)])
 
 # %% [markdown]
 # ## 7.9 A KV cache
@@ -879,6 +897,8 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # - `helpers.kvcache`: `KVCache`, passed to `GPTModel.forward(idx, cache=cache)` (and through
 #   `TransformerBlock` to `MultiHeadAttention.forward(x, cache=cache, layer=i)`), filled in place.
 # - `helpers.viz_inside`: `plot_next_token_probs` and `plot_frequencies`.
+# - `helpers.page_explorers`: `decoding_prompt` and `decoding_explorer`, the explorer that works
+#   on the page with no Python behind it.
 #
 # ## Exercises
 

@@ -9,7 +9,7 @@
 # - four scores per head that find the heads that look at the previous token, the first token, the token itself and earlier copies of the same token, and a fifth measure of which *kinds* of tokens the other heads seek out;
 # - bertviz's head view and model view, fed from our model;
 # - maps of the embeddings: chosen words in two dimensions, nearest neighbours, and the similarity of positions;
-# - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page);
+# - an inference explorer with ipywidgets: type a prompt, step through generation, watch the probabilities and the attention (with a static copy of each view for the printed page), and explorers of the attention and the embeddings that work on the book's page with no Python behind it;
 # - the logit lens, the model's running guess after every block;
 # - the same head scores and logit lens on OpenAI's GPT-2 (on a stand-in, labelled, where there is no network);
 # - `helpers.heads` and `helpers.insight`, which hold these tools for any `GPTModel`.
@@ -29,6 +29,7 @@ if "google.colab" in sys.modules:
 import io
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -50,6 +51,7 @@ from helpers.insight import (cosine_similarity_matrix, greedy_trace, nearest_tok
                              token_strings)
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
+from helpers.page_explorers import attention_explorer, attention_prompt, embedding_map
 from helpers.pretrain import book_model
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
 from helpers.train import train
@@ -500,6 +502,21 @@ for word in [" he", " the", " was", " Jack", ","]:
 # story's names are rare, and its neighbours mix other names (" Rickham", " Stroud") with the
 # noun " beauty" and the pronoun " it".
 #
+# The map above shows only the chosen words. The next one, drawn in the page itself, adds the 300
+# tokens the story uses most, grey, projected together with the chosen words onto their own two
+# main directions (so the picture differs from the one above). Hover over a point to read its
+# token; on the book's page this needs no Python, in a notebook it works once the cell has run.
+
+# %%
+frequent = [i for i, _ in Counter(ids).most_common(300)]
+map_ids = list(dict.fromkeys(word_ids + frequent))  # the chosen words first, no repeats
+group_of = dict(zip(word_ids, [g for g, ws in groups.items() for _ in ws]))
+map_points = pca_2d(model.tok_emb.weight[map_ids].detach().numpy())  # (N, 2)
+embedding_map(map_points, token_strings(tok, map_ids),
+              [group_of.get(i, "other") for i in map_ids], name="ch09-embeddings",
+              title="token embeddings: the chosen words and the 300 most frequent tokens")
+
+# %% [markdown]
 # **Position embeddings.** The position embedding `pos_emb.weight` is a `(context_length, C)`
 # table. GPT-2's 1,024 learned positions are famous for their structure: the cosine similarity
 # of two positions falls smoothly with their distance, and the table looks like a set of waves.
@@ -637,6 +654,19 @@ def inference_explorer(model, tok, prompt, max_new_tokens=10, top_k=8):
 # %% tags=["remove-output"]
 explorer = inference_explorer(model, tok, prompt)
 display(explorer)
+
+# %% [markdown]
+# The book's page cannot run that explorer, but it can hold a second one whose numbers were
+# computed once, here: `helpers.page_explorers.attention_explorer` takes three prompts (the one
+# above, Section 9.2's sentence and one more), every head's attention on each, the head scores of
+# Section 9.4 with the even head's, and the model's most probable next tokens. Pick a layer and a
+# head: layer 0's heads keep to the diagonal and have high self scores; the later layers spread
+# their attention over the window. Hovering a cell shows its weight.
+
+# %%
+page_texts = [prompt, sentence, " he had dropped his painting"]
+page_prompts = {t: attention_prompt(model, tok, t) for t in page_texts}
+attention_explorer(page_prompts, scores, baseline, name="ch09-attention")
 
 # %% [markdown]
 # The static version of the first view: the next-token probabilities at each of the first four

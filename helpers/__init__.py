@@ -32,21 +32,22 @@ The chapters:
 25. ``insight``: bertviz's inputs, the logit lens, embedding neighbours, greedy traces (Chapter 9)
 26. ``viz``: the plotting functions of Chapters 2 to 6 (each takes an ``ax``, returns the figure)
 27. ``viz_inside``: the plotting functions of Chapters 7 to 9
+28. ``page_explorers``: explorers that work on the book's page with no kernel (Chapters 7 and 9)
 
 The appendices (used by no chapter; each module is one appendix page's code):
 
-28. ``speed``: training speed, one switch at a time (Appendix A, training speed)
-29. ``inference``: pre-allocated cache and batched generation (Appendix B, inference speed)
-30. ``distributed``: the training loop with DistributedDataParallel (Appendix, distributed)
-31. ``memory``: what takes memory when training (Appendix, memory)
+29. ``speed``: training speed, one switch at a time (Appendix A, training speed)
+30. ``inference``: pre-allocated cache and batched generation (Appendix B, inference speed)
+31. ``distributed``: the training loop with DistributedDataParallel (Appendix, distributed)
+32. ``memory``: what takes memory when training (Appendix, memory)
 
 The exercises (checks for the reader's own answers, called from every chapter):
 
-32. ``check``: ``check("3.2", answer)``, the verdict in one or two sentences
-33. ``check_ch01``: the checks of Chapter 1's exercises
-34. ``check_ch02``: the checks of Chapter 2's exercises
-35. ``check_ch03``: the checks of Chapter 3's exercises
-36. ``check_ch04``: the checks of Chapter 4's exercises
+33. ``check``: ``check("3.2", answer)``, the verdict in one or two sentences
+34. ``check_ch01``: the checks of Chapter 1's exercises
+35. ``check_ch02``: the checks of Chapter 2's exercises
+36. ``check_ch03``: the checks of Chapter 3's exercises
+37. ``check_ch04``: the checks of Chapter 4's exercises
 
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """

@@ -9,6 +9,8 @@ Chapter 1" and the PDF link, solutions that open in one click. At phone width (4
 is wider than the screen and the ☰ opens a drawer with every chapter. With every outside request
 blocked the pages still work, except the features book/running.md says need the CDN. The whole-book
 PDF (`make pdf`, tools/print_book.mjs) holds every chapter's title, every figure and typeset math.
+The explorers of Chapters 7 and 9 (``helpers.page_explorers``) answer their controls on the page
+opened from disk.
 The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML
 manager) are served from npm packages, so the test needs no network. A screenshot of each chapter's
 first screen is written to ``_build/screenshots/`` for review, with the browser's report
@@ -39,6 +41,11 @@ PHONE_WIDTH = 420
 # What needs the CDN, as book/running.md says (its "Offline" section): the offline check allows
 # exactly these to fail when every outside request is blocked.
 NEEDS_CDN = {"math": "MathJax", "bertviz": "bertviz"}
+# the pages with explorers that need no kernel (helpers.page_explorers), and their kinds
+EXPLORERS = {
+    "chapters/ch07_decoding.html": {"decoding"},
+    "chapters/ch09_visualization.html": {"attention", "embedding"},
+}
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -161,6 +168,8 @@ def report(built_book, book_pdf, tmp_path_factory):
             "screenshot": "chapters/ch03_attention.html",
         },
         "offline": {"needsCdn": sorted(NEEDS_CDN), "screenshot": "chapters/ch03_attention.html"},
+        # opened from disk, as a reader who saved the page would: no server behind them
+        "explorers": {"base": built_book.resolve().as_uri() + "/", "pages": list(EXPLORERS)},
     }
     plan_file = tmp_path_factory.mktemp("browser") / "plan.json"
     plan_file.write_text(json.dumps(plan))
@@ -269,3 +278,18 @@ def test_the_pdf_holds_every_chapter_figure_and_formula(book_pdf):
     missing = [t for t in map(title_of, toc_pages()) if plain(t) not in plain(text)]
     assert not missing, f"titles missing from the PDF: {missing}"
     assert len(contents["documents"]) == len(toc_pages()) - 1, contents["documents"]
+
+
+def test_the_page_explorers_answer_their_controls_when_opened_from_disk(report):
+    """Chapter 7's decoding explorer keeps, for each setting stored by Python, exactly the number of
+    tokens helpers.sampling keeps; Chapter 9's attention explorer redraws for another layer and
+    head; hovering a point of its embedding map shows the token. No kernel and no server: the pages
+    are file:// URLs."""
+    for page, kinds in EXPLORERS.items():
+        r = report["explorers"][page]
+        assert {e["kind"] for e in r["explorers"]} >= kinds, (page, r["explorers"])
+        assert not r["problems"], (page, r["problems"])
+        assert all(e["changed"] for e in r["explorers"]), (page, r["explorers"])
+    checks = [c for e in report["explorers"]["chapters/ch07_decoding.html"]["explorers"]
+              for c in e.get("checks", [])]
+    assert checks and all(c["shown"] == c["kept"] for c in checks), checks

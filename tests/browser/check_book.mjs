@@ -6,9 +6,10 @@
 //             "pages": [{"path", "title", "notebook" (chapters only)}], "search": {"term", "expect"},
 //             "furniture": {"home", "chapters", "first", "solutions"},
 //             "mobile": {"width", "drawerPage", "chapters": [titles], "screenshot"},
-//             "offline": {"needsCdn": ["math", ...], "screenshot"}}
+//             "offline": {"needsCdn": ["math", ...], "screenshot"},
+//             "explorers": {"base": "file:///.../_build/html/", "pages": [path, ...]}}
 // Prints one JSON report: {"pages": {path: {"problems": [...], ...}}, "search": {...}, "blocked": [...],
-//                          "furniture": {...}, "mobile": {...}, "offline": {...}}.
+//                          "furniture": {...}, "mobile": {...}, "offline": {...}, "explorers": {...}}.
 // Requests to the CDNs the book uses are answered from the npm packages in node_modules, so the checks
 // hold with no network; any other outside request is blocked and reported.
 
@@ -30,6 +31,7 @@ const blocked = [];
 let current = null; // the report of the page being checked
 await context.route("**/*", async (route) => {
   const url = route.request().url();
+  if (url.startsWith("file://")) return route.continue(); // the explorers' pages, opened from disk
   if (url.startsWith(plan.base)) {
     if (!/\.html([?#].*)?$/.test(url) || route.request().resourceType() !== "document") return route.continue();
     // The CDN scripts are replaced by npm copies (LOCAL) whose bytes differ from the CDN's minified
@@ -114,6 +116,77 @@ for (const spec of plan.pages) {
   }
   current = null;
   await page.close();
+}
+
+// The explorers of helpers.page_explorers, on pages opened from disk (file://, no server, no kernel):
+// moving a control must change the figure. The decoding explorer's kept counts must equal the ones
+// Python stored in data-checks (helpers.sampling); the attention explorer's title must follow the
+// chosen head; hovering a point of the embedding map must show its token.
+async function setControl(page, id, cls, value) {
+  const control = page.locator(`#${id} .${cls}`);
+  if ((await control.evaluate((c) => c.tagName)) === "SELECT") return control.selectOption(String(value));
+  await control.evaluate((c, v) => {
+    c.value = String(v);
+    c.dispatchEvent(new Event("input", { bubbles: true }));
+    c.dispatchEvent(new Event("change", { bubbles: true }));
+  }, value);
+}
+async function checkExplorer(page, id, kind) {
+  const root = page.locator(`#${id}`);
+  const figure = () => root.locator(".pe-figure").innerHTML();
+  const out = { id, kind, problems: [], changed: false };
+  const before = await figure();
+  if (!before.includes("<svg")) out.problems.push(`${id} drew nothing`);
+  if (kind === "decoding") {
+    out.checks = JSON.parse((await root.getAttribute("data-checks")) || "[]");
+    for (const c of out.checks) {
+      await setControl(page, id, "pe-prompt", c.prompt);
+      await setControl(page, id, "pe-temperature", c.temperature);
+      await setControl(page, id, "pe-top_k", c.top_k);
+      await setControl(page, id, "pe-top_p", c.top_p);
+      c.shown = Number(await root.getAttribute("data-kept"));
+      if (c.shown !== c.kept) out.problems.push(`${id}: ${JSON.stringify(c)}: the page keeps ${c.shown}, Python ${c.kept}`);
+    }
+    if (!out.checks.length) out.problems.push(`${id} has no data-checks`);
+  } else if (kind === "attention") {
+    const heads = await root.locator(".pe-head option").count(), layers = await root.locator(".pe-layer option").count();
+    await setControl(page, id, "pe-layer", layers - 1);
+    await setControl(page, id, "pe-head", heads - 1);
+    out.title = await root.locator(".pe-title").textContent();
+    if (out.title !== `layer ${layers - 1}, head ${heads - 1}`) out.problems.push(`${id}: title ${JSON.stringify(out.title)} after choosing layer ${layers - 1}, head ${heads - 1}`);
+  } else if (kind === "embedding") {
+    const point = root.locator(".pe-point").last();
+    await point.hover();
+    out.label = await point.getAttribute("data-label");
+    out.tip = await root.locator(".pe-tip").textContent();
+    out.changed = out.tip.includes(`'${out.label}'`);
+    if (!out.changed) out.problems.push(`${id}: hovering ${JSON.stringify(out.label)} shows ${JSON.stringify(out.tip)}`);
+    return out;
+  }
+  out.changed = (await figure()) !== before;
+  if (!out.changed) out.problems.push(`${id}: the figure did not change when the controls moved`);
+  return out;
+}
+if (plan.explorers) {
+  report.explorers = {};
+  for (const p of plan.explorers.pages) {
+    const page = await context.newPage();
+    const rep = (current = { problems: [], explorers: [], script_errors: [] });
+    report.explorers[p] = rep;
+    // Reported, not counted: on a file:// page the integrity attributes of the CDN tags cannot be
+    // dropped as above, so require.js (served from npm) is refused and the ipywidgets manager that
+    // needs it fails ("define is not defined"); the explorers need neither.
+    page.on("pageerror", (err) => rep.script_errors.push(err.message.split("\n")[0]));
+    await page.goto(plan.explorers.base + p, { waitUntil: "load" });
+    const found = await page.locator("main .page-explorer").evaluateAll((els) => els.map((e) => [e.id, e.dataset.explorer]));
+    for (const [id, kind] of found) {
+      rep.explorers.push(await checkExplorer(page, id, kind));
+      await page.locator(`#${id}`).screenshot({ path: path.join(plan.screenshots, `${id}.png`) }).catch(() => {});
+    }
+    for (const e of rep.explorers) rep.problems.push(...e.problems);
+    current = null;
+    await page.close();
+  }
 }
 
 if (plan.search) {
