@@ -530,9 +530,9 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
-plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed), positions 0-99")
+plot_table(pe[:100], ax=axes[0], title="sinusoidal (fixed),\npositions 0-99")
 plot_table(pos_emb.weight[:100], ax=axes[1],
-           title="learnable, nn.Embedding's random start, positions 0-99")
+           title="learnable (nn.Embedding's random start),\npositions 0-99")
 plt.show()
 
 # %% [markdown]
