@@ -43,6 +43,11 @@ The appendices (used by no chapter; each module is one appendix page's code):
 The exercises (checks for the reader's own answers, called from every chapter):
 
 32. ``check``: ``check("3.2", answer)``, the verdict in one or two sentences
+37. ``check_ch05``: the checks of Chapter 5's exercises
+38. ``check_ch06``: the checks of Chapter 6's exercises
+39. ``check_ch07``: the checks of Chapter 7's exercises
+40. ``check_ch08``: the checks of Chapter 8's exercises
+41. ``check_ch09``: the checks of Chapter 9's exercises
 
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """
