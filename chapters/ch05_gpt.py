@@ -711,7 +711,8 @@ print("training mode: two passes differ:", train_differs,
       "| evaluation mode: two passes equal:", eval_equal)
 print("prompts", tuple(batch[:, :3].shape), "-> generated", tuple(long_run.shape))
 assert train_differs and eval_equal
-assert torch.equal(long_run, helpers.model.generate_greedy(dropout_model, batch[:, :3], 10))
+reference = helpers.model.generate_greedy(dropout_model, batch[:, :3], 10)
+assert torch.equal(long_run, reference)
 assert check("5.2", generate_greedy_cropped).passed
 check("5.2", generate_greedy_cropped)
 
@@ -775,7 +776,8 @@ def untie(tied_model):
     untied_cfg = dataclasses.replace(tied_model.cfg, tie_weights=False)
     untied_model = helpers.model.GPTModel(untied_cfg)
     # the state dict includes out_head.weight, the same tensor as tok_emb.weight
-    untied_model.load_state_dict({k: v.clone() for k, v in tied_model.state_dict().items()})
+    state = {k: v.clone() for k, v in tied_model.state_dict().items()}
+    untied_model.load_state_dict(state)
     return untied_model
 
 
