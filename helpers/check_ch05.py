@@ -63,6 +63,9 @@ def check_5_1(fn) -> str:
             expected_model.pos_emb.weight.zero_()
             expected = expected_model(ids)
             got = fn(model, ids)
+        if not isinstance(got, torch.Tensor):
+            raise Wrong(f"On {name}, your function returned {type(got).__name__}, not the "
+                        "logits (B, T, V). Hint: return what the model computes.")
         if not all(torch.equal(v, model.state_dict()[k]) for k, v in saved.items()):
             raise Wrong(f"On {name}, the model's weights were left changed after your function. "
                         "Hint: save the position embedding before you zero it, and put it back.")
@@ -94,13 +97,16 @@ def check_5_2(fn) -> str:
             raise Wrong(f"On {name}, your function gave the model more tokens than its context "
                         "holds. Hint: the model only ever needs the last context_length tokens."
                         ) from None
+        if not isinstance(got, torch.Tensor):
+            raise Wrong(f"On {name}, your function returned {type(got).__name__}, not the ids "
+                        "(B, T + max_new_tokens).")
         if model.training:
             raise Wrong(f"On {name}, your function left the model in training mode, where "
                         "dropout makes every pass random. Hint: generation needs eval().")
-        if isinstance(got, torch.Tensor) and got.shape[1] == n and n:
+        if got.dim() == 2 and got.shape[1] == n and n:
             raise Wrong(f"On {name}, you returned only the new tokens. Hint: return the prompt "
                         "followed by the new tokens, (B, T + max_new_tokens).")
-        if not (isinstance(got, torch.Tensor) and torch.equal(got, expected)):
+        if got.shape != expected.shape or not torch.equal(got, expected):
             raise Wrong(f"On {name}, your ids differ from greedy's. Hint: each step takes "
                         "the argmax of the logits at the last position, over the "
                         "vocabulary, from the last context_length tokens.")

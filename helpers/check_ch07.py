@@ -103,6 +103,9 @@ def check_7_3(fn) -> str:
         measured = sum(t.nbytes for kv in cache for t in kv)
         got = fn(model.cfg, n, batch)
         cfg = model.cfg
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise Wrong(f"On {name}, your function returned {type(got).__name__}, not a number "
+                        "of bytes.")
         if got == measured:
             continue
         if got * 2 == measured:

@@ -59,6 +59,9 @@ def check_8_2(fn) -> str:
         got = fn(cfg)
         if got == expected:
             continue
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            raise Wrong(f"On {name}, your function returned {type(got).__name__}, not a number "
+                        "of bytes.")
         if got * 4 == expected:
             raise Wrong(f"On {name}, you count one byte per mask entry. Hint: the hub's masks "
                         "are float32 tensors.")

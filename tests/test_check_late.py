@@ -287,3 +287,18 @@ def test_checks_leave_the_global_random_state_alone():
     check("5.2", greedy)
     check("9.2", loss_without)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("exercise", [e for e, (s, _) in CASES.items() if callable(s)])
+def test_broken_code_gets_a_sentence_never_a_traceback(exercise):
+    def returns_nothing(*args):
+        pass
+
+    def divides_by_zero(*args):
+        return 1 / 0
+
+    verdict = check(exercise, returns_nothing)
+    assert verdict.passed is False and verdict.message.startswith("not yet."), verdict
+    verdict = check(exercise, divides_by_zero)
+    assert verdict.passed is False and "ZeroDivisionError" in verdict.message
+    assert "`return 1 / 0`" in verdict.message and "Traceback" not in verdict.message
