@@ -1107,12 +1107,11 @@ check("6.5", my_early_stopping)
 # ```{admonition} Solution 6.5
 # :class: dropdown
 # Keep the index of the lowest loss so far and count the evaluations since it; stop when the
-# count reaches the patience, and keep the checkpoint saved at the best evaluation
-# (`save_checkpoint` in `on_epoch_end`, or a copy of the state dict). The cell prints where each
-# run stops and what it keeps: the kept loss is the lowest of the evaluations seen before
-# stopping, and the cell compares it with the lowest of the whole run. A later, lower minimum
-# is what a larger patience waits for; here the validation loss rises for good once the model
-# starts to memorize, so stopping early loses nothing and saves the rest of the run.
+# count reaches the patience, and keep the checkpoint saved at the best evaluation (for instance
+# with `save_checkpoint` in `on_epoch_end`). The cell prints, for each run, the epoch where it
+# would stop and the epoch it keeps, with that epoch's validation loss next to the lowest of the
+# whole run: where the two are equal, stopping early lost nothing and saved every epoch after the
+# stop. A later, lower minimum is what a larger patience waits for.
 # ```
 
 # %% tags=["hide-cell"]
