@@ -1015,7 +1015,7 @@ check("9.2", my_loss_without)
 # output, and `out_proj` reads them through those columns (an `nn.Linear` weight is
 # `(out, in)`); zeroing them removes the head and nothing else, and copying the saved weight back
 # restores the model. No single head matters much: each adds about a hundredth of a nat at most.
-# Yet without all four heads of layer 0 the loss rises by about four fifths of a nat: those
+# Yet without all four heads of layer 0 the loss rises by most of a nat (the last line): those
 # heads all attend by token identity (Section 9.4), so any three of them cover for the fourth.
 # The attention of each later layer is worth less than two hundredths.
 # ```
