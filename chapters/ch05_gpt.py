@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import helpers.model
+from helpers.check import check
 from helpers.layers import LayerNorm, TransformerBlock
 from helpers.model import GPTConfig, count_parameters, flops_per_token, predicted_parameters
 from helpers.offline import gpt2_encoding
@@ -616,61 +617,129 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 # ## Exercises
 
 # %% [markdown]
-# **Exercise 5.1.** Why does GPT-2 need position embeddings? Zero the position embedding of the
-# demo model of Section 5.2 and feed it a token repeated twice, " the the". Compare the logits at
-# the two positions, with and without the position embedding.
+# Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
+# it: `check("5.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
+# something it says "not attempted yet". The worked solution stays folded below.
+#
+# **Exercise 5.1.** Why does GPT-2 need position embeddings? Write
+# `my_logits_without_positions(model, ids)`: the logits that `model` gives for `ids` `(B, T)`
+# while its position embedding is all zeros, leaving the model as it was. Use it on the demo model
+# of Section 5.2 with a token repeated twice, " the the", and compare the logits at the two
+# positions, with and without the position embedding.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_logits_without_positions(model, ids):
+    raise NotImplementedError
+
+
+# %%
+check("5.1", my_logits_without_positions)
 
 # %% [markdown]
 # ```{admonition} Solution 5.1
 # :class: dropdown
-# Without positions, the second " the" sees the keys and values of two identical vectors, so its
-# attention output is the same average the first one sees of itself alone: every block computes
-# the same vector at both positions, and the logits are equal. The model could not tell
-# "the the" from "the". With position embeddings the two positions differ.
+# Zero the position embedding's weight without gradients, run the model, and copy the saved
+# weight back. Without positions, the second " the" sees the keys and values of two identical
+# vectors, so its attention output is the same average the first one sees of itself alone: every
+# block computes the same vector at both positions, and the logits are equal. The model could
+# not tell "the the" from "the". With position embeddings the two positions differ.
 # ```
 
 # %% tags=["hide-cell"]
+def logits_without_positions(model, ids):
+    saved = model.pos_emb.weight.detach().clone()
+    with torch.no_grad():
+        model.pos_emb.weight.zero_()
+        logits = model(ids)  # (B, T, V)
+        model.pos_emb.weight.copy_(saved)
+    return logits
+
+
 the_the = torch.tensor([enc.encode(" the the")])  # (1, 2)
 assert the_the[0, 0] == the_the[0, 1]
 with torch.no_grad():
     with_positions = demo(the_the)
-    saved_pos = demo.pos_emb.weight.clone()
-    demo.pos_emb.weight.zero_()
-    without_positions = demo(the_the)
-    demo.pos_emb.weight.copy_(saved_pos)
+without_positions = logits_without_positions(demo, the_the)
 print("with position embeddings, positions 0 and 1 equal:   ",
       torch.allclose(with_positions[0, 0], with_positions[0, 1], atol=1e-5))
 print("without position embeddings, positions 0 and 1 equal:",
       torch.allclose(without_positions[0, 0], without_positions[0, 1], atol=1e-5))
 assert torch.allclose(without_positions[0, 0], without_positions[0, 1], atol=1e-5)
 assert not torch.allclose(with_positions[0, 0], with_positions[0, 1], atol=1e-3)
+assert check("5.1", logits_without_positions).passed
+check("5.1", logits_without_positions)
 
 # %% [markdown]
-# **Exercise 5.2.** Build a narrow model with `drop_rate=0.1`. Run the same batch through it twice
-# in training mode and twice in evaluation mode. Which pairs agree, and what does that mean for
-# greedy generation?
+# **Exercise 5.2.** Section 5.6's loop never reached the end of the context. Write
+# `my_generate_greedy(model, ids, max_new_tokens)` for a batch of prompts `ids` `(B, T)`: it
+# returns the prompts followed by `max_new_tokens` greedy tokens, `(B, T + max_new_tokens)`,
+# and keeps going once the sequence outgrows the model's context. Before you run it, predict:
+# for a model with a context of 8 tokens, a 3-token prompt and 10 new tokens, which positions
+# does the model see at the last step? And why must the model be in evaluation mode when it
+# was built with `drop_rate=0.1`?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_generate_greedy(model, ids, max_new_tokens):
+    raise NotImplementedError
+
+
+# %%
+check("5.2", my_generate_greedy)
 
 # %% [markdown]
 # ```{admonition} Solution 5.2
 # :class: dropdown
+# Each step runs the model on at most the last `context_length` tokens, `ids[:, -8:]` here, and
+# appends the argmax of the last position's logits. At the last step the sequence holds
+# 3 + 9 = 12 tokens, and the model sees the last 8, positions 4 to 11, to predict the 13th.
+# Cropping to the *first* 8 tokens instead would show the model the same window at every step.
 # In training mode dropout zeroes a fresh random tenth of the activations on each pass, so two
-# passes differ; in evaluation mode dropout does nothing and the model is a deterministic function.
-# Greedy generation in training mode would pick different tokens from run to run: call `eval()`.
+# passes over the same batch differ and greedy generation would pick different tokens from run
+# to run; in evaluation mode dropout does nothing and the model is a deterministic function, as
+# the cell shows for a narrow model with `drop_rate=0.1`.
 # ```
 
 # %% tags=["hide-cell"]
+def generate_greedy_cropped(model, ids, max_new_tokens):
+    model.eval()  # dropout off: the same ids always give the same logits
+    context_length = model.cfg.context_length
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(ids[:, -context_length:])  # (B, at most context_length, V)
+        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (B, 1)
+        ids = torch.cat([ids, next_id], dim=1)  # (B, T + 1)
+    return ids
+
+
 torch.manual_seed(0)
-dropout_model = helpers.model.GPTModel(dataclasses.replace(cfg_demo, drop_rate=0.1))
+cfg_short = dataclasses.replace(cfg_demo, drop_rate=0.1, context_length=8)
+dropout_model = helpers.model.GPTModel(cfg_short)
 dropout_model.train()
 train_differs = not torch.equal(dropout_model(batch), dropout_model(batch))
-dropout_model.eval()
+long_run = generate_greedy_cropped(dropout_model, batch[:, :3], 10)  # (2, 13)
 eval_equal = torch.equal(dropout_model(batch), dropout_model(batch))
-print("training mode: two passes differ:", train_differs, "| evaluation mode: two passes equal:", eval_equal)
+print("training mode: two passes differ:", train_differs,
+      "| evaluation mode: two passes equal:", eval_equal)
+print("prompts", tuple(batch[:, :3].shape), "-> generated", tuple(long_run.shape))
 assert train_differs and eval_equal
+reference = helpers.model.generate_greedy(dropout_model, batch[:, :3], 10)
+assert torch.equal(long_run, reference)
+assert check("5.2", generate_greedy_cropped).passed
+check("5.2", generate_greedy_cropped)
 
 # %% [markdown]
-# **Exercise 5.3.** What fraction of each preset's parameters is the token embedding? Why does it
-# shrink as the models grow?
+# **Exercise 5.3.** What fraction of each preset's parameters is the token embedding? Give
+# `my_shares`, a dict from each name in `PRESETS` to that fraction (between 0 and 1). Why does
+# it shrink as the models grow?
+
+# %%
+my_shares = ...  # your answer: {preset name: fraction of its parameters}
+
+# %%
+check("5.3", my_shares)
 
 # %% [markdown]
 # ```{admonition} Solution 5.3
@@ -680,32 +749,55 @@ assert train_differs and eval_equal
 # ```
 
 # %% tags=["hide-cell"]
-shares = []
+embedding_shares = {}
 for name in helpers.model.PRESETS:
     c = GPTConfig.from_preset(name)
-    shares.append(c.vocab_size * c.emb_dim / predicted_parameters(c))
-    print(f"{name:12s} token embedding: {shares[-1]:.1%} of the parameters")
+    embedding_shares[name] = c.vocab_size * c.emb_dim / predicted_parameters(c)
+    print(f"{name:12s} token embedding: {embedding_shares[name]:.1%} of the parameters")
+shares = list(embedding_shares.values())
 assert shares == sorted(shares, reverse=True) and shares[0] > 0.3 > 0.06 > shares[-1]
+assert check("5.3", embedding_shares).passed
+check("5.3", embedding_shares)
 
 # %% [markdown]
 # **Exercise 5.4.** Show that the gradient of the tied matrix is the sum of the gradient it would
-# get as an embedding and the gradient it would get as the output head. Use a narrow tied model
-# and an untied copy whose embedding and head both start as the tied matrix.
+# get as an embedding and the gradient it would get as the output head. Write
+# `my_untie(tied_model)`: an untied copy of a tied `GPTModel` whose embedding and head both start
+# as the tied matrix (every other weight copied too). Then run a batch through a narrow tied model
+# and its copy, and compare the gradients.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_untie(tied_model):
+    raise NotImplementedError
+
+
+# %%
+check("5.4", my_untie)
 
 # %% [markdown]
 # ```{admonition} Solution 5.4
 # :class: dropdown
-# The untied copy computes the same function, so the same loss. Autograd adds up the gradient
-# contributions of every use of a tensor; for the tied matrix these are the two uses that the
-# untied copy keeps apart.
+# Build a model from the same config with `tie_weights=False` and load a clone of the tied
+# model's state dict: it holds `out_head.weight` as a key of its own, so the copy's head starts as
+# the tied matrix but is a separate tensor. The untied copy computes the same function, so the
+# same loss. Autograd adds up the gradient contributions of every use of a tensor; for the tied
+# matrix these are the two uses that the untied copy keeps apart.
 # ```
 
 # %% tags=["hide-cell"]
+def untie(tied_model):
+    untied_cfg = dataclasses.replace(tied_model.cfg, tie_weights=False)
+    untied_model = helpers.model.GPTModel(untied_cfg)
+    # the state dict includes out_head.weight, the same tensor as tok_emb.weight
+    state = {k: v.clone() for k, v in tied_model.state_dict().items()}
+    untied_model.load_state_dict(state)
+    return untied_model
+
+
 torch.manual_seed(0)
 tied = helpers.model.GPTModel(cfg_demo)
-untied = helpers.model.GPTModel(dataclasses.replace(cfg_demo, tie_weights=False))
-state = dict(tied.state_dict())  # includes out_head.weight, the same tensor as tok_emb.weight
-untied.load_state_dict({k: v.clone() for k, v in state.items()})
+untied = untie(tied)
 assert untied.out_head.weight is not untied.tok_emb.weight
 targets = torch.roll(batch, -1, dims=1)
 for m in (tied, untied):
@@ -715,10 +807,19 @@ summed = untied.tok_emb.weight.grad + untied.out_head.weight.grad
 print("tied gradient equals embedding gradient + head gradient:",
       torch.allclose(tied.tok_emb.weight.grad, summed, atol=1e-7))
 assert torch.allclose(tied.tok_emb.weight.grad, summed, atol=1e-7)
+assert check("5.4", untie).passed
+check("5.4", untie)
 
 # %% [markdown]
 # **Exercise 5.5.** Double GPT-2 small's context to 2,048 tokens. How many parameters does that
-# add, and how much does it add to the forward FLOPs per token at full context?
+# add, and how much does it add to the forward FLOPs per token at full context? Give
+# `my_extra = (extra_parameters, extra_flops)`.
+
+# %%
+my_extra = ...  # your answer: (extra parameters, extra forward FLOPs per token)
+
+# %%
+check("5.5", my_extra)
 
 # %% [markdown]
 # ```{admonition} Solution 5.5
@@ -735,3 +836,5 @@ extra_flops = flops_per_token(long) - flops_per_token(cfg)
 print(f"extra parameters: {extra_params:,}; extra FLOPs per token: {extra_flops:,} "
       f"({extra_flops / flops_per_token(cfg):.1%} more)")
 assert extra_params == 1024 * 768 and extra_flops == 4 * 12 * 1024 * 768
+assert check("5.5", (extra_params, extra_flops)).passed
+check("5.5", (extra_params, extra_flops))

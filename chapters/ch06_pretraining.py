@@ -49,10 +49,11 @@ from transformers import GPT2LMHeadModel
 from transformers.utils import logging as transformers_logging
 
 from helpers.data import create_dataloader, fetch_the_verdict
-from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
+from helpers.gpt2 import save_hf_checkpoint
 from helpers.model import GPTConfig, GPTModel, count_parameters, flops_per_token, generate_greedy
 from helpers.offline import gpt2_encoding
 from helpers.bench import throughput_comparison
+from helpers.check import check
 from helpers.checkpoint import load_checkpoint, save_checkpoint
 from helpers.pretrain import BOOK_SMALL, FULL_124M, setup_pretraining
 from helpers.train import calc_loss_batch, calc_loss_loader, train, warmup_cosine
@@ -918,64 +919,127 @@ assert helper_history.tokens_seen == simple_log["tokens_seen"] and helper_histor
 # | `helpers.viz` | `plot_losses` |
 #
 # ## Exercises
+
+# %% [markdown]
+# Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
+# it: `check("6.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
+# something it says "not attempted yet". The worked solution stays folded below.
 #
-# **Exercise 6.1.** A model that ignores the context can still know which tokens are frequent. Compute the
-# validation loss of the *unigram* model, which predicts every token with its frequency in the training
-# text, over the same targets as `val_loader`. Add `k` to every count so that unseen tokens keep a
-# non-zero probability, for `k` in 1, 0.1 and 0.01. How much better is the trained model's lowest
+# **Exercise 6.1.** A model that ignores the context can still know which tokens are frequent.
+# Write `my_unigram_loss(train_ids, targets, vocab_size, k)`: the loss of the *unigram* model, which
+# predicts every token with its frequency in `train_ids`, on the list `targets`, with `k` added
+# to every count so that unseen tokens keep a non-zero probability. Compute it over the targets of
+# `val_loader` for `k` in 1, 0.1 and 0.01. How much better is the trained model's lowest
 # validation loss?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_unigram_loss(train_ids, targets, vocab_size, k):
+    raise NotImplementedError
+
+
+# %%
+check("6.1", my_unigram_loss)
 
 # %% [markdown]
 # ```{admonition} Solution 6.1
 # :class: dropdown
-# The unigram probability of token `v` is `(count(v) + k) / (N + k V)`. About one validation target in
-# nine never occurs in the training text, so the smoothing matters a lot; with the best `k` the unigram
-# model comes within about half a nat of the trained GPT. Most of what generalizes from 4,612 tokens is
-# which tokens are common.
+# The unigram probability of token `v` is `(count(v) + k) / (N + k V)`, and the loss is the mean
+# of `-log` of it over the targets. About one validation target in nine never occurs in the
+# training text, so the smoothing matters a lot; with the best `k` the unigram model comes within
+# about half a nat of the trained GPT (the cell prints both). Most of what generalizes from 4,612
+# tokens is which tokens are common.
 # ```
 
 # %% tags=["hide-cell"]
-counts, n_train = Counter(train_ids), len(train_ids)
+def unigram_loss(train_ids, targets, vocab_size, k):
+    counts, n_train = Counter(train_ids), len(train_ids)
+    total = n_train + k * vocab_size  # every one of the V counts got k more
+    return -sum(math.log((counts[t] + k) / total) for t in targets) / len(targets)
+
+
+counts = Counter(train_ids)
 val_targets = [t for _, y in val_loader for t in y.flatten().tolist()]
 unseen = sum(counts[t] == 0 for t in val_targets) / len(val_targets)
-unigram = {k: -sum(math.log((counts[t] + k) / (n_train + k * cfg.vocab_size)) for t in val_targets) / len(val_targets)
+unigram = {k: unigram_loss(train_ids, val_targets, cfg.vocab_size, k)
            for k in (1.0, 0.1, 0.01)}
 print(f"{unseen:.0%} of the validation targets never occur in the training text")
-print("unigram validation loss:", {k: round(v, 3) for k, v in unigram.items()}, f"| trained model's lowest: {lowest_val:.3f}")
+print("unigram validation loss:", {k: round(v, 3) for k, v in unigram.items()},
+      f"| trained model's lowest: {lowest_val:.3f}")
 assert lowest_val < min(unigram.values()) < max(unigram.values())
+assert check("6.1", unigram_loss).passed
+check("6.1", unigram_loss)
 
 # %% [markdown]
-# **Exercise 6.2.** The names model was trained with `ignore_index=PAD`. Compute its validation loss with
-# `calc_loss_loader` twice: ignoring the padding, and counting it. Explain the difference.
+# **Exercise 6.2.** The names model was trained with `ignore_index=PAD`. Write
+# `my_loss_without_padding(logits, targets, pad)`: the mean cross-entropy of `logits` `(B, T, V)`
+# over the targets `(B, T)` that are not `pad`. Then compute the names model's validation loss
+# with `calc_loss_loader` twice, ignoring the padding and counting it, and explain the
+# difference.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_loss_without_padding(logits, targets, pad):
+    raise NotImplementedError
+
+
+# %%
+check("6.2", my_loss_without_padding)
 
 # %% [markdown]
 # ```{admonition} Solution 6.2
 # :class: dropdown
-# Counting the padding positions makes the loss *higher*: the model was never asked to predict `<pad>`
-# (those targets were ignored in training), so it gives `<pad>` little probability after `<eos>`. The
-# padded number measures a task the model was not trained for; with padding in the training loss instead,
-# the same positions would be trivially easy and would pull the loss down. Either way, only the loss
-# without padding says how well the model predicts names.
+# Take the cross-entropy of every position (`reduction="none"`), keep the positions whose target
+# is not `pad`, and average over those only: dividing by all positions would let the padding
+# dilute the loss. This is what `ignore_index=PAD` does.
+#
+# Counting the padding positions makes the loss *higher*: the model was never asked to predict
+# `<pad>` (those targets were ignored in training), so it gives `<pad>` little probability after
+# `<eos>`. The padded number measures a task the model was not trained for; with padding in the
+# training loss instead, the same positions would be trivially easy and would pull the loss
+# down. Either way, only the loss without padding says how well the model predicts names.
 # ```
 
 # %% tags=["hide-cell"]
+def loss_without_padding(logits, targets, pad):
+    flat_logits, flat_targets = logits.flatten(0, 1), targets.flatten()  # (B*T, V), (B*T,)
+    per_position = F.cross_entropy(flat_logits, flat_targets, reduction="none")
+    real = flat_targets != pad  # (B*T,)
+    return per_position[real].mean()
+
+
 names_model.eval()
+x_val, y_val = next(iter(names_val))
+with torch.no_grad():
+    mine = loss_without_padding(names_model(x_val), y_val, PAD)
+library = calc_loss_batch(x_val, y_val, names_model, ignore_index=PAD)
+assert torch.allclose(mine, library)
 ignoring = calc_loss_loader(names_val, names_model, ignore_index=PAD)
 counting = calc_loss_loader(names_val, names_model)
 print(f"validation loss ignoring padding {ignoring:.3f}, counting padding {counting:.3f}")
 assert counting > ignoring
+assert check("6.2", loss_without_padding).passed
+check("6.2", loss_without_padding)
 
 # %% [markdown]
-# **Exercise 6.3.** Resume from the same checkpoint, but with `load_checkpoint(..., restore_rng=False)`, so
-# that the dropout masks and the batch order come from whatever state the generators are in. Are the
-# losses still those of the uninterrupted run?
+# **Exercise 6.3.** Resume from the same checkpoint, but with
+# `load_checkpoint(..., restore_rng=False)`, so that the dropout masks and the batch order come
+# from whatever state the generators are in. Predict first: are the losses still those of the
+# uninterrupted run? Answer `my_same_losses = True` or `False`, then run it.
+
+# %%
+my_same_losses = ...  # your answer: True or False
+
+# %%
+check("6.3", my_same_losses)
 
 # %% [markdown]
 # ```{admonition} Solution 6.3
 # :class: dropdown
-# No. The weights and the optimizer are the same, but the resumed epochs see the batches in another order
-# and drop out other activations, so the losses part from the first evaluation after the checkpoint on.
-# Exact reproducibility needs the generators' states too.
+# No. The weights and the optimizer are the same, but the resumed epochs see the batches in another
+# order and drop out other activations, so the losses part from the first evaluation after the
+# checkpoint on. Exact reproducibility needs the generators' states too.
 # ```
 
 # %% tags=["hide-cell", "nbval-ignore-output"]
@@ -987,10 +1051,20 @@ h_x = train(model_x, train_loader_x, val_loader_x, optimizer_x, settings.num_epo
 print(f"final train loss: uninterrupted {history.train_loss[-1]:.4f}, resumed without RNG state {h_x.train_loss[-1]:.4f}")
 assert h_x.train_loss[:n_before] == history.train_loss[:n_before]  # the same up to the checkpoint
 assert h_x.train_loss[n_before] != history.train_loss[n_before]  # different from the first evaluation after it
+same_losses = h_x.train_loss == history.train_loss
+assert check("6.3", same_losses).passed
+check("6.3", same_losses)
 
 # %% [markdown]
-# **Exercise 6.4.** Invent 50 names at each temperature 0.5, 1.0 and 2.0. How does the share of names that
-# are copies of the training list change?
+# **Exercise 6.4.** Invent 50 names at each temperature 0.5, 1.0 and 2.0. How does the share of
+# names that are copies of the training list change? Predict first which temperature copies the
+# most: `my_most_copies = 0.5`, `1.0` or `2.0`.
+
+# %%
+my_most_copies = ...  # your answer: 0.5, 1.0 or 2.0
+
+# %%
+check("6.4", my_most_copies)
 
 # %% [markdown]
 # ```{admonition} Solution 6.4
@@ -1009,46 +1083,103 @@ for temperature in (0.5, 1.0, 2.0):
     copied[temperature] = sum(n in NAMES for n in names) / len(names)
     print(f"T = {temperature}: {copied[temperature]:.0%} copied, e.g. {', '.join(names[:6])}")
 assert copied[0.5] > copied[2.0]
+most_copies = max(copied, key=copied.get)
+assert check("6.4", most_copies).passed
+check("6.4", most_copies)
 
 # %% [markdown]
-# **Exercise 6.5.** Load the folder written by `save_hf_checkpoint` back into our own `GPTModel` with
-# `helpers.gpt2.load_hf_checkpoint`, and check that it computes the same logits as the trained model.
+# **Exercise 6.5.** *Early stopping.* Section 6.4's validation loss bottomed out long before the end
+# of the run. Write `my_early_stopping(val_losses, patience)`: going through the evaluations in
+# order, it follows the best one (the lowest validation loss so far; an equal loss is not an
+# improvement) and stops at the first evaluation that makes `patience` evaluations in a row
+# without improvement, or at the last one. It returns `(best, stop)`, two indices into
+# `val_losses`. Apply it with a patience of 3 to `history.val_loss` and to the names model's
+# `names_history.val_loss`: at which epoch would each run stop, which epoch's weights would it
+# keep, and is that the lowest validation loss of the whole run?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_early_stopping(val_losses, patience):
+    raise NotImplementedError
+
+
+# %%
+check("6.5", my_early_stopping)
 
 # %% [markdown]
 # ```{admonition} Solution 6.5
 # :class: dropdown
-# `load_hf_checkpoint` reads `config.json` into a `GPTConfig` and maps the tensors back (Chapter 8). GPT-2's
-# format always has query/key/value biases, so the reloaded model has `qkv_bias=True`, with biases that
-# are zero: the same function, as the logits show.
+# Keep the index of the lowest loss so far and count the evaluations since it; stop when the
+# count reaches the patience, and keep the checkpoint saved at the best evaluation (for instance
+# with `save_checkpoint` in `on_epoch_end`). The cell prints, for each run, the epoch where it
+# would stop and the epoch it keeps, with that epoch's validation loss next to the lowest of the
+# whole run: where the two are equal, stopping early lost nothing and saved every epoch after the
+# stop. A later, lower minimum is what a larger patience waits for.
 # ```
 
 # %% tags=["hide-cell"]
-reloaded = load_hf_checkpoint(hf_dir).to(device)
-with torch.no_grad():
-    difference = (reloaded(prompt) - model(prompt)).abs().max().item()
-print(f"config {reloaded.cfg}; largest logit difference {difference:.1e}")
-assert reloaded.cfg.emb_dim == model.cfg.emb_dim and difference < 1e-5
+def early_stopping(val_losses, patience):
+    best = 0
+    for i, loss in enumerate(val_losses):
+        if loss < val_losses[best]:
+            best = i
+        if i - best >= patience:  # `patience` evaluations in a row without improvement
+            return best, i
+    return best, len(val_losses) - 1
+
+
+for run_name, h in (("Section 6.4's run", history), ("the names model", names_history)):
+    kept, stop = early_stopping(h.val_loss, patience=3)
+    print(f"{run_name}: stops at epoch {h.epochs[stop]} of {h.epochs[-1]}, keeps epoch "
+          f"{h.epochs[kept]}: validation {h.val_loss[kept]:.3f}, the run's lowest "
+          f"{min(h.val_loss):.3f}")
+    assert h.val_loss[kept] == min(h.val_loss[:stop + 1])
+assert check("6.5", early_stopping).passed
+check("6.5", early_stopping)
 
 # %% [markdown]
-# **Exercise 6.6.** Work out by hand the learning rate of `schedule` at the first step, at the last warmup
-# step, halfway through the decay, and at the last step, and check them against `warmup_cosine`.
+# **Exercise 6.6.** Work out by hand the learning rate of `schedule` at the first step, at the last
+# warmup step, halfway through the decay, and at the last step. Then write
+# `my_lr(step, peak_lr, total_steps, warmup_steps, min_lr)` from Section 6.5's description alone
+# and check it against `warmup_cosine` at those steps.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_lr(step, peak_lr, total_steps, warmup_steps, min_lr):
+    raise NotImplementedError
+
+
+# %%
+check("6.6", my_lr)
 
 # %% [markdown]
 # ```{admonition} Solution 6.6
 # :class: dropdown
-# Warmup climbs in equal steps of `lr / warmup_steps`, so the first step uses one such step and the last
-# warmup step the peak. The decay runs over the remaining `total_steps - warmup_steps - 1` step intervals;
-# halfway the cosine is near 0 and the rate near the mean of peak and floor; at the last step the cosine
-# is -1 and the rate is the floor, 10% of the peak.
+# Warmup climbs in equal steps of `lr / warmup_steps`, so the first step (step 0) uses one such
+# step and the last warmup step the peak. The decay runs over the remaining
+# `total_steps - warmup_steps - 1` step intervals; halfway the cosine is near 0 and the rate near
+# the mean of peak and floor; at the last step the cosine is -1 and the rate is the floor, 10% of
+# the peak. The cell prints the four rates by hand next to `schedule`'s.
 # ```
 
 # %% tags=["hide-cell"]
+def lr_by_hand(step, peak_lr, total_steps, warmup_steps, min_lr):
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps - 1)  # 0 to 1
+    return min_lr + 0.5 * (peak_lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
 warmup, peak, floor = len(train_loader), settings.lr, 0.1 * settings.lr
 decay = total_steps - warmup - 1  # step intervals from the peak down to the floor
 halfway = warmup + decay // 2
-by_hand = {0: peak / warmup, warmup - 1: peak, total_steps - 1: floor,
-           halfway: floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * (decay // 2) / decay))}
-for step, expected in sorted(by_hand.items()):
+for step in (0, warmup - 1, halfway, total_steps - 1):
+    expected = lr_by_hand(step, peak, total_steps, warmup, floor)
     print(f"step {step:3d}: warmup_cosine {schedule(step):.6f}, by hand {expected:.6f}")
     assert math.isclose(schedule(step), expected, rel_tol=1e-12)
-assert abs(by_hand[halfway] - (peak + floor) / 2) < 0.02 * peak
+assert lr_by_hand(0, peak, total_steps, warmup, floor) == peak / warmup
+assert lr_by_hand(total_steps - 1, peak, total_steps, warmup, floor) == floor
+mid = lr_by_hand(halfway, peak, total_steps, warmup, floor)
+assert abs(mid - (peak + floor) / 2) < 0.02 * peak
+assert check("6.6", lr_by_hand).passed
+check("6.6", lr_by_hand)

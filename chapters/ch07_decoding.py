@@ -44,6 +44,7 @@ from transformers.generation.logits_process import (MinPLogitsWarper,
 
 from helpers.attention import causal_mask
 from helpers.bench import time_turns
+from helpers.check import check
 from helpers.data import fetch_the_verdict
 from helpers.generate import generate, stream, stream_text
 from helpers.gpt2 import save_hf_checkpoint
@@ -903,18 +904,34 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # ## Exercises
 
 # %% [markdown]
+# Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
+# it: `check("7.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
+# something it says "not attempted yet". The worked solution stays folded below.
+#
 # **Exercise 7.1.** A *repetition penalty* (Keskar et al., 2019, for the CTRL model) makes tokens that already appear in
 # the text less likely: for each such token, a positive logit is divided by the penalty and a negative
-# one multiplied by it. Write `penalize_repeats(logits, ids, penalty)`, check it against
-# `transformers`' `RepetitionPenaltyLogitsProcessor`, and count the newline tokens in 60 greedy tokens
-# after "Every effort moves you" with a penalty of 1.3 and without one.
+# one multiplied by it. Write `my_penalize_repeats(logits, ids, penalty)` for logits `(B, V)` and
+# the ids so far `(B, T)`, check it against `transformers`' `RepetitionPenaltyLogitsProcessor`,
+# and count the newline tokens in 60 greedy tokens after "Every effort moves you" with a penalty
+# of 1.3 and without one.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_penalize_repeats(logits, ids, penalty):
+    raise NotImplementedError
+
+
+# %%
+check("7.1", my_penalize_repeats)
 
 # %% [markdown]
 # ```{admonition} Solution 7.1
 # :class: dropdown
 # Gather the logits of the tokens in `ids`, change them with `torch.where` on their sign, and scatter
-# them back. In a greedy loop the penalty is applied before the argmax; each newline makes the next one
-# less likely, so the runs of empty lines shrink.
+# them back; a token that appears several times is changed once. In a greedy loop the penalty is
+# applied before the argmax; each newline makes the next one less likely, so the runs of empty
+# lines shrink (the cell counts them).
 # ```
 
 # %% tags=["hide-cell"]
@@ -947,12 +964,24 @@ for penalty in (1.0, 1.3):
     print(f"penalty {penalty}: {counts[penalty]} newlines in 60 tokens:")
     print(f"  {tokenizer.decode(out.tolist())!r}")
 assert counts[1.3] < counts[1.0]
+assert check("7.1", penalize_repeats).passed
+check("7.1", penalize_repeats)
 
 # %% [markdown]
 # **Exercise 7.2.** *Min-p* filtering keeps the tokens whose probability is at least `min_p` times the
-# probability of the most probable token. Write `min_p_filter(logits, min_p)`, check that it keeps the
-# same tokens as `transformers`' `MinPLogitsWarper` on 500 random logit vectors, and print how many
-# tokens it keeps at `min_p = 0.1` after "Every effort moves you" and after "Jack Gis".
+# probability of the most probable token. Write `my_min_p_filter(logits, min_p)` (the other logits
+# set to `-inf`), check that it keeps the same tokens as `transformers`' `MinPLogitsWarper` on 500
+# random logit vectors, and print how many tokens it keeps at `min_p = 0.1` after "Every effort
+# moves you" and after "Jack Gis".
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_min_p_filter(logits, min_p):
+    raise NotImplementedError
+
+
+# %%
+check("7.2", my_min_p_filter)
 
 # %% [markdown]
 # ```{admonition} Solution 7.2
@@ -978,19 +1007,32 @@ kept_sure = torch.isfinite(min_p_filter(sure, 0.1)).sum().item()
 print(f"min-p 0.1 keeps {kept_unsure} tokens after 'Every effort moves you', "
       f"{kept_sure} after 'Jack Gis'")
 assert kept_unsure > kept_sure >= 1
+assert check("7.2", min_p_filter).passed
+check("7.2", min_p_filter)
 
 # %% [markdown]
-# **Exercise 7.3.** How much memory does a KV cache take? Write the formula for a full cache of
-# `context_length` tokens in float32 for a configuration, print it for GPT-2's four sizes (`PRESETS`),
-# and check it against the bytes of the cache our model returns for a 256-token input.
+# **Exercise 7.3.** How much memory does a KV cache take? Write
+# `my_kv_cache_bytes(cfg, num_tokens, batch_size)`, the bytes of a float32 cache of `num_tokens`
+# tokens for `batch_size` sequences of a configuration; print it for GPT-2's four sizes
+# (`PRESETS`) at their full context, and check it against the bytes of the cache our model
+# fills for a 256-token input.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_kv_cache_bytes(cfg, num_tokens, batch_size):
+    raise NotImplementedError
+
+
+# %%
+check("7.3", my_kv_cache_bytes)
 
 # %% [markdown]
 # ```{admonition} Solution 7.3
 # :class: dropdown
 # Each of the $L$ layers keeps keys and values, each $T \times C$ numbers for one sequence ($h$ heads
-# of $d_h$ features make $C$), so $2 L T C$ numbers of 4 bytes. GPT-2 XL at 1024 tokens needs
-# 600 MiB per sequence (the cell below computes it), which is why long contexts and large batches
-# are limited by the cache.
+# of $d_h$ features make $C$), so $2 L T C$ numbers of 4 bytes per sequence. GPT-2 XL at 1024
+# tokens needs 600 MiB per sequence (the cell below computes it), which is why long contexts and
+# large batches are limited by the cache.
 # ```
 
 # %% tags=["hide-cell"]
@@ -1010,26 +1052,60 @@ measured = sum(t.nbytes for kv in full_cache for t in kv)
 print(f"our model, 256 tokens: {measured:,} bytes measured, "
       f"{kv_cache_bytes(model.cfg, 256):,} predicted")
 assert measured == kv_cache_bytes(model.cfg, 256)
+assert check("7.3", kv_cache_bytes).passed
+check("7.3", kv_cache_bytes)
 
 # %% [markdown]
-# **Exercise 7.4.** Show with `helpers.generate.generate` that sampling with `top_k=1` gives exactly
-# greedy's ids for any seed and temperature, on five prompts. Why does `top_p=1e-6` do the same here,
-# and when would it not?
+# **Exercise 7.4.** Write `my_top_p_filter(logits, p)` from Section 7.4's definition, without
+# looking at `keep_top_p`: for each row of logits, keep the smallest set of most probable tokens
+# whose probabilities add up to at least `p`, and set the others to `-inf`. With it, and with
+# `top_k_filter`, look at logits tied at the top, `[1, 3, 3, 0.5, 3]`: which tokens does `top_k=1`
+# keep, which does `top_p=1e-6` keep, and which does greedy's `argmax` pick? Then show with
+# `helpers.generate.generate` that sampling with `top_k=1` or `top_p=1e-6` gives exactly greedy's
+# ids for any seed and temperature, on five prompts. Why do they match greedy there, and when
+# would they not?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_top_p_filter(logits, p):
+    raise NotImplementedError
+
+
+# %%
+check("7.4", my_top_p_filter)
 
 # %% [markdown]
 # ```{admonition} Solution 7.4
 # :class: dropdown
-# Top-k with $k = 1$ leaves one finite logit, the largest, so the softmax puts all mass on it and every
-# draw is the argmax. Top-p with a tiny $p$ keeps the smallest set of most probable tokens whose
-# mass reaches $p$: the most probable token alone, so it matches greedy too. Both can fail when
-# several tokens tie for the largest logit. Top-k keeps every token tied with the $k$-th, so
-# `top_k=1` keeps all the tied tokens and a draw picks any of them at random. Top-p keeps exactly
-# one of them, the one its sort puts first among the most probable, which is deterministic but need
-# not be the lowest index that greedy's `argmax` returns. The cell's last lines show both on tied
-# logits.
+# Sort each row most probable first and keep a token while the probability ranked above it is
+# still below $p$: the token that makes the mass reach $p$ stays, and so does the most probable
+# one, whatever $p$. Top-k with $k = 1$ leaves one finite logit, the largest, so the softmax puts
+# all mass on it and every draw is the argmax. Top-p with a tiny $p$ keeps the most probable
+# token alone, so it matches greedy too. Both can fail when several tokens tie for the largest
+# logit, which real logits almost never do. Top-k keeps every token tied with the $k$-th, so
+# `top_k=1` keeps all the tied tokens and a draw picks any of them at random. Top-p keeps
+# exactly one of them, the one its sort puts first among the most probable, which is
+# deterministic but need not be the lowest index that greedy's `argmax` returns. The cell's
+# first lines show both on the tied logits.
 # ```
 
 # %% tags=["hide-cell"]
+def nucleus_filter(logits, p):
+    sorted_logits, order = torch.sort(logits, descending=True)  # most probable first
+    sorted_probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # ranked above each token
+    drop_sorted = mass_before >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # undo the sort
+    return logits.masked_fill(drop, float("-inf"))
+
+
+assert check("7.4", nucleus_filter).passed
+tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie at the top
+kept_k = torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
+kept_p = torch.isfinite(top_p_filter(tied_top, 1e-6)).nonzero()[:, 1].tolist()
+print(f"tied logits: greedy picks token {tied_top.argmax().item()};",
+      f"top_k=1 keeps {kept_k}, top_p=1e-6 keeps {kept_p}")
+assert kept_k == [1, 2, 4] and len(kept_p) == 1 and kept_p != [tied_top.argmax().item()]
 for i, prompt in enumerate(prompts[:5]):
     ids = encode(prompt)
     greedy_ids = generate(model, ids, 20)
@@ -1039,33 +1115,46 @@ for i, prompt in enumerate(prompts[:5]):
                                **kw)
             assert torch.equal(sampled, greedy_ids), (prompt, seed, kw)
 print("top_k=1 and top_p=1e-6 sampling give greedy's ids (5 prompts, 2 seeds each)")
-tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie at the top
-kept_k = torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
-kept_p = torch.isfinite(top_p_filter(tied_top, 1e-6)).nonzero()[:, 1].tolist()
-print(f"tied logits: greedy picks token {tied_top.argmax().item()};",
-      f"top_k=1 keeps {kept_k}, top_p=1e-6 keeps {kept_p}")
-assert kept_k == [1, 2, 4] and len(kept_p) == 1 and kept_p != [tied_top.argmax().item()]
+check("7.4", nucleus_filter)
 
 # %% [markdown]
-# **Exercise 7.5.** Sample eight 30-token continuations of "Every effort moves you" at temperatures 0.5,
-# 1.0 and 1.5, and measure the average log-probability per token that the model (at temperature 1)
-# gives them. What does temperature trade?
+# **Exercise 7.5.** Sample eight 30-token continuations of "Every effort moves you" at temperatures
+# 0.5, 1.0 and 1.5. Write `my_average_logprob(model, ids, prompt_len)`: the average
+# log-probability per token that `model` (at temperature 1) gives the continuation tokens of `ids`
+# `(B, T)`, those from position `prompt_len` on. Measure it for the three temperatures. What does
+# temperature trade?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_average_logprob(model, ids, prompt_len):
+    raise NotImplementedError
+
+
+# %%
+check("7.5", my_average_logprob)
 
 # %% [markdown]
 # ```{admonition} Solution 7.5
 # :class: dropdown
-# Lower temperature picks tokens the model finds likely, so the average log-probability is highest at
+# The logits at position $t$ predict token $t + 1$, so token `ids[:, t]` is scored by the
+# log-softmax at position $t - 1$; average those entries over the continuation. Lower
+# temperature picks tokens the model finds likely, so the average log-probability is highest at
 # 0.5 and lowest at 1.5: temperature trades likelihood (safe, repetitive text) for diversity.
 # ```
 
 # %% tags=["hide-cell"]
+@torch.no_grad()
+def average_logprob(model, ids, prompt_len):
+    lp = torch.log_softmax(model(ids[:, :-1]), dim=-1)  # (B, T - 1, V): for ids[:, 1:]
+    return lp[:, prompt_len - 1:].gather(2, ids[:, prompt_len:, None]).mean().item()
+
+
 batch = prompt_ids.repeat(8, 1)  # (8, T): eight samples at once
 average = {}
 for t in (0.5, 1.0, 1.5):
     out = generate(model, batch, 30, do_sample=True, temperature=t, seed=5)  # (8, T + 30)
-    n = prompt_ids.shape[1]
-    with torch.no_grad():
-        lp = torch.log_softmax(model(out[:, :-1]), dim=-1)  # (8, T + 29, V)
-    average[t] = lp[:, n - 1:].gather(2, out[:, n:, None]).mean().item()  # over (8, 30)
+    average[t] = average_logprob(model, out, prompt_ids.shape[1])  # over (8, 30)
     print(f"temperature {t}: average log-probability per token {average[t]:.3f}")
 assert average[0.5] > average[1.0] > average[1.5]
+assert check("7.5", average_logprob).passed
+check("7.5", average_logprob)

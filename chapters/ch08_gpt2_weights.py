@@ -45,6 +45,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
+from helpers.check import check
 from helpers.data import fetch_the_verdict
 from helpers.generate import generate
 from helpers.gpt2 import (hf_state_dict, load_hf_checkpoint, load_hf_state_dict,
@@ -803,8 +804,23 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # ## Exercises
 
 # %% [markdown]
-# **Exercise 8.1.** Using only `weight_mapping`, find the largest tensor of each GPT-2 size and its
-# share of the parameters, and check that the rows account for every parameter.
+# Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
+# it: `check("8.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
+# something it says "not attempted yet". The worked solution stays folded below.
+#
+# **Exercise 8.1.** Using only `weight_mapping`, write `my_largest_tensor(cfg)`: the hub name of
+# the largest tensor of a configuration and its share of the parameters, `(hub_name, share)`.
+# Print it for each GPT-2 size, and check that the rows account for every parameter.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_largest_tensor(cfg):
+    raise NotImplementedError
+
+
+# %%
+check("8.1", my_largest_tensor)
 
 # %% [markdown]
 # ```{admonition} Solution 8.1
@@ -815,19 +831,37 @@ print("perplexity_inline == helpers.perplexity.sliding_window_perplexity:",
 # ```
 
 # %% tags=["hide-cell"]
+def largest_tensor(cfg):
+    sizes = {r.hub_name: math.prod(r.hub_shape) for r in weight_mapping(cfg)
+             if r.transform != "tied to wte"}  # the tied head holds no parameters
+    name = max(sizes, key=sizes.get)
+    return name, sizes[name] / sum(sizes.values())
+
+
 for preset in PRESETS:
     preset_cfg = GPTConfig.from_preset(preset)
     preset_rows = [r for r in weight_mapping(preset_cfg) if r.transform != "tied to wte"]
     total = sum(math.prod(r.hub_shape) for r in preset_rows)
-    largest = max(preset_rows, key=lambda r: math.prod(r.hub_shape))
-    print(f"{preset:12s} {total:>14,} parameters; largest {largest.hub_name} {largest.hub_shape}: "
-          f"{math.prod(largest.hub_shape) / total:.1%}")
-    assert total == predicted_parameters(preset_cfg) and largest.hub_name == "wte.weight"
+    name, share = largest_tensor(preset_cfg)
+    print(f"{preset:12s} {total:>14,} parameters; largest {name}: {share:.1%}")
+    assert total == predicted_parameters(preset_cfg) and name == "wte.weight"
+assert check("8.1", largest_tensor).passed
+check("8.1", largest_tensor)
 
 # %% [markdown]
 # **Exercise 8.2.** The hub's GPT-2 files also hold, for every block, a tensor `h.i.attn.bias` of
 # shape `(1, 1, 1024, 1024)`: the causal mask, saved as a buffer. Add such masks to our checkpoint's
-# tensors and load them. What happens, and how many bytes do the masks add to GPT-2 small's file?
+# tensors and load them. What happens? Write `my_mask_bytes(cfg)`, the bytes the float32 masks
+# add to a checkpoint of configuration `cfg`, and compare GPT-2 small's with its parameters' bytes.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_mask_bytes(cfg):
+    raise NotImplementedError
+
+
+# %%
+check("8.2", my_mask_bytes)
 
 # %% [markdown]
 # ```{admonition} Solution 8.2
@@ -838,6 +872,10 @@ for preset in PRESETS:
 # ```
 
 # %% tags=["hide-cell"]
+def mask_bytes(cfg):
+    return cfg.n_layers * cfg.context_length**2 * 4  # a (1, 1, T, T) float32 mask a block
+
+
 T_max = cfg.context_length
 with_masks = dict(tensors)
 for i in range(cfg.n_layers):
@@ -845,17 +883,26 @@ for i in range(cfg.n_layers):
 masked_model = load_hf_state_dict(GPTModel(cfg).eval(), with_masks)
 with torch.no_grad():
     assert torch.equal(masked_model(ids), model(ids))
-mask_bytes = gpt2_small.n_layers * gpt2_small.context_length**2 * 4
 print("logits unchanged with the mask buffers in the checkpoint")
 param_bytes = HUB_MODELS["gpt2"].param_bytes
-print(f"GPT-2 small: masks {mask_bytes / 1e6:.1f} MB + parameters {param_bytes / 1e6:.1f} MB")
-assert mask_bytes == 50_331_648
+print(f"GPT-2 small: masks {mask_bytes(gpt2_small) / 1e6:.1f} MB + parameters "
+      f"{param_bytes / 1e6:.1f} MB")
+assert mask_bytes(gpt2_small) == 50_331_648
+assert check("8.2", mask_bytes).passed
+check("8.2", mask_bytes)
 
 # %% [markdown]
-# **Exercise 8.3.** Save the checkpoint in bfloat16 instead of float32. How much smaller is the
-# file, and how much do the logits and the validation loss change when it is loaded back into our
-# float32 model? (With a network, try the same on `gpt2`, and generate from it with
-# `python -m helpers generate "Every effort moves you"`.)
+# **Exercise 8.3.** Save the checkpoint in bfloat16 instead of float32. Predict first the ratio of
+# the two files' sizes, bfloat16 over float32, as `my_size_ratio`. Then measure it: how much
+# smaller is the file, and how much do the logits and the validation loss change when it is
+# loaded back into our float32 model? (With a network, try the same on `gpt2`, and generate from
+# it with `python -m helpers generate "Every effort moves you"`.)
+
+# %%
+my_size_ratio = ...  # your answer: the bfloat16 file's size / the float32 file's size
+
+# %%
+check("8.3", my_size_ratio)
 
 # %% [markdown]
 # ```{admonition} Solution 8.3
@@ -878,52 +925,88 @@ print(f"[{MODEL_LABEL}]")
 print(f"file size ratio bf16 / float32: {ratio:.2f}")
 print(f"max logit change {bf16_diff:.3f}; validation loss {val_loss:.4f} -> {bf16_val:.4f}")
 assert 0.45 < ratio < 0.55 and bf16_diff > 1e-4 and abs(bf16_val - val_loss) < 0.05
+assert check("8.3", ratio).passed
+check("8.3", ratio)
 
 # %% [markdown]
 # **Exercise 8.4.** For a context of 256 tokens and strides 256, 128, 64 and 32, compute from
 # `window_plan` alone (no model) the number of windows and the smallest context any scored token
-# has once the first window is past. Why does a smaller stride help a model only up to a point?
+# has once the first window is past. Write `my_least_context(context, stride)`, that smallest
+# context as a formula, and check it against the plans. Why does a smaller stride help a model
+# only up to a point?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_least_context(context, stride):
+    raise NotImplementedError
+
+
+# %%
+check("8.4", my_least_context)
 
 # %% [markdown]
 # ```{admonition} Solution 8.4
 # :class: dropdown
 # The number of windows grows as $1/\text{stride}$, and the smallest context after the first
-# window is `context - stride`. With non-overlapping windows it is 1: each window's first token,
-# with no context at all, is not scored, and the next has one token before it. Each halving of the
-# stride doubles the cost and adds half as much guaranteed context as the previous one, context
-# that a model can use only if it draws on tokens that far back.
+# window is `context - stride`. With non-overlapping windows it is 1, not 0: each window's first
+# token, with no context at all, is not scored, and the next has one token before it. Each
+# halving of the stride doubles the cost and adds half as much guaranteed context as the
+# previous one, context that a model can use only if it draws on tokens that far back.
 # ```
 
 # %% tags=["hide-cell"]
+def least_context(context, stride):
+    return context - stride if stride < context else 1  # stride = context: second token
+
+
 n_text = len(verdict_ids)
 least = {}
 for s in (256, 128, 64, 32):
     plan = window_plan(n_text, 256, s)
     least[s] = min(f - b for b, e, f in plan[1:])
     print(f"stride {s:3d}: {len(plan):3d} windows; after the first, smallest context {least[s]:3d}")
+    assert least[s] == least_context(256, s)
 assert least == {256: 1, 128: 128, 64: 192, 32: 224}
+assert check("8.4", least_context).passed
+check("8.4", least_context)
 
 # %% [markdown]
-# **Exercise 8.5.** Export block 0's attention by hand: build the hub's `c_attn.weight` and
-# `c_attn.bias` from our three query, key and value layers, and compare them with what `hf_state_dict`
-# writes.
+# **Exercise 8.5.** Export block 0's attention by hand: write `my_c_attn(att)`, the hub's
+# `c_attn.weight` and `c_attn.bias` built from an attention layer's query, key and value layers,
+# `(weight, bias)`, and compare them with what `hf_state_dict` writes.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_c_attn(att):
+    raise NotImplementedError
+
+
+# %%
+check("8.5", my_c_attn)
 
 # %% [markdown]
 # ```{admonition} Solution 8.5
 # :class: dropdown
 # Each `nn.Linear` weight is transposed to `(in, out)` and the three are placed side by side along
-# dim 1; the biases are concatenated. This is the "split" row of the mapping read backwards.
+# dim 1, in the order query, key, value; the biases are concatenated in the same order. This is
+# the "split" row of the mapping read backwards.
 # ```
 
 # %% tags=["hide-cell"]
-att = model.trf_blocks[0].att
-by_hand_w = torch.cat([att.W_query.weight.T, att.W_key.weight.T, att.W_value.weight.T], dim=1)
-by_hand_b = torch.cat([att.W_query.bias, att.W_key.bias, att.W_value.bias])  # (3C,)
+def c_attn_by_hand(att):
+    weight = torch.cat([att.W_query.weight.T, att.W_key.weight.T, att.W_value.weight.T], dim=1)
+    bias = torch.cat([att.W_query.bias, att.W_key.bias, att.W_value.bias])  # (3C,)
+    return weight, bias  # (C, 3C), (3C,)
+
+
+by_hand_w, by_hand_b = c_attn_by_hand(model.trf_blocks[0].att)
 written = hf_state_dict(model)
 print(f"[{MODEL_LABEL}]")
 print(f"c_attn by hand: weight {tuple(by_hand_w.shape)}, bias {tuple(by_hand_b.shape)}, as written")
 assert torch.equal(by_hand_w, written["transformer.h.0.attn.c_attn.weight"])
 assert torch.equal(by_hand_b, written["transformer.h.0.attn.c_attn.bias"])
+assert check("8.5", c_attn_by_hand).passed
+check("8.5", c_attn_by_hand)
 
 # %% [markdown]
 # **Exercise 8.6.** Section 8.8's table shows the stand-in's perplexity on the-verdict *rising* as
@@ -935,7 +1018,8 @@ assert torch.equal(by_hand_b, written["transformer.h.0.attn.c_attn.bias"])
 # %% [markdown]
 # ```{admonition} Solution 8.6
 # :class: dropdown
-# Shifted by 64 tokens, the same non-overlapping windows score far worse: the aligned windows were
+# An experiment to run and interpret, so it has no check cell. Shifted by 64 tokens, the same
+# non-overlapping windows score far worse: the aligned windows were
 # the training windows, and the model has memorized them, position by position. On the validation
 # text, which the model never trained on, the perplexity is far higher again, and the stride hardly
 # changes it (by less than 10%, the assert checks; the last line of the cell shows by how much

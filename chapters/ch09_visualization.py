@@ -42,6 +42,7 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 import helpers.heads
 import helpers.insight
+from helpers.check import check
 from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
 from helpers.gpt2_config import CheckpointError
@@ -963,20 +964,42 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 # ## Exercises
 
 # %% [markdown]
+# Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
+# it: `check("9.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
+# something it says "not attempted yet". The worked solution stays folded below.
+#
 # **Exercise 9.1.** Is the previous-token score able to find a previous-token head at all? Train
 # a fresh two-block model of the same width for a few dozen steps on random token sequences
 # whose target at every position is the *input* token one position back, and score its heads.
+# First write `my_previous_targets(inputs)`: those targets for a batch `(B, T)`, position 0
+# (which has nothing before it) predicting its own token.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_previous_targets(inputs):
+    raise NotImplementedError
+
+
+# %%
+check("9.1", my_previous_targets)
 
 # %% [markdown]
 # ```{admonition} Solution 9.1
 # :class: dropdown
-# On this task the previous token is the answer, so a head that looks one position back is the
-# only way to lower the loss. After 60 steps the best head puts nearly all its weight on the
-# previous token, far above the even head's 0.16: the score finds such heads when they exist,
-# and our story model simply has none.
+# The targets are the inputs shifted one position right, with the first column repeated at
+# position 0 (a roll would wrap the last token around to the front). On this task the previous
+# token is the answer, so a head that looks one position back is the only way to lower the
+# loss. After 60 steps the best head puts nearly all its weight on the previous token, far above
+# the even head's 0.16: the score finds such heads when they exist, and our story model simply
+# has none.
 # ```
 
 # %% tags=["hide-cell"]
+def previous_targets(inputs):
+    return torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)  # (B, T): one back
+
+
 torch.manual_seed(0)
 copier = GPTModel(GPTConfig(vocab_size=tok.n_vocab, context_length=16, emb_dim=64,
                             n_heads=4, n_layers=2, drop_rate=0.0))
@@ -984,7 +1007,7 @@ copier_optimizer = torch.optim.AdamW(copier.parameters(), lr=3e-3, weight_decay=
 generator = torch.Generator().manual_seed(0)
 for step in range(60):
     inputs = torch.randint(0, tok.n_vocab, (32, 16), generator=generator)  # (B, T)
-    targets = torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)  # the token one back
+    targets = previous_targets(inputs)
     loss = F.cross_entropy(copier(inputs).flatten(0, 1), targets.flatten())
     copier_optimizer.zero_grad()
     loss.backward()
@@ -998,46 +1021,57 @@ best = divmod(copier_scores.argmax().item(), 4)
 print(f"best previous-token score {copier_scores.max():.2f} (layer {best[0]}, "
       f"head {best[1]}), even head {baseline['previous']:.2f}")
 assert copier_scores.max() > 0.9
+assert check("9.1", previous_targets).passed
+check("9.1", previous_targets)
 
 # %% [markdown]
 # **Exercise 9.2.** Attention patterns show where a head looks, not whether the model needs it.
-# Switch off one head at a time (zero the columns of `att.out_proj.weight` that read that head's
-# output) and measure the loss on the story's windows. Do the same for all heads of a layer at
-# once. Which heads does the model miss most?
+# Write `my_loss_without(model, layer, heads, inputs, targets)`: the loss of `model` on
+# `inputs` and `targets` with the heads in the list `heads` of block `layer` switched off (zero
+# the columns of `att.out_proj.weight` that read those heads' outputs), leaving the model as it
+# was. Measure it on the story's windows for one head at a time, then for all heads of a layer
+# at once. Which heads does the model miss most?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_loss_without(model, layer, heads, inputs, targets):
+    raise NotImplementedError
+
+
+# %%
+check("9.2", my_loss_without)
 
 # %% [markdown]
 # ```{admonition} Solution 9.2
 # :class: dropdown
 # Head $k$'s output occupies features `k * head_dim` to `(k + 1) * head_dim` of the attention
-# output, and `out_proj` reads them through those columns; zeroing them removes the head and
-# nothing else. No single head matters much: each adds about a hundredth of a nat at most. Yet
-# without all four heads of layer 0 the loss rises by about four fifths of a nat: those heads
-# all attend by token identity (Section 9.4), so any three of them cover for the fourth. The
-# attention of each later layer is worth less than two hundredths.
+# output, and `out_proj` reads them through those columns (an `nn.Linear` weight is
+# `(out, in)`); zeroing them removes the head and nothing else, and copying the saved weight back
+# restores the model. No single head matters much: each adds about a hundredth of a nat at most.
+# Yet without all four heads of layer 0 the loss rises by most of a nat (the last line): those
+# heads all attend by token identity (Section 9.4), so any three of them cover for the fourth.
+# The attention of each later layer is worth less than two hundredths.
 # ```
 
 # %% tags=["hide-cell"]
 @torch.no_grad()
-def story_loss(m):
-    return F.cross_entropy(m(X_all).flatten(0, 1), Y_all.flatten()).item()
-
-
-@torch.no_grad()
-def loss_without(layer, heads):
-    W = model.trf_blocks[layer].att.out_proj.weight  # (C, C)
+def loss_without(model, layer, heads, inputs, targets):
+    W = model.trf_blocks[layer].att.out_proj.weight  # (C, C): (out, in)
+    d_h = model.cfg.head_dim
     saved = W.clone()
     for k in heads:
-        W[:, k * cfg.head_dim:(k + 1) * cfg.head_dim] = 0.0
-    loss = story_loss(model)
+        W[:, k * d_h:(k + 1) * d_h] = 0.0  # the columns that read head k
+    loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten()).item()
     W.copy_(saved)
     return loss
 
 
-base_loss = story_loss(model)
-head_increase = torch.tensor([[loss_without(layer, [k]) - base_loss
+base_loss = loss_without(model, 0, [], X_all, Y_all)  # no head switched off
+head_increase = torch.tensor([[loss_without(model, layer, [k], X_all, Y_all) - base_loss
                                for k in range(cfg.n_heads)]
                               for layer in range(cfg.n_layers)])  # (L, h)
-layer_increase = torch.tensor([loss_without(layer, range(cfg.n_heads)) - base_loss
+every_head = range(cfg.n_heads)
+layer_increase = torch.tensor([loss_without(model, layer, every_head, X_all, Y_all) - base_loss
                                for layer in range(cfg.n_layers)])  # (L,)
 print(f"story loss {base_loss:.3f}")
 print("increase without one head (rows: layers):")
@@ -1045,25 +1079,48 @@ for layer in range(cfg.n_layers):
     print(f"  layer {layer}:", " ".join(f"{v:+.3f}" for v in head_increase[layer].tolist()))
 print("increase without a whole layer's attention:")
 print("  " + " ".join(f"{v:+.3f}" for v in layer_increase.tolist()))
-assert story_loss(model) == base_loss  # the weights are back
+assert loss_without(model, 0, [], X_all, Y_all) == base_loss  # the weights are back
 assert head_increase.max() < 0.05 < layer_increase[0] and layer_increase.argmax() == 0
+assert check("9.2", loss_without).passed
+check("9.2", loss_without)
 
 # %% [markdown]
 # **Exercise 9.3.** `GPTModel` hands over its weights because Chapter 5 built it to. Recover them
 # from a model that does not: catch the input of every block's attention layer with a forward
-# pre-hook during an ordinary forward pass, recompute the weights from `W_query`, `W_key` and the
-# causal mask, and compare with the weights that `attn_weights` records.
+# pre-hook during an ordinary forward pass, and write `my_recover_weights(att, a_in)`, which
+# recomputes the attention weights `(B, h, T, T)` of the attention layer `att` from its input
+# `a_in` `(B, T, C)`, `W_query`, `W_key` and the causal mask. Compare them with the weights that
+# `attn_weights` records.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_recover_weights(att, a_in):
+    raise NotImplementedError
+
+
+# %%
+check("9.3", my_recover_weights)
 
 # %% [markdown]
 # ```{admonition} Solution 9.3
 # :class: dropdown
 # The attention layer's input is the normalized residual stream `norm1(x)`. From it, the weights
 # are Chapter 3's formula: split the queries and keys into heads, take $QK^\top / \sqrt{d_h}$, hide
-# the future and apply the softmax. A hook records without changing anything, so the forward pass
-# that fills it is the fast one.
+# the future and apply the softmax over the keys. A hook records without changing anything, so
+# the forward pass that fills it is the fast one.
 # ```
 
 # %% tags=["hide-cell"]
+def recover_weights(att, a_in):
+    B, T, _ = a_in.shape
+    split = (B, T, att.num_heads, att.head_dim)
+    q = att.W_query(a_in).view(split).transpose(1, 2)  # (B, h, T, d_h)
+    k = att.W_key(a_in).view(split).transpose(1, 2)
+    scores = q @ k.transpose(-2, -1) / att.head_dim**0.5  # (B, h, T, T)
+    future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
+    return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+
+
 caught = {}
 def catch(i):  # a pre-hook sees the module's positional arguments before it runs
     def hook(module, args):
@@ -1080,68 +1137,100 @@ finally:
     for hook in hooks:
         hook.remove()
 worst = 0.0
-for i, block in enumerate(model.trf_blocks):
-    att, a_in = block.att, caught[i]  # a_in: (B, T, C)
-    B, T, _ = a_in.shape
-    split = (B, T, att.num_heads, att.head_dim)
-    q = att.W_query(a_in).view(split).transpose(1, 2)  # (B, h, T, d_h)
-    k = att.W_key(a_in).view(split).transpose(1, 2)
-    hook_scores = q @ k.transpose(-2, -1) / att.head_dim**0.5  # (B, h, T, T)
-    future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
-    recovered = hook_scores.masked_fill(future, float("-inf")).softmax(dim=-1)
-    worst = max(worst, (recovered - weights[i]).abs().max().item())
+with torch.no_grad():
+    for i, block in enumerate(model.trf_blocks):
+        recovered = recover_weights(block.att, caught[i])
+        worst = max(worst, (recovered - weights[i]).abs().max().item())
 print(f"largest difference from the recorded weights over all layers: {worst:.1e}")
 assert worst < 1e-5
+assert check("9.3", recover_weights).passed
+check("9.3", recover_weights)
 
 # %% [markdown]
-# **Exercise 9.4.** At which block does the logit lens settle? For every position of the story's
-# windows, find the first block from which the lens's top token stays equal to the model's final
-# answer through all later blocks, and count how many positions settle at each block.
+# **Exercise 9.4.** At which block does the logit lens settle? Write `my_settle_layer(top)`: given
+# the lens's top token at every layer, `top` `(L + 1, B, T)` (layer 0 the embeddings, layer $L$
+# the last block, the model's final answer), the first layer from which the top token stays
+# equal to the final answer through all later layers, for every position, `(B, T)`. Count how
+# many positions of the story's windows settle at each layer.
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_settle_layer(top):
+    raise NotImplementedError
+
+
+# %%
+check("9.4", my_settle_layer)
 
 # %% [markdown]
 # ```{admonition} Solution 9.4
 # :class: dropdown
 # Compare each layer's top token with the last layer's, then scan from the top down: a position
-# has settled at layer $l$ if layers $l, \dots, L$ all agree. The largest group settles at
-# block 1; about a fifth of the positions only settle at the last block, where the lens is the
-# output by definition.
+# has settled at layer $l$ if layers $l, \dots, L$ all agree; a layer that agrees once and is
+# then overruled does not count. The largest group settles at block 1; about a fifth of the
+# positions only settle at the last block, where the lens is the output by definition.
 # ```
 
 # %% tags=["hide-cell"]
+def settle_layer(top):
+    n_layers = top.shape[0] - 1
+    agrees = top == top[-1]  # (L + 1, B, T)
+    settled = torch.full(top.shape[1:], n_layers)
+    for layer in range(n_layers - 1, -1, -1):
+        stays = agrees[layer:].all(dim=0)  # this layer and all later ones agree
+        settled = torch.where(stays, torch.full_like(settled, layer), settled)
+    return settled  # (B, T)
+
+
 settle_counts = torch.zeros(cfg.n_layers + 1, dtype=torch.long)
 for i in range(0, len(X_all), 64):
     top = helpers.insight.logit_lens(model, X_all[i:i + 64]).argmax(dim=-1)  # (L+1, b, T)
-    agrees = top == top[-1]
-    settled = torch.full(top.shape[1:], cfg.n_layers)
-    for layer in range(cfg.n_layers - 1, -1, -1):
-        stays = agrees[layer:].all(dim=0)  # this layer and all later ones agree
-        settled = torch.where(stays, torch.full_like(settled, layer), settled)
-    settle_counts += torch.bincount(settled.flatten(), minlength=cfg.n_layers + 1)
+    settled = settle_layer(top).flatten()  # (b * T,)
+    settle_counts += torch.bincount(settled, minlength=cfg.n_layers + 1)
 for layer, n in enumerate(settle_counts.tolist()):
     name = "embeddings" if layer == 0 else f"block {layer}"
     print(f"{name:>10s}: {n:5d} positions settle here")
 assert settle_counts.sum() == X_all.numel()
 assert settle_counts[1] == settle_counts.max()
+assert check("9.4", settle_layer).passed
+check("9.4", settle_layer)
 
 # %% [markdown]
 # **Exercise 9.5.** Layer 0's heads find earlier copies of the current token. An *induction head*
 # looks instead at the token that *followed* the earlier copy and predicts it again. Feed the model
-# 8 random tokens followed by the same 8, and compare the loss on the two halves. Does our model
-# have an induction head?
+# 8 random tokens followed by the same 8, and compare the loss on the two halves. Write
+# `my_induction_score(weights, n)`: for the stacked attention weights `(L, B, h, 2n, 2n)` of `n`
+# tokens repeated, the weight each head puts on the token after the earlier copy, averaged over
+# the batch and the second half's queries, `(L, h)`. Does our model have an induction head?
+
+# %%
+# Your answer: replace `raise NotImplementedError` with your code.
+def my_induction_score(weights, n):
+    raise NotImplementedError
+
+
+# %%
+check("9.5", my_induction_score)
 
 # %% [markdown]
 # ```{admonition} Solution 9.5
 # :class: dropdown
-# A model with an induction head predicts the second half far better than the first, since
-# every token there repeats a pattern it has seen. Ours does not: the two losses are about the
-# same, and no head puts much more weight on "the token after the earlier copy" than an even
-# head would (under twice as much, the assert checks). Our model has five layers, so depth is
-# not what is missing: an induction head is built on a previous-token head in an earlier layer,
-# and Section 9.4 found none. Without one, no head can know which token followed the earlier
-# copy.
+# For a query at position $t \ge n$, the earlier copy of its token sits at $t - n$ and the token
+# that followed it at $t - n + 1$. A model with an induction head predicts the second half far
+# better than the first, since every token there repeats a pattern it has seen. Ours does not:
+# the two losses are about the same, and no head puts much more weight on "the token after the
+# earlier copy" than an even head would (under twice as much, the assert checks). Our model has
+# five layers, so depth is not what is missing: an induction head is built on a previous-token
+# head in an earlier layer, and Section 9.4 found none. Without one, no head can know which
+# token followed the earlier copy.
 # ```
 
 # %% tags=["hide-cell"]
+def induction_score(weights, n):
+    queries = torch.arange(n, 2 * n)  # the second half
+    return weights[..., queries, queries - n + 1].mean(dim=(1, -1))  # (L, h)
+
+
 generator = torch.Generator().manual_seed(1)
 half = torch.randint(0, tok.n_vocab, (64, 8), generator=generator)
 repeated = torch.cat([half, half], dim=1)  # (64, 16): 8 random tokens, twice
@@ -1151,11 +1240,10 @@ with torch.no_grad():
 token_loss = F.cross_entropy(rep_logits[:, :-1].flatten(0, 1), repeated[:, 1:].flatten(),
                              reduction="none").view(64, 15)  # predicting token t + 1
 first_half, second_half = token_loss[:, :7].mean().item(), token_loss[:, 8:].mean().item()
-# query t >= 8 in the second half; the token after its earlier copy sits at t - 7
-rep_stack = torch.stack(rep_weights)  # (L, B, h, T, T)
-induction = torch.stack([rep_stack[..., t, t - 7] for t in range(8, 16)], dim=-1)
-induction = induction.mean(dim=(1, -1))  # (L, h)
+induction = induction_score(torch.stack(rep_weights), 8)  # (L, h)
 even_induction = sum(1 / (t + 1) for t in range(8, 16)) / 8
 print(f"loss on the first half {first_half:.2f}, on the second half {second_half:.2f}")
 print(f"highest induction score {induction.max():.2f}, even head {even_induction:.2f}")
 assert abs(second_half - first_half) < 1.0 and induction.max() < 2 * even_induction
+assert check("9.5", induction_score).passed
+check("9.5", induction_score)

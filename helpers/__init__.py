@@ -48,6 +48,11 @@ The exercises (checks for the reader's own answers, called from every chapter):
 35. ``check_ch02``: the checks of Chapter 2's exercises
 36. ``check_ch03``: the checks of Chapter 3's exercises
 37. ``check_ch04``: the checks of Chapter 4's exercises
+38. ``check_ch05``: the checks of Chapter 5's exercises
+39. ``check_ch06``: the checks of Chapter 6's exercises
+40. ``check_ch07``: the checks of Chapter 7's exercises
+41. ``check_ch08``: the checks of Chapter 8's exercises
+42. ``check_ch09``: the checks of Chapter 9's exercises
 
 Nothing here runs on import: no seeds, no downloads, no plotting defaults.
 """
