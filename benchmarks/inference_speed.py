@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument(
         "--prompt-lengths",
-        default="16,5,9,12",
+        default="16,5,9,12,7,14,3,10",
         help="the batch's prompts; the first is the single prompt",
     )
     parser.add_argument("--repeat", type=int, default=3)
