@@ -208,3 +208,13 @@ def test_the_chunk_cache(gpt2, verdict_text, tmp_path):
     assert small.cache is None
     cached = BPETokenizer.load(small.save(tmp_path / "small.json"))
     assert cached.encode(verdict_text) == small.encode(verdict_text)
+
+
+def test_the_merge_loop_equals_the_plain_one(gpt2, trained, verdict_text):
+    """``_bpe`` (a list of ranks updated at the merged pair's neighbours) merges every chunk as the
+    plain loop does, on prose and on random strings over several alphabets."""
+    text = varied_text(verdict_text, 60_000)
+    for tok in (gpt2, trained):
+        for chunk in set(regex.findall(tok.pattern, text)):
+            data = chunk.encode("utf-8")
+            assert tok._bpe(data) == merged_pair_by_pair(tok, data), chunk
