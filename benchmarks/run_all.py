@@ -36,7 +36,7 @@ EXTRA = {
     "tokenizer.py": ["--markdown", "book/tables/tokenizer.md"],
     "train_throughput.py": ["--markdown", "book/tables/train_vs_transformers.md"],
     "op_count.py": ["--markdown", "book/tables/op_count.md"],
-    "generate.py": ["--repeat", "2", "--skip-no-cache", "--markdown", "book/tables/generate.md"],
+    "generate.py": ["--repeat", "3", "--skip-no-cache", "--markdown", "book/tables/generate.md"],
 }
 
 
