@@ -77,9 +77,10 @@ execute: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/jupytext --sync chapters/*.ipynb
 
-# The appendix tables (book/tables/*.md), measured on this machine: about 8 minutes on 2 cores.
+# The appendix tables (book/tables/*.md), measured on this machine with 2 torch threads: about 15
+# minutes on 2 idle cores.
 benchmarks: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --threads 2
 
 clean:
 	rm -rf _build

@@ -1,14 +1,15 @@
 """Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers'
 generate.
 
-Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 256] [--repeat
-3] The model has GPT-2 small's configuration (124M parameters, context 1024, no dropout) with its
-random initial weights (speed does not depend on what the weights are). The same weights go into
-transformers' GPT2LMHeadModel through a hub-format checkpoint (helpers.gpt2.save_hf_checkpoint).
-Each of the three generates --new-tokens ids greedily from the same prompt; the script checks that
-the three agree id for id, and prints tokens per second (the median over --repeat runs taken in
-turns, so a busy machine slows all three alike) and the ratios. --threads sets torch's CPU threads
-(default: torch's choice, one per core). Timings are measurements, not tests.
+Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 128 256]
+[--repeat 3]. The model has GPT-2 small's configuration (124M parameters, context 1024, no
+dropout) with its random initial weights (speed does not depend on what the weights are). The same
+weights go into transformers' GPT2LMHeadModel through a hub-format checkpoint
+(helpers.gpt2.save_hf_checkpoint). For each --new-tokens, each way generates that many ids greedily
+from the same prompt; the script checks that they agree id for id, and prints tokens per second
+(the median over --repeat runs taken in turns, so a busy machine slows all alike) and the ratios.
+--threads sets torch's CPU threads (default: torch's choice, one per core). Timings are
+measurements, not tests.
 """
 
 import argparse
@@ -69,7 +70,7 @@ def tokens_per_second(fns: dict, new_tokens: int, repeat: int) -> tuple[dict[str
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--new-tokens", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's choice)"
@@ -87,53 +88,57 @@ def main():
         torch.set_num_threads(args.threads)
     import transformers
 
+    from helpers.speed import markdown_table, provenance
+
+    header = provenance()
     model, hf = build()
     idx = torch.tensor([gpt2_encoding().encode("Every effort moves you")])  # (1, T)
     for fn in runners(model, hf, idx, 2).values():  # warm-up: one-off costs of a first call
         fn()
-    fns = runners(model, hf, idx, args.new_tokens)
-    if args.skip_no_cache:
-        del fns["ours, no cache"]
-    speed, outputs = tokens_per_second(fns, args.new_tokens, args.repeat)  # turns, medians
-    first = next(iter(outputs.values()))
-    assert all(torch.equal(out, first) for out in outputs.values()), "the ids disagree"
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, "
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s); "
         f"GPT-2 small config, {count_parameters(model):,} parameters"
     )
-    print(
-        f"greedy, prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens, median of "
-        f"{args.repeat} run(s); the ids agree"
-    )
-    for name, tps in speed.items():
-        print(f"  {name:16s} {tps:8.1f} tokens/s")
-    if "ours, no cache" in speed:
-        print(f"KV cache vs no cache: {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x")
-    print(
-        f"ours (KV cache) vs transformers: {speed['ours, KV cache'] / speed['transformers']:.2f}x"
-    )
+    rows, ratios = [], {}
+    for new_tokens in args.new_tokens:
+        fns = runners(model, hf, idx, new_tokens)
+        if args.skip_no_cache:
+            del fns["ours, no cache"]
+        speed, outputs = tokens_per_second(fns, new_tokens, args.repeat)  # turns, medians
+        first = next(iter(outputs.values()))
+        assert all(torch.equal(out, first) for out in outputs.values()), "the ids disagree"
+        ratio = speed["ours, KV cache"] / speed["transformers"]
+        ratios[new_tokens] = ratio
+        print(f"greedy, {new_tokens} new tokens, median of {args.repeat} run(s); the ids agree")
+        for name, tps in speed.items():
+            print(f"  {name:16s} {tps:8.1f} tokens/s")
+        print(f"ours (KV cache) vs transformers: {ratio:.2f}x")
+        rows.append(
+            [
+                new_tokens,
+                *(f"{speed[name]:.1f}" for name in speed),
+                f"{ratio:.2f}x",
+            ]
+        )
     if args.markdown:
-        from helpers.speed import markdown_table, provenance
-
-        base = speed.get("ours, no cache")
-        rows = [
-            [name, f"{tps:.1f}", f"{tps / base:.1f}x" if base else "-"]
-            for name, tps in speed.items()
-        ]
+        names = list(fns)
         text = (
-            provenance()
+            header
             + "\n"
             + f"GPT-2 small configuration ({count_parameters(model):,} parameters, random "
-            "weights), float32, greedy, "
-            f"a prompt of {idx.shape[1]} tokens, {args.new_tokens} new tokens; the median of "
-            f"{args.repeat} rounds in which the three take turns. The three give the same ids "
+            "weights), float32, batch 1, greedy, "
+            f"a prompt of {idx.shape[1]} tokens; for each number of new tokens the median of "
+            f"{args.repeat} rounds in which the ways take turns. They give the same ids "
             "(asserted).\n\n"
-            + markdown_table(["generation", "new tokens/s", "vs no cache"], rows)
-            + "\n\n"
-            + f"Our KV cache generates {speed['ours, KV cache'] / speed['transformers']:.2f}x as "
-            "many tokens per "
-            f"second as transformers' `generate` on the same weights.\n"
+            + markdown_table(
+                ["new tokens", *(f"{name}, tokens/s" for name in names), "ours / transformers"],
+                rows,
+            )
+            + "\n"
+            + "Our KV cache generates "
+            + " and ".join(f"{r:.2f}x (at {n} tokens)" for n, r in ratios.items())
+            + " as many tokens per second as transformers' `generate` on the same weights.\n"
         )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)

@@ -1,8 +1,9 @@
 """Run every appendix benchmark and write the tables the book includes (book/tables/*.md).
 
 Run from the repository root:  .venv/bin/python benchmarks/run_all.py [--threads N]   (or: make
-benchmarks) One script after another, never two at once (each measures speed or memory). About 8
-minutes on a 2-core CPU. The fast test suite does not run these; the tests check the same
+benchmarks) One script after another, never two at once (each measures speed or memory). Each
+measures a speed-up side by side with its reference in one run and reports ratios. About 15
+minutes on an idle 2-core CPU. The fast test suite does not run these; the tests check the same
 properties on tiny models.
 """
 
@@ -14,17 +15,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
+    "tokenizer.py",
     "train_speed.py",
+    "train_throughput.py",
     "inference_speed.py",
     "generate.py",
+    "op_count.py",
     "weight_layout.py",
     "distributed.py",
     "memory.py",
 ]
-TAKES_THREADS = {"train_speed.py", "inference_speed.py", "generate.py", "weight_layout.py"}
+TAKES_THREADS = {
+    "train_speed.py",
+    "train_throughput.py",
+    "inference_speed.py",
+    "generate.py",
+    "weight_layout.py",
+}
 EXTRA = {
-    "generate.py": ["--repeat", "2", "--markdown", "book/tables/generate.md"]
-}  # Chapter 7's 256-token run
+    "tokenizer.py": ["--markdown", "book/tables/tokenizer.md"],
+    "train_throughput.py": ["--markdown", "book/tables/train_vs_transformers.md"],
+    "op_count.py": ["--markdown", "book/tables/op_count.md"],
+    "generate.py": ["--repeat", "3", "--skip-no-cache", "--markdown", "book/tables/generate.md"],
+}
 
 
 def main():

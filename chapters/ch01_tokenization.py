@@ -407,6 +407,21 @@ ids = gpt2.encode("Your journey starts with one step")
 print(list(zip([gpt2.decode([i]) for i in ids], ids)))
 
 # %% [markdown]
+# Encoding runs the merges chunk by chunk, and most chunks of a text are words it has used
+# before. So the encoder keeps a cache, as OpenAI's original one does: the first time a chunk
+# appears its merges run and its ids are stored in `gpt2.cache` (a dictionary from chunk to ids);
+# every later time the ids are looked up. The story has far fewer distinct chunks than chunks:
+
+# %%
+chunks = regex.findall(gpt2.pattern, text)
+gpt2.cache.clear()
+assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
+print(f"{len(chunks):,} chunks, {len(set(chunks)):,} distinct; "
+      f"the cache now holds {len(gpt2.cache):,}")
+n_the = chunks.count(" the")
+print(f"' the' appears {n_the} times; its ids, computed once: {gpt2.cache[' the']}")
+
+# %% [markdown]
 # ## 1.10 Compression and speed, measured
 #
 # A tokenizer's *compression* is how many tokens it needs per byte of text: fewer tokens mean shorter

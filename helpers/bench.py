@@ -59,31 +59,127 @@ def time_call(
     return time_turns({"fn": fn}, repeat, warmup, reduce)["fn"]
 
 
-def tokenizer_benchmark(text: str, vocab_size: int = 2000, repeat: int = 5) -> dict[str, float]:
-    """Chapter 1's measurements: BPE training time on ``text``, and encoding speed of our GPT-2
-    tokenizer against tiktoken on the same text (fresh encode caches for ours on each run)."""
+def prose_and_code(story: str, n_bytes: int = 1_000_000) -> str:
+    """About ``n_bytes`` (at least) of natural text, the same on every run of one Python version:
+    ``story``, then the source files at the top of Python's standard library in sorted order
+    (code, comments and docstrings) until the text is long enough."""
+    import sysconfig
+    from pathlib import Path
+
+    pieces, size = [story], len(story.encode("utf-8"))
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        if size >= n_bytes:
+            break
+        source = path.read_text(encoding="utf-8", errors="replace")
+        pieces.append(source)
+        size += len(source.encode("utf-8"))
+    return "".join(pieces)
+
+
+def varied_text(story: str, n_bytes: int = 1_000_000, seed: int = 0) -> str:
+    """About ``n_bytes`` (at least) of varied text, the same on every run: ``story``, the source of
+    Python's ``json`` package, whitespace runs and ``<|endoftext|>`` markers, then pieces of the
+    story and the code alternating with random strings over several alphabets (accents, CJK,
+    emoji, Greek and Arabic, whitespace, digits and punctuation), drawn with
+    ``random.Random(seed)``. The tokenizer tests and ``benchmarks/tokenizer.py`` use it: most of
+    its chunks are random, so it is the hard case for a chunk cache."""
+    import random
+    import sysconfig
+    from pathlib import Path
+
+    rng = random.Random(seed)
+    code = "".join(
+        p.read_text(encoding="utf-8")
+        for p in sorted(Path(sysconfig.get_paths()["stdlib"], "json").glob("*.py"))
+    )
+    alphabets = [
+        "abcdefghij ",
+        "éèàüößñç ",
+        "日本語中文한국어 ",
+        "😀🤗🚀👍🏽🇫🇷 ",
+        "αβγδ ابتث ",
+        " \t\n\r\u00a0\u3000",
+        "0123456789.,;:'\"!?()",
+    ]
+    pieces = [
+        story,
+        code,
+        "   many   spaces\n\n\n  and tabs\t\t\n",
+        "before<|endoftext|>after <|endoftext|>\n",
+    ]
+    while sum(len(p.encode("utf-8")) for p in pieces) < n_bytes:
+        alphabet = rng.choice(alphabets)
+        pieces.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400))))
+        pieces.append(
+            rng.choice(
+                [
+                    story[rng.randrange(min(20000, len(story))) :][:300],
+                    code[rng.randrange(len(code)) :][:300],
+                ]
+            )
+        )
+    return "".join(pieces)
+
+
+def encoding_benchmark(texts: dict[str, str], repeat: int = 5) -> dict[str, dict[str, float]]:
+    """Encoding speed of our GPT-2 tokenizer against tiktoken on each of ``texts`` (name -> text),
+    the three taking turns (:func:`time_turns`, medians): ours without a cache
+    (``BPETokenizer(cache=False)``), ours with its chunk cache emptied before each call (so each
+    distinct chunk is merged once per call), and tiktoken. Per name: the seconds of each
+    (``no_cache_s``, ``ours_s``, ``tiktoken_s``), ``chunks`` and ``distinct_chunks`` (the
+    pre-split pieces of the text), ``bytes``, and ``slowdown = ours_s / tiktoken_s``. Asserts that
+    all three give the same ids."""
     from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
     from helpers.tokenizer import BPETokenizer
 
     files = gpt2_tokenizer_files()
     ours = BPETokenizer.from_gpt2_files(files["encoder.json"], files["vocab.bpe"])
+    plain = BPETokenizer.from_gpt2_files(files["encoder.json"], files["vocab.bpe"])
+    plain.cache = None
     theirs = gpt2_encoding()
+    results = {}
+    for name, text in texts.items():
 
-    def encode_ours_cold():
-        ours._cache.clear()  # measure the full BPE work, not a lookup in the chunk cache
-        ours.encode_ordinary(text)
+        def ours_fresh_cache(text=text):
+            ours.cache.clear()  # the cache fills within the call: repeats inside the text only
+            return ours.encode_ordinary(text)
+
+        fns = {
+            "no_cache_s": lambda text=text: plain.encode_ordinary(text),
+            "ours_s": ours_fresh_cache,
+            "tiktoken_s": lambda text=text: theirs.encode_ordinary(text),
+        }
+        outputs: dict = {}
+        r = time_turns(fns, repeat=repeat, outputs=outputs)
+        if not outputs["no_cache_s"] == outputs["ours_s"] == outputs["tiktoken_s"]:
+            raise AssertionError(f"the three encodings of {name!r} differ")
+        chunks = ours._split.findall(text)
+        r.update(
+            chunks=len(chunks),
+            distinct_chunks=len(set(chunks)),
+            bytes=len(text.encode("utf-8")),
+            slowdown=r["ours_s"] / r["tiktoken_s"],
+        )
+        results[name] = r
+    return results
+
+
+def tokenizer_benchmark(text: str, vocab_size: int = 2000, repeat: int = 5) -> dict[str, float]:
+    """Chapter 1's measurements: BPE training time on ``text``, and encoding speed of our GPT-2
+    tokenizer against tiktoken on the same text, taking turns (our chunk cache emptied before each
+    call, so each distinct chunk is merged once per call; see :func:`encoding_benchmark`)."""
+    from helpers.tokenizer import BPETokenizer
 
     train_s = time_call(lambda: BPETokenizer().train(text, vocab_size), repeat=repeat)
-    ours_s = time_call(encode_ours_cold, repeat=repeat)
-    theirs_s = time_call(lambda: theirs.encode_ordinary(text), repeat=repeat)
-    n_bytes = len(text.encode("utf-8"))
+    r = encoding_benchmark({"text": text}, repeat=repeat)["text"]
+    n_bytes = r["bytes"]
     return {
         "train_seconds": train_s,
-        "ours_encode_seconds": ours_s,
-        "tiktoken_encode_seconds": theirs_s,
-        "ours_MB_per_s": n_bytes / ours_s / 1e6,
-        "tiktoken_MB_per_s": n_bytes / theirs_s / 1e6,
-        "slowdown": ours_s / theirs_s,
+        "ours_encode_seconds": r["ours_s"],
+        "tiktoken_encode_seconds": r["tiktoken_s"],
+        "ours_MB_per_s": n_bytes / r["ours_s"] / 1e6,
+        "tiktoken_MB_per_s": n_bytes / r["tiktoken_s"] / 1e6,
+        "slowdown": r["slowdown"],
     }
 
 

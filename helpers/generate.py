@@ -93,9 +93,10 @@ def _steps(
         gen = torch.Generator(device=idx.device)
         gen.manual_seed(seed) if seed is not None else gen.seed()
     ids, cache = idx, None
+    max_len = idx.shape[1] + max_new_tokens  # the cache is allocated once, for the whole text
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)  # (B,)
     for _ in range(max_new_tokens):
-        logits, cache = _next_logits(model, ids, cache, use_cache)  # (B, V)
+        logits, cache = _next_logits(model, ids, cache, use_cache, max_len)  # (B, V)
         if do_sample and temperature > 0:
             probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(
                 dim=-1

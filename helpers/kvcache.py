@@ -17,7 +17,9 @@ Two options of the same object, same forward path:
   row gets the logits it would get alone.
 
 ``_next_logits`` is the model step of the decoding loops (``helpers.generate``, ``helpers.beam``):
-the last position's logits, with or without a cache, rebuilding it once the context overflows.
+the last position's logits, with or without a cache, rebuilding it once the context overflows;
+``helpers.generate`` pre-allocates its cache (``max_len``), since it knows how long the text
+will get.
 """
 
 from __future__ import annotations
@@ -129,15 +131,18 @@ class KVCache:
 
 
 # -- the model step that decoding takes -------------------------------------------------------
-def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool):
+def _next_logits(model, ids: torch.Tensor, cache, use_cache: bool, max_len: int | None = None):
     """Last-position logits ``(B, V)`` for ``ids  # (B, T)`` and the updated cache (None without
     one). The cache must hold ``ids[:, :past_len]``; when ``ids`` outgrows the context it is
-    rebuilt."""
-    window = ids[:, -model.cfg.context_length :]
+    rebuilt. ``max_len``: the longest ``ids`` will get; the first cache is then pre-allocated for
+    ``min(max_len, context_length)`` positions instead of growing by ``torch.cat``."""
+    context_length = model.cfg.context_length
+    window = ids[:, -context_length:]
     if not use_cache:
         return model(window)[:, -1, :], None
-    if cache is None or ids.shape[1] > model.cfg.context_length:
-        cache = KVCache()
+    if cache is None or ids.shape[1] > context_length:
+        fits = max_len is not None and ids.shape[1] <= context_length  # else: a new cache per step
+        cache = KVCache(min(max_len, context_length) if fits else None)
         logits = model(window, cache=cache)  # prefill: the whole (window of the) prompt
     else:
         logits = model(ids[:, cache.length() :], cache=cache)  # the new tokens only

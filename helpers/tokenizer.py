@@ -25,7 +25,7 @@ from pathlib import Path
 
 import regex
 
-from helpers.bpe import merge_pair, train_bpe
+from helpers.bpe import train_bpe
 
 # GPT-2's pre-tokenization pattern, as tiktoken's "gpt2" encoding spells it.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -78,8 +78,11 @@ def _token_id(value) -> int:
 class BPETokenizer:
     """A byte-level BPE tokenizer with regex pre-splitting and special tokens."""
 
-    def __init__(self, pattern: str = GPT2_SPLIT_PATTERN):
+    def __init__(self, pattern: str = GPT2_SPLIT_PATTERN, cache: bool = True):
         self.pattern = pattern
+        # chunk -> its ids, filled by encoding and kept between calls (None: no cache); see
+        # encode_ordinary
+        self.cache: dict[str, list[int]] | None = {} if cache else None
         self.byte_ids: list[int] = list(range(256))  # byte value -> token id
         self.merges: dict[tuple[int, int], int] = {}  # (left id, right id) -> new id
         self.special_tokens: dict[str, int] = {}  # "<|endoftext|>" -> id
@@ -106,7 +109,13 @@ class BPETokenizer:
             if self.special_tokens
             else None
         )
-        self._cache: dict[bytes, list[int]] = {}
+        # the bytes of every regular token -> its id, for the one-token shortcut of _bpe
+        self._token_of: dict[bytes, int] = {
+            b: tid for tid, b in self.vocab.items() if tid not in self.special_tokens.values()
+        }
+        self._pair_of = {new_id: pair for pair, new_id in self.merges.items()}
+        if self.cache is not None:
+            self.cache.clear()  # the merges may have changed
 
     @property
     def n_vocab(self) -> int:
@@ -150,27 +159,50 @@ class BPETokenizer:
         return self
 
     # --------------------------------------------------------------- encoding
-    def _encode_chunk(self, chunk: bytes) -> list[int]:
-        cached = self._cache.get(chunk)
-        if cached is not None:
-            return cached
+    def _bpe(self, chunk: bytes) -> list[int]:
+        """The ids of one pre-split chunk: its bytes, merged pair by pair.
+
+        A chunk that is itself a token becomes that token at once, as in tiktoken: merging it
+        pair by pair ends there too (the tests check every GPT-2 token, and every token a trained
+        tokenizer learns)."""
+        token = self._token_of.get(chunk)
+        if token is not None:
+            return [token]
         ids = [self.byte_ids[b] for b in chunk]
-        merges = self.merges
-        while len(ids) >= 2:
-            # The pair that was merged earliest during training (smallest new id) goes first.
-            pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
-            if pair not in merges:
+        get, never = self.merges.get, 1 << 62  # never: the rank of a pair with no merge
+        # ranks[i]: the new id of the pair (ids[i], ids[i + 1]), the merge's rank
+        ranks = [get(pair, never) for pair in zip(ids, ids[1:])]
+        while ranks:
+            # The pair that was merged earliest during training (smallest new id) goes first,
+            # the leftmost if it occurs more than once.
+            new_id = min(ranks)
+            if new_id == never:
                 break
-            ids = merge_pair(ids, pair, merges[pair])
-        self._cache[chunk] = ids
+            i = ranks.index(new_id)
+            ids[i : i + 2] = [new_id]
+            del ranks[i]  # and the ranks of the merged token's two neighbouring pairs change:
+            if i > 0:
+                ranks[i - 1] = get((ids[i - 1], new_id), never)
+            if i < len(ranks):
+                ranks[i] = get((new_id, ids[i + 1]), never)
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ``text``, treating special-token strings as ordinary text."""
+        """Encode ``text``, treating special-token strings as ordinary text.
+
+        Words repeat, so each distinct chunk is merged once: its ids go into ``self.cache``
+        (chunk -> ids, kept between calls, as in OpenAI's ``encoder.py``), and every later
+        occurrence is a dictionary lookup. ``BPETokenizer(cache=False)`` merges every chunk."""
         _check_text(text)
         ids: list[int] = []
+        cache = self.cache
         for chunk in self._split.findall(text):
-            ids.extend(self._encode_chunk(chunk.encode("utf-8")))
+            chunk_ids = None if cache is None else cache.get(chunk)
+            if chunk_ids is None:  # a chunk not seen before: run the merges
+                chunk_ids = self._bpe(chunk.encode("utf-8"))
+                if cache is not None:
+                    cache[chunk] = chunk_ids
+            ids += chunk_ids
         return ids
 
     def encode(

@@ -1,16 +1,14 @@
 """helpers.tokenizer (Chapter 1) against tiktoken's GPT-2 encoding and against a hand-worked
 example."""
 
-import random
-import sysconfig
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.bench import varied_text
 from helpers.bpe import merge_pair
 from helpers.offline import gpt2_encoding, gpt2_tokenizer_files
 from helpers.tokenizer import (
@@ -83,35 +81,7 @@ def test_bytes_to_unicode_is_a_bijection():
 
 
 def test_gpt2_matches_tiktoken_on_a_megabyte_of_varied_text(gpt2, tiktoken_gpt2, verdict_text):
-    rng = random.Random(0)
-    code = "".join(
-        p.read_text(encoding="utf-8")
-        for p in sorted(Path(sysconfig.get_paths()["stdlib"], "json").glob("*.py"))
-    )
-    alphabets = [
-        "abcdefghij ",
-        "éèàüößñç ",
-        "日本語中文한국어 ",
-        "😀🤗🚀👍🏽🇫🇷 ",
-        "αβγδ ابتث ",
-        " \t\n\r\u00a0\u3000",
-        "0123456789.,;:'\"!?()",
-    ]
-    pieces = [
-        verdict_text,
-        code,
-        "   many   spaces\n\n\n  and tabs\t\t\n",
-        f"before{ENDOFTEXT}after {ENDOFTEXT}\n",
-    ]
-    while sum(len(p.encode("utf-8")) for p in pieces) < 1_100_000:
-        alphabet = rng.choice(alphabets)
-        pieces.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400))))
-        pieces.append(
-            rng.choice(
-                [verdict_text[rng.randrange(20000) :][:300], code[rng.randrange(len(code)) :][:300]]
-            )
-        )
-    text = "".join(pieces)
+    text = varied_text(verdict_text, 1_100_000)
     assert len(text.encode("utf-8")) >= 1_000_000
     assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
     assert gpt2.encode(text, allowed_special="all") == tiktoken_gpt2.encode(
@@ -200,3 +170,51 @@ def test_bad_input(gpt2, tmp_path):
     bad.write_text("{}")
     with pytest.raises(ValueError, match="not a file written by BPETokenizer.save"):
         BPETokenizer.load(bad)
+
+
+def merged_pair_by_pair(tok, chunk: bytes) -> list[int]:
+    """The merge loop alone, without the one-token shortcut or the cache."""
+    ids = [tok.byte_ids[b] for b in chunk]
+    while len(ids) >= 2:
+        pair = min(zip(ids, ids[1:]), key=lambda p: tok.merges.get(p, float("inf")))
+        if pair not in tok.merges:
+            break
+        ids = merge_pair(ids, pair, tok.merges[pair])
+    return ids
+
+
+def test_every_token_merges_to_itself(gpt2, trained):
+    """The one-token shortcut of ``_bpe`` (a chunk that is a token becomes it at once, as in
+    tiktoken) gives what the merges give: checked for all 50,256 regular GPT-2 tokens and every
+    token of a trained tokenizer."""
+    for tok in (gpt2, trained):
+        specials = set(tok.special_tokens.values())
+        for tid, token_bytes in tok.vocab.items():
+            if tid not in specials:
+                assert merged_pair_by_pair(tok, token_bytes) == [tid], (tid, token_bytes)
+
+
+def test_the_chunk_cache(gpt2, verdict_text, tmp_path):
+    """The cache changes no id, holds one entry per distinct chunk, and can be switched off."""
+    gpt2.cache.clear()
+    ids = gpt2.encode_ordinary(verdict_text)
+    chunks = regex.findall(gpt2.pattern, verdict_text)
+    assert len(gpt2.cache) == len(set(chunks)) < len(chunks)
+    assert gpt2.encode_ordinary(verdict_text) == ids  # the second time from the cache
+    plain = BPETokenizer.load(gpt2.save(tmp_path / "gpt2.json"))
+    plain.cache = None
+    assert plain.encode_ordinary(verdict_text) == ids
+    small = BPETokenizer(cache=False).train(verdict_text[:3000], 300)
+    assert small.cache is None
+    cached = BPETokenizer.load(small.save(tmp_path / "small.json"))
+    assert cached.encode(verdict_text) == small.encode(verdict_text)
+
+
+def test_the_merge_loop_equals_the_plain_one(gpt2, trained, verdict_text):
+    """``_bpe`` (a list of ranks updated at the merged pair's neighbours) merges every chunk as the
+    plain loop does, on prose and on random strings over several alphabets."""
+    text = varied_text(verdict_text, 60_000)
+    for tok in (gpt2, trained):
+        for chunk in set(regex.findall(tok.pattern, text)):
+            data = chunk.encode("utf-8")
+            assert tok._bpe(data) == merged_pair_by_pair(tok, data), chunk
