@@ -484,7 +484,7 @@ for name, (tr, va, lo) in REFERENCE_RUNS.items():
 # rate: $\text{peak} \cdot (s + 1)/W$ during the $W$ warmup steps, then
 # $\text{min} + \tfrac12(\text{peak} - \text{min})(1 + \cos \pi p)$, where $p$ goes from 0 at
 # step $W$ to 1 at the last of the $S$ steps, $S - 1$, in $S - W - 1$ equal increments; `train`
-# sets it before every step. The left plot compares it with the constant rate; the right one shows
+# sets it before every step. The top plot compares it with the constant rate; the bottom one shows
 # the gradient norms that the plain run above recorded, against the clipping threshold of 1.0.
 
 # %%

@@ -848,12 +848,15 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # and grows with the number of tokens (`benchmarks/generate.py` measures 256). With one token per
 # step the model does two floating-point operations per weight and must read every weight from
 # memory (the megabytes in the cell above): memory, not arithmetic, sets the pace. Our cached loop
-# runs close to `transformers`' `generate` (the last line of the cell above). In short runs like this
-# one `transformers` is usually a little ahead on this CPU; the script's 256-token runs, repeated in
-# turns, measure the comparison better. Timings on a shared machine move by tens of percent from run
-# to run. {doc}`../book/appendix_speed_inference` measures more: the 256-token comparison, where
-# `transformers` is ahead and why (the layout of the weights in memory), a pre-allocated cache, and
-# several prompts generated in one padded batch.
+# is slower than `transformers`' `generate` here: the ratio on the last line of the cell above is
+# below 1, so `transformers` is ahead. In short runs like this one `transformers` is usually ahead on
+# this CPU; the script's 256-token runs, repeated in turns, measure the comparison better. Timings on
+# a shared machine move by tens of percent from run to run. {doc}`../book/appendix_speed_inference`
+# measures more: the 256-token comparison, where `transformers` is ahead, and why (how the weights
+# lie in memory, and the number of small operations each cached step runs, which
+# `benchmarks/op_count.py` counts: our LayerNorm and GELU written out as formulas against
+# `transformers`' fused kernels), a pre-allocated cache, and several prompts generated in one
+# padded batch.
 #
 # Why one thread? This chapter sets `torch.set_num_threads(1)` after loading the model. Its models are
 # small enough that a second thread gains little; with one thread the order of floating-point sums

@@ -140,8 +140,8 @@ print(f"training took {train_seconds:.0f} s")
 
 # %% [markdown]
 # The training cell prints the losses: the training loss falls steadily, epoch after epoch, while
-# the validation loss drops in the first epoch, barely moves in the next two and rises in the
-# last. With so little text the model mostly memorizes. It still has to route information
+# the validation loss drops steeply in the first epoch, falls only a little in the next two and
+# rises in the last. With so little text the model mostly memorizes. It still has to route information
 # between positions to do that, and that routing is what we look at.
 
 # %% [markdown]
@@ -385,12 +385,14 @@ for layer in range(1, cfg.n_layers):
 # Some entries of the list are accidents of a small sample, but several heads have a clear taste
 # (in this run; a model trained on another machine may order its heads differently):
 #
-# - one head of layer 4 seeks out the ends of sentences and paragraphs, "." and ".\n\n", about
-#   four times more than an even head, and one of layer 3 the paragraph ends, dashes and opening
-#   quotes ' "' that break up the dialogue;
-# - a head of layer 1 seeks the subject pronouns " he" and " I": who is acting;
-# - several heads look for the auxiliaries " had" and " was" and the negation "'t", and others
-#   (in layers 2 and 3) for the determiners " a" and " the" and the possessives " his" and " my".
+# - heads of layers 2 and 3 seek out the ends of sentences and paragraphs, "." and ".\n\n", and
+#   the dashes "--", about three times more than an even head, and a head of layer 1 and one of
+#   layer 2 the opening quotes ' "' and dashes that break up the dialogue;
+# - several heads seek the subject pronouns " I", " you" and " he", who is acting: one of
+#   layer 2 favours all three equally, one of layer 4 " you" more than four times as much as an
+#   even head;
+# - others look for the auxiliaries " had" and " was" and the negation "'t" (in layers 1, 3
+#   and 4), and one of layer 3 for the possessives " his" and " my".
 #
 # Those are heads that attend by *what a token is for*, which the embeddings of Section 9.6 also
 # encode. The check below only asks for the general fact: some later head favours sentence ends
@@ -481,11 +483,12 @@ assert left_to_right[-1] == "name" and "punctuation" in left_to_right[:2]
 
 # %% [markdown]
 # The groups were chosen by us, not by the model, yet several come out in their own region of
-# the map: the names on the right, next to the object pronouns " him" and " me"; the subject
-# pronouns " I", " he", " she" and " you" low in the middle; the determiners and possessives
-# " a", " his" and " my" together above them and further left; ".", "--" and "!" on the far
-# left, with "," and ";" together at the top (the centres of the groups are printed under the
-# map).
+# the map: the names furthest right, next to the object pronouns " him" and " me" and the verb
+# " said"; the subject pronouns " I", " he", " she" and " you" together at the top, in the
+# middle; the determiners and possessives " a", " his" and " my" together at the bottom left;
+# ".", "!" and "--" on the left, while "," and ";" sit low in the middle (the centres of the
+# groups are printed under the map: names furthest right, determiners and punctuation the two
+# leftmost groups).
 # The model gives tokens that play the same part in a sentence similar vectors, because they are
 # followed by similar tokens. A map of two directions out of 64 hides a lot, so check it in all
 # 64: the nearest neighbours of a few tokens by cosine similarity in the embedding table
@@ -498,10 +501,10 @@ for word in [" he", " the", " was", " Jack", ","]:
 
 # %% [markdown]
 # The neighbours in the cell above are mostly tokens of the same kind: the pronouns " I",
-# " she" and " they" next to " he", the determiners and possessives next to " the", the verbs
-# " had", " found" and " could" next to " was", ";" next to ",". " Jack" is the weakest: the
-# story's names are rare, and its neighbours mix other names (" Rickham", " Stroud") with the
-# noun " beauty" and the pronoun " it".
+# " they", " she" and " you" next to " he", the determiners and possessives next to " the", the
+# verbs " had", " is" and " were" next to " was", ";" next to ",". " Jack" is the weakest: the
+# story's names are rare, and its neighbours mix the pronouns " it", " him" and " us" with the
+# title " Mrs" and the noun " beauty".
 #
 # The map above shows only the chosen words. The next one, drawn in the page itself, adds the 300
 # tokens the story uses most, grey, projected together with the chosen words onto their own two
@@ -774,8 +777,8 @@ plt.show()
 #   itself (usually, not always: the score is a dot product after `final_norm`'s learned gain, so
 #   a token with a longer vector could win; the assert checks this prompt).
 # - Block 1 already turns that into a plausible next token, often the one the final layer keeps:
-#   " was" after "I", "'t" after "AD", " it" after " thought", guesses that mostly follow from
-#   the current token.
+#   " it" after " thought", " was" after " Gisburn", " have" after " rather", "," after "ap",
+#   guesses that mostly follow from the current token.
 # - The later blocks mostly confirm or adjust the guess. On this opening sentence few if any
 #   of the final answers are right (the count is under the table): the model has not learned the story
 #   by heart.
@@ -808,8 +811,8 @@ plt.show()
 
 # %% [markdown]
 # The first block does the most: after it, the lens's top token is already the model's final
-# answer at about one position in three, and it puts most of the final probability on the
-# true next token; each later block moves that probability less (the last lowers it slightly),
+# answer at nearly one position in two, and it puts most of the final probability on the
+# true next token; each later block moves that probability less (the last hardly at all),
 # and the share of positions where the lens agrees with the final answer grows block by block
 # (the cell above prints every value). A guess that forms early and is refined afterwards is
 # also what the logit lens showed its author in GPT-2, whose middle layers already read close to
