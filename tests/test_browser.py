@@ -280,6 +280,7 @@ def test_the_pdf_holds_every_chapter_figure_and_formula(book_pdf):
     assert len(contents["documents"]) == len(toc_pages()) - 1, contents["documents"]
 
 
+@pytest.mark.slow
 def test_the_page_explorers_answer_their_controls_when_opened_from_disk(report):
     """Chapter 7's decoding explorer keeps, for each setting stored by Python, exactly the number of
     tokens helpers.sampling keeps; Chapter 9's attention explorer redraws for another layer and
