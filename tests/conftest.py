@@ -26,7 +26,7 @@ def pytest_report_header(config):
     finally:
         sys.path.pop(0)
     table = execute.TIMES.read_text(encoding="utf-8") if execute.TIMES.exists() else ""
-    stored = {m[2] for m in map(execute.ROW.match, table.splitlines()) if m}
+    stored = {m[3] for m in map(execute.ROW.match, table.splitlines()) if m}
     here = execute.processor()
     if stored and stored != {here}:
         return (
