@@ -1,7 +1,7 @@
-"""The book's command line, built in Chapter 8 (Loading GPT-2's weights): ``python -m helpers``.
+"""The book's command line, built in Chapter 9 (Loading GPT-2's weights): ``python -m helpers``.
 
 * ``generate PROMPT``: continue a prompt with GPT-2 (or any checkpoint in its format), greedily,
-  by sampling, or by beam search (``helpers.generate.generate``, Chapter 7);
+  by sampling, or by beam search (``helpers.generate.generate``, Chapter 8);
 * ``perplexity FILE``: the sliding-window perplexity of a text file (``helpers.perplexity``).
 
 ``--model`` is resolved by ``helpers.gpt2.load_hf_checkpoint``: ``gpt2``, ``gpt2-medium``,

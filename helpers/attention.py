@@ -15,7 +15,7 @@ the diagonal is 0. In training mode with ``dropout > 0`` the two paths draw diff
 masks; in eval mode, or with ``dropout=0``, they agree to float rounding (Chapter 3 and
 ``tests/test_attention.py`` check 1e-6 in float32).
 
-Chapter 7 (Decoding) adds a *KV cache*: ``forward(x, cache=cache, layer=i)`` with a
+Chapter 8 (Decoding) adds a *KV cache*: ``forward(x, cache=cache, layer=i)`` with a
 :class:`helpers.kvcache.KVCache` treats ``x`` as the tokens after the ``past_len`` cached ones,
 lets them attend to the past and to each other causally (query ``i`` sits at absolute position
 ``past_len + i``), and appends their keys and values to the cache.
@@ -185,41 +185,60 @@ class MultiHeadAttention(nn.Module):
         return q, k, v
 
     def forward(
-        self, x: torch.Tensor, cache=None, layer: int = 0, attn_weights: list | None = None
+        self,
+        x: torch.Tensor,
+        cache=None,
+        layer: int = 0,
+        attn_weights: list | None = None,
     ) -> torch.Tensor:
         """``x (B, T, d_in)`` -> ``(B, T, d_out)``, always.
 
-        ``attn_weights``: a list to which the ``(B, h, T, past_len + T)`` softmax weights (before
-        dropout) are appended; asking for them runs the explicit path (also when ``use_sdpa`` is
-        False). ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` holding the keys and
-        values of the ``past_len`` tokens before ``x`` in slot ``layer``; the new ones are
-        appended."""
+        ``attn_weights``: a list to which the ``(B, h, T, past_len + T)``
+        softmax weights (before dropout) are appended; asking for them runs
+        the explicit path (also when ``use_sdpa`` is False). ``cache``
+        (Chapter 8): a :class:`helpers.kvcache.KVCache` holding the keys and
+        values of the ``past_len`` tokens before ``x`` in slot ``layer``; the
+        new ones are appended."""
         past_len = 0 if cache is None else cache.length(layer)
         self._check_input(x, past_len)
         B, T, _ = x.shape
         q, k, v = self.project(x)  # (B, h, T, d_h)
-        if cache is not None:  # the cached keys and values come first: (B, h, past_len + T, d_h)
+        # the cached keys and values come first: (B, h, past_len + T, d_h)
+        if cache is not None:
             k, v = cache.update(layer, k, v)
         p = self.dropout if self.training else 0.0
-        # Query i is the token at position past_len + i: it may see keys 0 .. past_len + i, so the
-        # mask is rows past_len .. past_len + T - 1 of the full (context_length, context_length)
-        # mask.
-        mask = self.mask[
-            past_len : past_len + T, : past_len + T
-        ]  # (T, past_len + T), True = hidden
-        if cache is not None:
-            mask = cache.hidden(mask, past_len)  # (B, 1, T, S) when the rows are padded
-        if attn_weights is not None or not self.use_sdpa:
-            context, weights = causal_attention(q, k, v, mask, dropout_p=p)  # (B, h, T, d_h)
-            if attn_weights is not None:
-                attn_weights.append(weights)  # (B, h, T, past_len + T)
-        elif past_len == 0 and mask.dim() == 2:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-        elif T == 1 and mask.dim() == 2:  # one new token sees every cached one: no mask at all
+        padded = cache is not None and cache.pad is not None
+        explicit = attn_weights is not None or not self.use_sdpa
+        # the usual causal triangle
+        if not explicit and not padded and past_len == 0:
+            context = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=p, is_causal=True
+            )
+        elif not explicit and not padded and T == 1:
+            # one new token sees every cached one
             context = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        else:  # SDPA's bool mask means "may attend", ours "hidden"
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=~mask, dropout_p=p)
-        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # heads side by side
+        else:
+            # Query i is the token at position past_len + i: it may see keys
+            # 0 .. past_len + i, so the mask is rows past_len .. past_len + T
+            # - 1 of the full (context_length, context_length) mask; True =
+            # hidden. Only these paths build it. (T, past_len + T)
+            mask = self.mask[past_len : past_len + T, : past_len + T]
+            if cache is not None:
+                # (B, 1, T, S) when the rows are padded
+                mask = cache.hidden(mask, past_len)
+            if explicit:
+                # (B, h, T, d_h)
+                context, weights = causal_attention(
+                    q, k, v, mask, dropout_p=p
+                )
+                if attn_weights is not None:
+                    attn_weights.append(weights)  # (B, h, T, past_len + T)
+            else:  # SDPA's bool mask means "may attend", ours "hidden"
+                context = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=~mask, dropout_p=p
+                )
+        # heads side by side
+        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)
         return self.out_proj(context)  # (B, T, d_out)
 
 

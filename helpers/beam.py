@@ -1,4 +1,4 @@
-"""Beam search, built in Chapter 7 (Decoding).
+"""Beam search, built in Chapter 8 (Decoding).
 
 :func:`beam_search`: ``transformers``' beam search (its ``_beam_search``), with its length penalty
 (a finished hypothesis scores ``sum log p / generated_length ** length_penalty``, the length

@@ -4,7 +4,7 @@
   minimum: other processes only ever slow a run down);
 * :func:`time_turns`: several functions timed in turns, so that a busy machine slows all alike;
 * the measurements the chapters report: :func:`tokenizer_benchmark` (Chapter 1) and
-  :func:`throughput_comparison` (Chapter 6); Chapter 3's is
+  :func:`throughput_comparison` (Chapter 7); Chapter 3's is
   ``helpers.attention.attention_benchmark``.
 
 Timings are measurements, never assertions: they are printed, and notebook cells that show them are
@@ -202,7 +202,7 @@ def _train_step(
 
 
 def throughput_comparison(cfg, batch_size: int, repeat: int = 5, seed: int = 0) -> dict[str, float]:
-    """Chapter 6's benchmark: training tokens per second (forward, cross-entropy, backward, AdamW
+    """Chapter 7's benchmark: training tokens per second (forward, cross-entropy, backward, AdamW
     step) of our ``GPTModel(cfg)`` and of ``transformers.GPT2LMHeadModel`` built from the same
     configuration (``helpers.gpt2_config.config_to_hf``), on one random
     ``(batch_size, context_length)`` batch. After a warm-up step each, the two models take turns

@@ -26,11 +26,23 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 HELPERS_DIR = Path(__file__).resolve().parent
 
 
 class Wrong(Exception):
     """The answer failed a case: the message says what is wrong, on which case, and a hint."""
+
+
+def as_number(x) -> float:
+    """``x`` as a float if it is one number (a Python int or float, or a one-element tensor),
+    else :class:`Wrong` saying what it is instead."""
+    if isinstance(x, torch.Tensor) and x.numel() == 1:
+        return x.item()
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    raise Wrong(f"The answer should be a number, not {type(x).__name__}.")
 
 
 @dataclass(frozen=True)

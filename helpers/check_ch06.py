@@ -11,16 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from helpers.check import Wrong
-from helpers.train import warmup_cosine
-
-
-def _number(x) -> float:
-    if isinstance(x, torch.Tensor) and x.numel() == 1:
-        return x.item()
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return float(x)
-    raise Wrong(f"The answer should be a number, not {type(x).__name__}.")
+from helpers.check import Wrong, as_number
+from helpers.data import create_dataloader
 
 
 def check_6_1(fn) -> str:
@@ -32,7 +24,7 @@ def check_6_1(fn) -> str:
         counts = torch.bincount(torch.tensor(train_ids), minlength=vocab).double()
         probs = (counts + k) / (len(train_ids) + k * vocab)
         expected = -probs[targets].log().mean().item()
-        got = _number(fn(list(train_ids), list(targets), vocab, k))
+        got = as_number(fn(list(train_ids), list(targets), vocab, k))
         if math.isclose(got, -expected, rel_tol=1e-6):
             raise Wrong(f"On {name}, your loss has the wrong sign. Hint: a loss is the mean "
                         "*negative* log-probability.")
@@ -46,49 +38,7 @@ def check_6_1(fn) -> str:
     return "seen and unseen targets, one target, and k = 1, 0.1, 0.01"
 
 
-def check_6_2(fn) -> str:
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 4, 7, generator=gen)  # (B, T, V)
-    pad = 6
-    cases = {"a padded batch": torch.tensor([[1, 2, 3, 0], [4, 5, pad, pad], [2, pad, pad, pad]]),
-             "a batch with no padding": torch.tensor([[1, 2, 3, 0], [4, 5, 1, 1], [2, 0, 0, 3]])}
-    for name, targets in cases.items():
-        expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=pad)
-        got = _number(fn(logits.clone(), targets.clone(), pad))
-        per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-        keep = targets.flatten() != pad
-        if math.isclose(got, per_token.mean().item(), rel_tol=1e-5) and not keep.all():
-            raise Wrong(f"On {name}, your loss counts the padding targets. Hint: leave the "
-                        "positions whose target is the pad id out of the mean.")
-        if math.isclose(got, (per_token * keep).mean().item(), rel_tol=1e-5) and not keep.all():
-            raise Wrong(f"On {name}, your loss divides by every position, padding included, so "
-                        "padding dilutes it. Hint: divide by the number of real targets.")
-        if not math.isclose(got, expected.item(), rel_tol=1e-5):
-            raise Wrong(f"On {name}, you gave {got:.4f}, not the loss without padding. Hint: "
-                        "the cross-entropy of each real target, averaged over them.")
-    return "a padded batch (a row of one real target included) and a batch without padding"
-
-
-def check_6_3(answer) -> str:
-    if not isinstance(answer, bool):
-        raise Wrong("Answer True (the same losses) or False (different losses).")
-    if answer:
-        raise Wrong("The weights and the optimizer are restored, but is that all a loss "
-                    "depends on? Hint: which batches come next, and which activations dropout "
-                    "zeroes, come from random generators.")
-    return "the prediction (the run in the cell below shows it)"
-
-
-def check_6_4(answer) -> str:
-    if answer not in (0.5, 1.0, 2.0):
-        raise Wrong("Answer one of the temperatures 0.5, 1.0 or 2.0.")
-    if answer != 0.5:
-        raise Wrong(f"At temperature {answer} the distribution is flatter than at 0.5. Hint: "
-                    "which temperature sticks closest to the letters the model has seen most?")
-    return "the prediction (the run in the cell below shows it)"
-
-
-CASES_6_5 = [  # (validation losses, patience, (best, stop)) worked out by hand
+CASES_6_2 = [  # (validation losses, patience, (best, stop)) worked out by hand
     ([5.0, 4.0, 3.0, 2.0, 1.0], 2, (4, 4), "losses that fall to the end (the last evaluation)"),
     ([3.0, 2.0, 5.0, 6.0, 7.0, 1.0], 3, (1, 4), "a rise that lasts exactly the patience"),
     ([5.0, 4.0, 4.0, 4.0, 3.0], 2, (1, 3), "a tie with the best loss (not an improvement)"),
@@ -96,8 +46,8 @@ CASES_6_5 = [  # (validation losses, patience, (best, stop)) worked out by hand
 ]
 
 
-def check_6_5(fn) -> str:
-    for losses, patience, expected, name in CASES_6_5:
+def check_6_2(fn) -> str:
+    for losses, patience, expected, name in CASES_6_2:
         got = fn(list(losses), patience)
         if not (isinstance(got, tuple) and len(got) == 2):
             raise Wrong("Your function should return a pair (best, stop) of indices.")
@@ -120,28 +70,68 @@ def check_6_5(fn) -> str:
     return "a falling curve, a tie, a rise of exactly the patience and a single evaluation"
 
 
-def check_6_6(fn) -> str:
-    settings = [(1e-3, 20, 4, 1e-4), (5e-4, 9, 1, 5e-5), (1e-3, 10, 0, 0.0)]
-    for peak, total, warmup, floor in settings:
-        reference = warmup_cosine(peak, total, warmup, floor)
-        name = f"peak {peak}, {total} steps, {warmup} warmup, floor {floor}"
-        got = [_number(fn(step, peak, total, warmup, floor)) for step in range(total)]
-        wrong = [s for s in range(total)
-                 if not math.isclose(got[s], reference(s), rel_tol=1e-9, abs_tol=1e-15)]
-        if not wrong:
+def check_6_3(fn) -> str:
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 9, generator=gen)  # (N, V)
+    targets = torch.tensor([0, 3, 8, 3])
+    cases = [("random logits", base, targets),
+             ("logits times 1,000 (a naive softmax rounds most probabilities to 0)", 1000 * base,
+              targets),
+             ("one row whose target is not the largest logit", torch.tensor([[5.0, -200.0, 0.0]]),
+              torch.tensor([1]))]
+    for name, logits, t in cases:
+        expected = F.cross_entropy(logits, t)
+        got = fn(logits.clone(), t.clone())
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            raise Wrong(f"On {name}, return the mean loss as a one-number tensor, not "
+                        f"{type(got).__name__}.")
+        if not torch.isfinite(got):
+            raise Wrong(f"On {name}, your loss is {got.item()}. Hint: subtract each row's largest "
+                        "logit before exponentiating, and take the log of the sum, not of a "
+                        "rounded probability.")
+        if torch.isclose(got, -expected, rtol=1e-5):
+            raise Wrong(f"On {name}, your loss has the wrong sign. Hint: a loss is the mean "
+                        "*negative* log-probability.")
+        if not torch.isclose(got.float(), expected, rtol=1e-5, atol=1e-5):
+            raise Wrong(f"On {name}, you gave {got.item():.4f}, F.cross_entropy gives "
+                        f"{expected.item():.4f}. Hint: the row's log-normalizer is "
+                        "m + log(sum(exp(z - m))), and the loss is its mean minus the target's "
+                        "logit.")
+    return "random logits, logits in the thousands, and a target far below the largest logit"
+
+
+def _loader_length(n_tokens, batch_size, context_length, stride, drop_last) -> int:
+    return len(create_dataloader(list(range(n_tokens)), batch_size, context_length, stride=stride,
+                                 shuffle=False, drop_last=drop_last))
+
+
+def check_6_4(fn) -> str:
+    cases = [(257, 1, 256, 256, True, "exactly one window (context_length + 1 tokens)"),
+             (512, 1, 256, 256, True, "512 tokens: one token short of a second window"),
+             (5000, 1, 256, 128, True, "overlapping windows (stride 128)"),
+             (5000, 4, 256, 256, True, "batches of 4 with the smaller last batch dropped"),
+             (5000, 4, 256, 256, False, "batches of 4 with the smaller last batch kept"),
+             (1000, 3, 10, 7, False, "a stride that does not divide anything")]
+    for n, b, ctx, stride, drop, name in cases:
+        expected = _loader_length(n, b, ctx, stride, drop)
+        got = fn(n, b, ctx, stride, drop)
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise Wrong(f"The answer should be a whole number of steps, not {type(got).__name__}.")
+        if got == expected:
             continue
-        step = wrong[0]
-        case = f"At step {step} of {name}"
-        if step < warmup and math.isclose(got[step], peak * step / warmup, abs_tol=1e-15):
-            raise Wrong(f"{case}, your rate is one warmup step behind. Hint: step 0 is the "
-                        "first step and already uses one step's worth of the peak.")
-        if got[-1] > floor + 1e-15:
-            raise Wrong(f"At the last step of {name}, your rate {got[-1]:.3g} is above the "
-                        "floor. Hint: the decay spans total - warmup - 1 step intervals.")
-        raise Wrong(f"{case}, your rate {got[step]:.6g} differs from {reference(step):.6g}. "
-                    "Hint: the cosine goes from the peak to the floor, not to zero.")
-    return "every step of three schedules (one warmup step, and no warmup at all, included)"
+        case = (f"On {name} (n_tokens={n}, batch_size={b}, context_length={ctx}, "
+                f"stride={stride}, drop_last={drop})")
+        windows = (n - ctx - 1) // stride + 1
+        if got in (windows, -(-windows // b), windows // b):
+            raise Wrong(f"{case}, you gave {got}, the loader makes {expected}. Hint: count "
+                        "windows first, then batches: rounded down when drop_last drops the "
+                        "smaller last batch, up when it keeps it.")
+        if got == ((n - ctx) // stride + 1) // b or got == -(-((n - ctx) // stride + 1) // b):
+            raise Wrong(f"{case}, you gave {got}, the loader makes {expected}. Hint: a window "
+                        "needs context_length + 1 tokens, the last one being its last target.")
+        raise Wrong(f"{case}, you gave {got}, the loader makes {expected}. Hint: windows start at "
+                    "0, stride, 2 * stride, ... as long as context_length + 1 tokens remain.")
+    return "one window, one token short, overlapping windows, drop_last both ways, odd strides"
 
 
-CHECKS = {"6.1": check_6_1, "6.2": check_6_2, "6.3": check_6_3, "6.4": check_6_4,
-          "6.5": check_6_5, "6.6": check_6_6}
+CHECKS = {"6.1": check_6_1, "6.2": check_6_2, "6.3": check_6_3, "6.4": check_6_4}

@@ -1,8 +1,8 @@
-"""The checks of Chapter 8's exercises (GPT-2's weights); see :mod:`helpers.check`.
+"""The checks of Chapter 8's exercises (decoding); see :mod:`helpers.check`.
 
-The cases compare the reader's answer with :func:`helpers.gpt2.weight_mapping`,
-:func:`helpers.gpt2.hf_state_dict` and :func:`helpers.perplexity.window_plan` on GPT-2's presets
-and tiny configurations; nothing is downloaded.
+The filters are compared with ``transformers``' logits processors or :mod:`helpers.sampling` on
+small logit vectors chosen for their edge cases; the cache and the log-probabilities with a tiny
+:class:`helpers.model.GPTModel` built from a fixed seed.
 """
 
 from __future__ import annotations
@@ -13,128 +13,169 @@ import math
 import torch
 
 from helpers.check import Wrong
-from helpers.gpt2 import hf_state_dict, weight_mapping
-from helpers.model import GPTConfig, GPTModel, predicted_parameters
-from helpers.perplexity import window_plan
+from helpers.kvcache import KVCache
+from helpers.model import GPTConfig, GPTModel
+from helpers.sampling import top_p_filter
 
 TINY = GPTConfig(vocab_size=40, context_length=16, emb_dim=16, n_heads=2, n_layers=2,
                  drop_rate=0.0)
 
 
+def tiny_model(seed: int = 0, **changes) -> GPTModel:
+    """A tiny GPT-2 from ``seed``, in evaluation mode; the global random state is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GPTModel(dataclasses.replace(TINY, **changes)).eval()
+
+
+def _tensor(got, like: torch.Tensor, case: str) -> torch.Tensor:
+    if not isinstance(got, torch.Tensor) or got.shape != like.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise Wrong(f"On {case}, your function returned {shape}, not logits of shape "
+                    f"{tuple(like.shape)}. Hint: return the whole logits tensor, changed.")
+    return got
+
+
 def check_8_1(fn) -> str:
-    cases = [("GPT-2 small", GPTConfig.from_preset("gpt2-small")),
-             ("GPT-2 XL", GPTConfig.from_preset("gpt2-xl")),
-             ("a tiny untied model with 10 tokens and C = 64 (two tensors tie for largest)",
-              dataclasses.replace(TINY, vocab_size=10, emb_dim=64, tie_weights=False))]
-    for name, cfg in cases:
-        sizes = {r.hub_name: math.prod(r.hub_shape) for r in weight_mapping(cfg)
-                 if r.transform != "tied to wte"}
-        total = predicted_parameters(cfg)
-        biggest = max(sizes.values())
-        got = fn(cfg)
-        if not (isinstance(got, tuple) and len(got) == 2):
-            raise Wrong(f"On {name}, your function should return a pair (hub_name, share).")
-        hub_name, share = got
-        if sizes.get(hub_name) != biggest:
-            raise Wrong(f"On {name}, {hub_name!r} is not the largest tensor. Hint: compare "
-                        "the number of elements, the product of hub_shape, over every row.")
-        if math.isclose(share, 100 * biggest / total, rel_tol=1e-6):
-            raise Wrong(f"On {name}, {share:.1f} looks like a percentage. Hint: give the "
-                        "fraction, between 0 and 1.")
-        tied_total = sum(math.prod(r.hub_shape) for r in weight_mapping(cfg))
-        if cfg.tie_weights and math.isclose(share, biggest / tied_total, rel_tol=1e-6):
-            raise Wrong(f"On {name}, your total counts the tied head as a tensor of its own. "
-                        "Hint: the row 'tied to wte' holds no parameters.")
-        if not math.isclose(share, biggest / total, rel_tol=1e-6):
-            raise Wrong(f"On {name}, the share {share:.4f} is not right; expected about "
-                        f"{biggest / total:.3f}. Hint: divide by the sum of every row's size.")
-    return "GPT-2 small and XL and a tiny untied model where two tensors tie for the largest"
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0, -2.0, 0.0], [1.0, 1.0, -3.0, 0.2, 4.0, -0.5]])
+    cases = [("a batch of two rows with positive and negative logits", [[0, 1, 2], [4, 2, 5]]),
+             ("a token that appears three times", [[3, 3, 3], [1, 1, 4]])]
+    for name, past in cases:
+        ids = torch.tensor(past)
+        expected = RepetitionPenaltyLogitsProcessor(1.5)(ids, logits.clone())
+        got = _tensor(fn(logits.clone(), ids.clone(), 1.5), logits, name)
+        if torch.allclose(got, expected):
+            continue
+        divided = logits.clone()
+        divided.scatter_(1, ids, logits.gather(1, ids) / 1.5)
+        if torch.allclose(got, divided):
+            raise Wrong(f"On {name}, the negative logits got *larger* (closer to 0). Hint: "
+                        "dividing a negative logit makes its token more likely; multiply it.")
+        if len(set(past[0])) < len(past[0]):
+            raise Wrong(f"On {name}, the repeated token was penalized more than once. Hint: a "
+                        "token is penalized once, however many times it appears.")
+        raise Wrong(f"On {name}, your logits differ from transformers' "
+                    "RepetitionPenaltyLogitsProcessor. Hint: only the tokens in ids change.")
+    return "positive, negative and zero logits, a batch, and a token seen three times"
+
+
+def _kept(z: torch.Tensor) -> list[list[int]]:
+    return [torch.isfinite(row).nonzero().flatten().tolist() for row in z]
 
 
 def check_8_2(fn) -> str:
-    for name, cfg in [("GPT-2 small", GPTConfig.from_preset("gpt2-small")),
-                      ("a tiny model, 3 blocks, context 16", dataclasses.replace(TINY,
-                                                                                 n_layers=3))]:
-        expected = cfg.n_layers * cfg.context_length**2 * 4
-        got = fn(cfg)
+    from transformers.generation.logits_process import MinPLogitsWarper
+    cases = [("a batch of a sure and an unsure row", torch.tensor(
+                 [[5.0, 1.0, 0.5, 0.0, -1.0], [1.0, 0.9, 0.8, 0.7, -4.0]]), 0.1),
+             ("logits whose probabilities are 0.5, 0.25 and 0.25, min_p = 0.5 (the boundary "
+              "tokens, exactly half the top one)", torch.log(torch.tensor([[0.5, 0.25, 0.25]])),
+              0.5),
+             ("two tokens tied at the top, min_p = 1", torch.tensor([[2.0, 2.0, 1.0]]), 1.0)]
+    for name, logits, min_p in cases:
+        expected = _kept(MinPLogitsWarper(min_p)(None, logits.clone()))
+        got = _kept(_tensor(fn(logits.clone(), min_p), logits, name))
         if got == expected:
             continue
+        probs = logits.softmax(dim=-1)
+        if got == _kept(logits.masked_fill(probs < min_p, -math.inf)):
+            raise Wrong(f"On {name}, you compared the probabilities with min_p itself. Hint: "
+                        "the threshold is min_p times the top token's probability, row by row.")
+        if got == _kept(logits.masked_fill(logits < min_p * logits.amax(-1, keepdim=True),
+                                           -math.inf)):
+            raise Wrong(f"On {name}, you compared logits, not probabilities. Hint: take the "
+                        "softmax first.")
+        raise Wrong(f"On {name}, you keep tokens {got}, transformers' MinPLogitsWarper "
+                    f"{expected}. Hint: a token exactly at the threshold stays, and the softmax "
+                    "is over the vocabulary, the last dimension.")
+    return "a batch, tokens exactly at the threshold, and tied top tokens"
+
+
+def check_8_3(fn) -> str:
+    cases = [("2 layers, 16 features, 5 tokens, batch of 1", dict(n_heads=4), 5, 1),
+             ("3 layers, 32 features, 12 tokens, batch of 3", dict(n_layers=3, emb_dim=32,
+                                                                    n_heads=4), 12, 3)]
+    for name, changes, n, batch in cases:
+        model = tiny_model(0, **changes)
+        cache = KVCache()
+        with torch.no_grad():
+            model(torch.zeros(batch, n, dtype=torch.long), cache=cache)
+        measured = sum(t.nbytes for kv in cache for t in kv)
+        got = fn(model.cfg, n, batch)
+        cfg = model.cfg
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             raise Wrong(f"On {name}, your function returned {type(got).__name__}, not a number "
                         "of bytes.")
-        if got * 4 == expected:
-            raise Wrong(f"On {name}, you count one byte per mask entry. Hint: the hub's masks "
-                        "are float32 tensors.")
-        if got * cfg.n_layers == expected:
-            raise Wrong(f"On {name}, you count one mask. Hint: every block has its own.")
-        if got * cfg.context_length == expected:
-            raise Wrong(f"On {name}, you count one row per position. Hint: a mask is "
-                        "(1, 1, T, T).")
-        raise Wrong(f"On {name}, {got:,} bytes is not right. Hint: count the entries of each "
-                    "block's (1, 1, T, T) tensor, then 4 bytes each.")
-    return "GPT-2 small (50,331,648 bytes) and a tiny model"
-
-
-def check_8_3(answer) -> str:
-    if not isinstance(answer, (int, float)) or isinstance(answer, bool):
-        raise Wrong("The answer should be a number, the file size of bfloat16 over float32.")
-    if abs(answer - 0.25) < 0.05:
-        raise Wrong("bfloat16 has a 16-bit, not 8-bit, number. Hint: count the bytes of one "
-                    "number in each format.")
-    if abs(answer - 1.0) < 0.05:
-        raise Wrong("The file holds what was saved, whatever the model it is loaded into. Hint: "
-                    "how many bytes does one bfloat16 number take?")
-    if abs(answer - 0.5) > 0.05:
-        raise Wrong(f"{answer} is not right. Hint: the file is almost only the tensors' bytes.")
-    return "the prediction (the cell below measures it)"
+        if got == measured:
+            continue
+        if got * 2 == measured:
+            raise Wrong(f"On {name}, your count is half the cache. Hint: each layer keeps two "
+                        "tensors per token.")
+        if got * cfg.n_heads == measured:
+            raise Wrong(f"On {name}, your count is one head's worth. Hint: the heads together "
+                        "have C features per token.")
+        if got * batch == measured:
+            raise Wrong(f"On {name}, your count is for one sequence. Hint: every row of the "
+                        "batch has its own keys and values.")
+        raise Wrong(f"On {name}, you predict {got:,} bytes; the cache holds {measured:,}. "
+                    "Hint: count the numbers per layer and per token, then 4 bytes each.")
+    return "two configurations, batches of 1 and 3, against the bytes a filled KVCache holds"
 
 
 def check_8_4(fn) -> str:
-    cases = [(256, 256), (256, 128), (256, 64), (256, 32), (8, 7), (8, 1)]
-    for context, stride in cases:
-        plan = window_plan(4 * context + 5, context, stride)
-        expected = min(f - b for b, e, f in plan[1:])
-        got = fn(context, stride)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
+    cases = [("p = 1e-6 (only the most probable token)", 1e-6),
+             ("p = 0.6 (the second token is the boundary one, which crosses p)", 0.6),
+             ("p = 0.45", 0.45), ("p = 1 (every token)", 1.0)]
+    for name, p in cases:
+        case = f"a batch of two rows, {name}"
+        expected = _kept(top_p_filter(logits, p))
+        got = _kept(_tensor(fn(logits.clone(), p), logits, case))
         if got == expected:
             continue
-        name = f"context {context}, stride {stride}"
-        if stride == context and got == 0:
-            raise Wrong(f"On {name}, you gave 0. Hint: with non-overlapping windows, a window's "
-                        "first token is not scored (nothing before it); what about the second?")
-        raise Wrong(f"On {name}, you gave {got}, expected {expected}. Hint: a window's scored "
-                    "tokens start where the previous window's ended.")
-    return "strides 256, 128, 64 and 32 of a 256-token context, and strides 7 and 1 of 8"
+        if not all(got):
+            raise Wrong(f"On {case}, your filter keeps no token in a row. Hint: the most "
+                        "probable token always stays, even when its probability exceeds p.")
+        if all(len(g) == len(e) - 1 for g, e in zip(got, expected)):
+            raise Wrong(f"On {case}, you keep {got}, expected {expected}: the token that makes "
+                        "the mass reach p is missing. Hint: keep a token if the mass ranked "
+                        "above it is still below p.")
+        raise Wrong(f"On {case}, you keep {got}, expected {expected}. Hint: sort each row "
+                    "most probable first, softmax over the vocabulary (the last dimension).")
+    tied = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])
+    kept = _kept(_tensor(fn(tied.clone(), 1e-6), tied, "logits tied at the top"))[0]
+    if not kept or not set(kept) <= {1, 2, 4}:
+        raise Wrong(f"On logits tied at the top (tokens 1, 2, 4), p = 1e-6, you keep {kept}. "
+                    "Hint: the nucleus is drawn from the most probable tokens only.")
+    return "a batch, a tiny p, the boundary token, p = 1 and tied top logits"
 
 
 def check_8_5(fn) -> str:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(8)
-        model = GPTModel(dataclasses.replace(TINY, qkv_bias=True)).eval()
-        for block in model.trf_blocks:  # random biases, so that each one shows
-            for lin in (block.att.W_query, block.att.W_key, block.att.W_value):
-                torch.nn.init.normal_(lin.bias)
-    written = hf_state_dict(model)
-    for i, block in enumerate(model.trf_blocks):
-        weight, bias = (written[f"transformer.h.{i}.attn.c_attn.{n}"] for n in ("weight", "bias"))
-        got = fn(block.att)
-        if not (isinstance(got, tuple) and len(got) == 2):
-            raise Wrong("Your function should return a pair (weight, bias).")
-        w, b = got
-        if not isinstance(w, torch.Tensor) or w.shape != weight.shape:
-            shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise Wrong(f"On block {i}, your weight is {shape}, the hub's is "
-                        f"{tuple(weight.shape)}. Hint: Conv1D stores (in, out), nn.Linear "
-                        "(out, in).")
-        if not torch.equal(w, weight):
-            if torch.equal(w.chunk(3, dim=1)[0], weight.chunk(3, dim=1)[1]):
-                raise Wrong(f"On block {i}, your weight has the right shape but the parts are "
-                            "in another order. Hint: query, key, value.")
-            raise Wrong(f"On block {i}, your weight has the right shape but other numbers. "
-                        "Hint: transpose each of the three weights, then put them side by side.")
-        if not isinstance(b, torch.Tensor) or not torch.equal(b, bias):
-            raise Wrong(f"On block {i}, your bias is not the hub's (3C,) bias. Hint: the three "
-                        "biases one after the other, in the same order as the weights.")
-    return "both blocks of a tiny model with random query, key and value biases"
+    model = tiny_model(5)
+    gen = torch.Generator().manual_seed(0)
+    cases = [("a batch of three 7-token rows, a 3-token prompt", (3, 7), 3),
+             ("a prompt of one token", (2, 5), 1), ("a continuation of one token", (1, 4), 3)]
+    for name, shape, n in cases:
+        ids = torch.randint(0, TINY.vocab_size, shape, generator=gen)
+        with torch.no_grad():
+            lp = torch.log_softmax(model(ids), dim=-1)
+        expected = lp[:, n - 1:-1].gather(2, ids[:, n:, None]).mean().item()
+        with torch.no_grad():
+            got = fn(model, ids.clone(), n)
+        got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+        if not isinstance(got, float):
+            raise Wrong(f"On {name}, your function returned {type(got).__name__}, not a number.")
+        if math.isclose(got, expected, rel_tol=1e-4):
+            continue
+        if math.isclose(got, lp[:, n:].gather(2, ids[:, n:, None]).mean().item(), rel_tol=1e-4):
+            raise Wrong(f"On {name}, each token was scored by the logits at its own position. "
+                        "Hint: the logits at position t predict token t + 1.")
+        if math.isclose(got, lp[:, :-1].gather(2, ids[:, 1:, None]).mean().item(), rel_tol=1e-4):
+            raise Wrong(f"On {name}, you averaged over the prompt's tokens too. Hint: only the "
+                        "continuation, the tokens from prompt_len on, counts.")
+        raise Wrong(f"On {name}, you gave {got:.4f}, expected {expected:.4f}. Hint: "
+                    "log_softmax over the vocabulary, then the entry of the token that came.")
+    return "a batch, a one-token prompt and a one-token continuation"
 
 
 CHECKS = {"8.1": check_8_1, "8.2": check_8_2, "8.3": check_8_3, "8.4": check_8_4,

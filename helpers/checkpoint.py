@@ -1,4 +1,4 @@
-"""Training checkpoints, built in Chapter 6 (Pretraining): save a run, resume it exactly.
+"""Training checkpoints, built in Chapter 7 (Training well): save a run, resume it exactly.
 
 * :func:`save_checkpoint`: model, optimizer state, random-number state and the run's
   :class:`helpers.train.History` in one safetensors file (tensors) with JSON metadata, and a

@@ -1,4 +1,4 @@
-"""The command line's options, parsed and checked, built in Chapter 8 (Loading GPT-2's weights).
+"""The command line's options, parsed and checked, built in Chapter 9 (Loading GPT-2's weights).
 
 :func:`build_parser` is ``python -m helpers``'s argument parser (its ``generate`` and ``perplexity``
 commands, each option checked as it is parsed); :func:`decoding_settings` turns the decoding

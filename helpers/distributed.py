@@ -34,24 +34,29 @@ BACKENDS = ("gloo", "nccl")
 
 
 def check_backend(backend: str) -> None:
-    """Raise a ValueError naming the problem and the fix if ``backend`` cannot run here."""
+    """Raise a ValueError naming the problem and the fix if ``backend``
+    cannot run here."""
     if backend not in BACKENDS:
         raise ValueError(
-            f"backend={backend!r} is not one of {BACKENDS}: use gloo on CPUs, nccl on NVIDIA GPUs."
+            f"backend={backend!r} is not one of {BACKENDS}: use gloo on "
+            "CPUs, nccl on NVIDIA GPUs."
         )
     if not dist.is_available():
         raise ValueError(
-            f"this torch build ({torch.__version__}) has no torch.distributed: install a build "
-            f"with it, or train in one process (helpers.train.train)."
+            f"this torch build ({torch.__version__}) has no "
+            "torch.distributed: install a build with it, or train in one "
+            "process (helpers.train.train)."
         )
     if backend == "nccl" and not torch.cuda.is_available():
         raise ValueError(
-            "backend='nccl' needs NVIDIA GPUs, but torch.cuda.is_available() is False here: "
-            "use --backend gloo to train on CPU processes."
+            "backend='nccl' needs NVIDIA GPUs, but "
+            "torch.cuda.is_available() is False here: use --backend gloo to "
+            "train on CPU processes."
         )
     if not dist.is_backend_available(backend):
         raise ValueError(
-            f"backend={backend!r} is not built into this torch ({torch.__version__}): use "
+            f"backend={backend!r} is not built into this torch "
+            f"({torch.__version__}): use "
             f"{'gloo' if backend == 'nccl' else 'nccl'} instead."
         )
 
@@ -59,21 +64,31 @@ def check_backend(backend: str) -> None:
 def make_loader(
     dataset, batch_size: int, rank: int, world_size: int, seed: int = 123
 ) -> DataLoader:
-    """Rank ``rank``'s batches: a ``DistributedSampler`` shuffles all windows with ``seed`` (and the
-    epoch, see ``set_epoch``) and deals them out in turn, ``rank, rank + world_size, ...``. Raises a
-    ValueError when there are too few windows for one batch on every process."""
+    """Rank ``rank``'s batches: a ``DistributedSampler`` shuffles all windows
+    with ``seed`` (and the epoch, see ``set_epoch``) and deals them out in
+    turn, ``rank, rank + world_size, ...``. Raises a ValueError when there
+    are too few windows for one batch on every process."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1.")
     if len(dataset) // world_size < batch_size:
         raise ValueError(
-            f"the training data has {len(dataset)} windows, fewer than {world_size} processes x "
-            f"batch_size={batch_size} = {world_size * batch_size}, so some process would get no "
-            f"batch: use fewer processes (--nproc_per_node), a smaller --batch-size, or more text."
+            f"the training data has {len(dataset)} windows, fewer than "
+            f"{world_size} processes x batch_size={batch_size} = "
+            f"{world_size * batch_size}, so some process would get no "
+            "batch: use fewer processes (--nproc_per_node), a smaller "
+            "--batch-size, or more text."
         )
     sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
     )
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=True
+    )
 
 
 def train_ddp(
@@ -85,9 +100,11 @@ def train_ddp(
     world_size: int,
     out_dir: Path | None = None,
 ) -> list[float]:
-    """Train ``model`` (wrapped in ``DistributedDataParallel`` when ``world_size > 1``) for up to
-    ``max_steps`` steps and return the loss of every step, averaged over the processes (the loss of
-    the whole global batch). Rank 0 appends one JSON line per step to ``out_dir / "log.jsonl"``."""
+    """Train ``model`` (wrapped in ``DistributedDataParallel`` when
+    ``world_size > 1``) for up to ``max_steps`` steps and return the loss of
+    every step, averaged over the processes (the loss of the whole global
+    batch). Rank 0 appends one JSON line per step to
+    ``out_dir / "log.jsonl"``."""
     from helpers.train import calc_loss_batch
 
     losses, step, epoch = [], 0, 0
@@ -98,15 +115,18 @@ def train_ddp(
     model.train()
     try:
         while step < max_steps:
-            loader.sampler.set_epoch(epoch)  # a new shuffle per epoch, the same on every rank
+            # a new shuffle per epoch, the same on every rank
+            loader.sampler.set_epoch(epoch)
             for inputs, targets in loader:
                 optimizer.zero_grad(set_to_none=True)
                 loss = calc_loss_batch(inputs, targets, model)
-                loss.backward()  # DDP averages the gradients across processes here
+                # DDP averages the gradients across processes here
+                loss.backward()
                 optimizer.step()
                 mean = loss.detach().clone()
                 if world_size > 1:
-                    dist.all_reduce(mean, op=dist.ReduceOp.SUM)  # gloo has no AVG: sum, then divide
+                    # gloo has no AVG: sum, then divide
+                    dist.all_reduce(mean, op=dist.ReduceOp.SUM)
                     mean /= world_size
                 losses.append(mean.item())
                 step += 1

@@ -1,4 +1,4 @@
-"""Decoding: turning next-token logits into text, built in Chapter 7 (Decoding).
+"""Decoding: turning next-token logits into text, built in Chapter 8 (Decoding).
 
 Read in this order:
 

@@ -1,10 +1,10 @@
-"""OpenAI's GPT-2 weights in and out of our model, built in Chapter 8 (Loading GPT-2's weights).
+"""OpenAI's GPT-2 weights in and out of our model, built in Chapter 9 (Loading GPT-2's weights).
 
 The weights live on the Hugging Face hub (:data:`HUB_MODELS`) as ``config.json`` plus one
 ``model.safetensors``, the format of ``transformers.GPT2LMHeadModel``. Only safetensors are read: a
 ``.bin`` file is a pickle, which can run code when it is loaded.
 
-* :func:`weight_mapping`: one :class:`WeightRow` per hub tensor; loader, exporter and Chapter 8's
+* :func:`weight_mapping`: one :class:`WeightRow` per hub tensor; loader, exporter and Chapter 9's
   table all read it;
 * :func:`load_hf_state_dict` (strict) and :func:`load_hf_checkpoint`: a hub name (``"gpt2"``,
   ``"openai-community/gpt2-xl"``) or a path in, read by ``helpers.hub.read_hf_checkpoint``;

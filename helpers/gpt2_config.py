@@ -1,4 +1,4 @@
-"""GPT-2's ``config.json`` and the hub's models, built in Chapter 8 (Loading GPT-2's weights).
+"""GPT-2's ``config.json`` and the hub's models, built in Chapter 9 (Loading GPT-2's weights).
 
 * :data:`HUB_MODELS`: the four GPT-2 sizes on the Hugging Face hub, with sizes computed from the
   presets;

@@ -1,4 +1,4 @@
-"""Attention weights and head scores, built in Chapter 9 (Seeing inside).
+"""Attention weights and head scores, built in Chapter 10 (Seeing inside).
 
 Read in this order:
 

@@ -1,4 +1,4 @@
-"""GPT-2 checkpoints found on disk or downloaded from the Hugging Face hub, built in Chapter 8
+"""GPT-2 checkpoints found on disk or downloaded from the Hugging Face hub, built in Chapter 9
 (Loading GPT-2's weights).
 
 * :func:`resolve_checkpoint`: ``(config.json, model.safetensors)`` for a local directory or a hub

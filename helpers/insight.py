@@ -1,4 +1,4 @@
-"""Looking inside a trained GPT, built in Chapter 9 (Seeing inside).
+"""Looking inside a trained GPT, built in Chapter 10 (Seeing inside).
 
 Read in this order:
 

@@ -1,4 +1,4 @@
-"""The KV cache, built in Chapter 7 (Decoding); its two options in the inference-speed appendix.
+"""The KV cache, built in Chapter 8 (Decoding); its two options in the inference-speed appendix.
 
 A :class:`KVCache` holds the keys and values of the tokens a model has already seen, one
 ``(k, v)`` pair per layer, each ``(B, h, length, d_h)``. It is passed to
@@ -53,14 +53,15 @@ class KVCache:
     def __getitem__(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s cached ``(k, v)``, each ``(B, h, length, d_h)``."""
         n = self._lengths[layer]
-        return self._keys[layer][:, :, :n], self._values[layer][:, :, :n]
+        return self._keys[layer].narrow(2, 0, n), self._values[layer].narrow(2, 0, n)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        """Append the new keys and values ``(B, h, T, d_h)`` of ``layer``; return all of that
-        layer's keys and values so far, each ``(B, h, past_len + T, d_h)``."""
+        """Append the new keys and values ``(B, h, T, d_h)`` of ``layer``;
+        return all of that layer's keys and values so far, each
+        ``(B, h, past_len + T, d_h)``."""
         if layer > len(self._keys):
             raise ValueError(
                 f"layer {layer} written before layer {len(self._keys)}: "
@@ -71,7 +72,8 @@ class KVCache:
                 self._keys.append(k[:, :, :0])
                 self._values.append(v[:, :, :0])
             else:
-                shape = (*k.shape[:2], self.max_len, k.shape[3])  # (B, h, max_len, d_h)
+                # (B, h, max_len, d_h)
+                shape = (*k.shape[:2], self.max_len, k.shape[3])
                 self._keys.append(k.new_zeros(shape))
                 self._values.append(v.new_zeros(shape))
             self._lengths.append(0)
@@ -83,26 +85,28 @@ class KVCache:
         else:
             if end > self.max_len:
                 raise ValueError(
-                    f"{start} cached tokens plus {k.shape[2]} new ones make {end}, more "
-                    f"than the cache's max_len={self.max_len}: allocate a larger cache."
+                    f"{start} cached tokens plus {k.shape[2]} new ones make "
+                    f"{end}, more than the cache's max_len={self.max_len}: "
+                    "allocate a larger cache."
                 )
-            self._keys[layer][:, :, start:end] = k  # written in place
-            self._values[layer][:, :, start:end] = v
+            # written in place
+            self._keys[layer].narrow(2, start, end - start).copy_(k)
+            self._values[layer].narrow(2, start, end - start).copy_(v)
         self._lengths[layer] = end
         return self[layer]
 
     def hidden(self, causal: torch.Tensor, past_len: int) -> torch.Tensor:
-        """The attention mask (True = hidden) for the queries at ``past_len ..``: ``causal`` ``(T,
-        S)`` as it is, or with ``pad`` the ``(B, 1, T, S)`` mask that also hides each row's
-        padding."""
+        """The attention mask (True = hidden) for the queries at
+        ``past_len ..``: ``causal`` ``(T, S)`` as it is, or with ``pad`` the
+        ``(B, 1, T, S)`` mask that also hides each row's padding."""
         if self.pad is None:
             return causal
         T, S = causal.shape
         keys = torch.arange(S, device=causal.device)
-        is_pad = keys[None, :] < self.pad.to(causal.device)[:, None]  # (B, S)
-        itself = (
-            keys[None, :] == torch.arange(past_len, past_len + T, device=causal.device)[:, None]
-        )
+        # (B, S)
+        is_pad = keys[None, :] < self.pad.to(causal.device)[:, None]
+        queries = torch.arange(past_len, past_len + T, device=causal.device)
+        itself = keys[None, :] == queries[:, None]
         return (causal | is_pad[:, None, None, :]) & ~itself  # (B, 1, T, S)
 
     def positions(self, past_len: int, num_tokens: int, device=None) -> torch.Tensor:

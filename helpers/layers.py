@@ -17,10 +17,9 @@ Chapter 3 (``helpers.attention``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from helpers.attention import MultiHeadAttention
 
@@ -30,15 +29,19 @@ GELU_MODES = ("none", "tanh")  # the names torch.nn.functional.gelu uses for `ap
 def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     """GELU(x) = x * Phi(x), Phi the standard normal CDF.
 
-    ``approximate="none"`` computes Phi with the error function; ``approximate="tanh"`` uses
-    Hendrycks and Gimpel's approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``,
-    the form in OpenAI's GPT-2 code. Same modes and results as ``torch.nn.functional.gelu``.
+    ``approximate="none"`` computes Phi with the error function,
+    ``0.5 x (1 + erf(x / sqrt(2)))``; ``approximate="tanh"`` uses Hendrycks and Gimpel's
+    approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, the form in OpenAI's GPT-2
+    code. Chapter 4 writes both formulas out; here ``torch.nn.functional.gelu`` computes the same
+    formula in one fused kernel (one pass over ``x`` instead of about eight elementwise
+    operations, each with its own intermediate tensor), which agrees with the written-out formula
+    to float rounding (``tests/test_layers.py`` checks 1e-6 in float32).
     """
-    if approximate == "none":
-        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
-    if approximate == "tanh":
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
-    raise ValueError(f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}.")
+    if approximate not in GELU_MODES:
+        raise ValueError(
+            f"approximate={approximate!r} is not a GELU mode: use one of {GELU_MODES}."
+        )
+    return F.gelu(x, approximate=approximate)
 
 
 class GELU(nn.Module):
@@ -53,7 +56,7 @@ class GELU(nn.Module):
         self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu(x, self.approximate)
+        return F.gelu(x, approximate=self.approximate)  # the mode was checked in __init__
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
@@ -65,6 +68,11 @@ class LayerNorm(nn.Module):
     ``(x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance (divide by ``C``,
     not ``C - 1``), as ``nn.LayerNorm(emb_dim, eps=1e-5)`` and GPT-2 compute it. ``weight``
     starts at ones and ``bias`` at zeros, so a fresh layer only normalizes.
+
+    Chapter 4 writes the formula out step by step (mean, variance, subtract, divide, scale,
+    shift); ``forward`` here calls ``torch.nn.functional.layer_norm``, one fused kernel computing
+    that same formula in one pass, which agrees with the written-out steps to float rounding
+    (``tests/test_layers.py`` checks both against each other and against ``nn.LayerNorm``).
     """
 
     def __init__(self, emb_dim: int, eps: float = 1e-5):
@@ -74,10 +82,8 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(emb_dim))  # shift, beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)  # (..., 1), biased
-        x_hat = (x - mean) / torch.sqrt(var + self.eps)  # (..., C)
-        return x_hat * self.weight + self.bias
+        # (x - mean) / sqrt(var + eps) * weight + bias over the last axis, fused
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)  # (..., C)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"

@@ -20,37 +20,51 @@ from helpers.model import GPTConfig, predicted_parameters
 
 
 def activation_floats_per_token(cfg: GPTConfig) -> int:
-    """Values autograd saves per token in one forward pass of ``GPTModel(cfg)`` plus cross-entropy,
-    with ``drop_rate=0`` and the SDPA attention path (no ``(T, T)`` weights are kept).
+    """Values autograd saves per token in one forward pass of
+    ``GPTModel(cfg)`` plus cross-entropy, with ``drop_rate=0`` and the SDPA
+    attention path (no ``(T, T)`` weights are kept).
 
-    Per block ``32 C + h + 2``: LayerNorms keep their input, ``x - mean``, ``x_hat`` and one
-    standard deviation each; attention keeps its input, q, k, v, the context twice (SDPA's output
-    and its contiguous copy) and one log-sum-exp per head; the feed-forward keeps ``C`` in and five
-    ``4C`` tensors (its expansion and four pieces of the tanh GELU). After the blocks: the final
-    LayerNorm (``4 C + 1``) and the log-softmax of the logits (``V``). Counted by
-    :func:`saved_activation_bytes` and checked against it in ``tests/test_speed.py``."""
+    Per block ``16 C + h + 4``: each LayerNorm (one fused kernel) keeps its
+    input and two numbers per token, the mean and ``1 / std`` (``C + 2``);
+    attention keeps its input, q, k, v, the context (SDPA's output, which
+    ``out_proj`` reads in place) and one log-sum-exp per head (``5 C + h``);
+    the feed-forward keeps ``C`` in, its ``4C`` expansion (the fused GELU's
+    input) and the GELU's ``4C`` output (``9 C``). After the blocks: the
+    final LayerNorm (``C + 2``), its output, which the head reads (``C``),
+    and the log-softmax of the logits (``V``). Counted by
+    :func:`saved_activation_bytes` and checked against it in
+    ``tests/test_speed.py``."""
     C, h, L, V = cfg.emb_dim, cfg.n_heads, cfg.n_layers, cfg.vocab_size
-    return L * (32 * C + h + 2) + 4 * C + 1 + V
+    return L * (16 * C + h + 4) + 2 * C + 2 + V
 
 
 def training_memory(
-    cfg: GPTConfig, batch_size: int, num_tokens: int | None = None, bytes_per_value: int = 4
+    cfg: GPTConfig,
+    batch_size: int,
+    num_tokens: int | None = None,
+    bytes_per_value: int = 4,
 ) -> dict[str, int]:
-    """Bytes of one float32 AdamW training step of ``GPTModel(cfg)`` on ``(batch_size, num_tokens)``
-    ids (``num_tokens`` defaults to ``context_length``): ``weights``, ``gradients``, ``adamw`` (two
-    states per weight), ``activations`` (see :func:`activation_floats_per_token`, plus the int64
-    ids, targets and positions) and their ``total``. Temporary buffers (the logits, their gradient)
-    and the allocator's own overhead come on top of the total."""
+    """Bytes of one float32 AdamW training step of ``GPTModel(cfg)`` on
+    ``(batch_size, num_tokens)`` ids (``num_tokens`` defaults to
+    ``context_length``): ``weights``, ``gradients``, ``adamw`` (two states
+    per weight), ``activations`` (see :func:`activation_floats_per_token`,
+    plus the int64 ids, targets and positions) and their ``total``. Temporary
+    buffers (the logits, their gradient) and the allocator's own overhead
+    come on top of the total."""
     T = cfg.context_length if num_tokens is None else num_tokens
     if batch_size < 1 or T < 1:
-        raise ValueError(f"batch_size={batch_size} and num_tokens={T} must both be at least 1.")
+        raise ValueError(
+            f"batch_size={batch_size} and num_tokens={T} must both be at "
+            "least 1."
+        )
     n = predicted_parameters(cfg)
     N = batch_size * T
+    saved = activation_floats_per_token(cfg) * bytes_per_value  # per token
     out = {
         "weights": n * bytes_per_value,
         "gradients": n * bytes_per_value,
         "adamw": 2 * n * 4,  # exp_avg and exp_avg_sq, float32
-        "activations": N * activation_floats_per_token(cfg) * bytes_per_value + 16 * N + 8 * T + 4,
+        "activations": N * saved + 16 * N + 8 * T + 4,
     }
     out["total"] = sum(out.values())
     return out

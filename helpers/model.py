@@ -8,10 +8,10 @@
   (``att.out_proj``, ``ff.proj``) at ``0.02 / sqrt(2 * n_layers)``.
 * :func:`count_parameters` (a built model) and :func:`predicted_parameters` (the closed form from
   a config), :func:`flops_per_token`, and :func:`generate_greedy`, the simplest text loop.
-* A KV cache (Chapter 7): ``logits = model(idx, cache=cache)`` with a
+* A KV cache (Chapter 8): ``logits = model(idx, cache=cache)`` with a
   :class:`helpers.kvcache.KVCache`, which the call fills in place; ``helpers.generate`` uses it.
 
-Parameter names follow GPT-2's layout so that Chapter 8 can map OpenAI's checkpoint onto them:
+Parameter names follow GPT-2's layout so that Chapter 9 can map OpenAI's checkpoint onto them:
 ``tok_emb`` (wte), ``pos_emb`` (wpe), ``trf_blocks.i.norm1`` (h.i.ln_1), ``att.W_query/W_key/
 W_value`` (the three thirds of c_attn), ``att.out_proj`` (attn.c_proj), ``norm2`` (ln_2),
 ``ff.fc`` / ``ff.proj`` (mlp.c_fc / mlp.c_proj), ``final_norm`` (ln_f), ``out_head`` (lm_head).
@@ -146,8 +146,10 @@ class GPTModel(nn.Module):
                 f"{past_len + idx.shape[1]}, more than context_length={self.cfg.context_length}: "
                 f"start a new cache from the last {self.cfg.context_length} tokens."
             )
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.cfg.vocab_size):
-            bad = idx.min().item() if idx.min() < 0 else idx.max().item()
+        if idx.numel():
+            low, high = (int(v) for v in torch.aminmax(idx))  # one pass over the ids
+        if idx.numel() and (low < 0 or high >= self.cfg.vocab_size):
+            bad = low if low < 0 else high
             raise ValueError(
                 f"token id {bad} is out of range: ids must be in 0..{self.cfg.vocab_size - 1}."
             )
@@ -158,7 +160,7 @@ class GPTModel(nn.Module):
         """``idx  # (B, T)`` -> logits ``(B, T, V)``, always.
 
         ``attn_weights``: a list to which every block's attention weights are appended, each
-        ``(B, h, T, past_len + T)``. ``cache`` (Chapter 7): a :class:`helpers.kvcache.KVCache` with
+        ``(B, h, T, past_len + T)``. ``cache`` (Chapter 8): a :class:`helpers.kvcache.KVCache` with
         the keys and values of the ``past_len`` tokens before ``idx``, or an empty one; the new
         tokens take positions ``past_len .. past_len + T - 1`` and their keys and values are
         appended to it in place."""

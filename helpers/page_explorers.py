@@ -1,4 +1,4 @@
-"""Explorers that work on the rendered page, with no kernel: Chapters 7 (Decoding) and 9 (Seeing
+"""Explorers that work on the rendered page, with no kernel: Chapters 8 (Decoding) and 9 (Seeing
 inside).
 
 A live ipywidgets explorer needs Python behind the page. These need none: Python computes the data
@@ -89,7 +89,7 @@ const figure = q("pe-figure");
 """
 
 
-# -- Chapter 7: the decoding explorer -------------------------------------------------------------
+# -- Chapter 8: the decoding explorer -------------------------------------------------------------
 def decoding_prompt(logits: torch.Tensor, tokenizer, n_top: int = 50) -> dict:
     """The page's data for one prompt's next-token logits ``(V,)``: the ``n_top`` largest, rounded
     to 3 decimals, with their token strings, and every other logit rounded *down* to 2 decimals and
@@ -120,7 +120,7 @@ def kept_after_filters(entry: dict, temperature: float, top_k: int, top_p: float
 
 
 def decoding_explorer(prompts: dict, name: str, shown: int = 20, checks=()) -> HTML:
-    """Chapter 7's explorer: ``prompts`` maps a prompt to its :func:`decoding_prompt` entry. On the
+    """Chapter 8's explorer: ``prompts`` maps a prompt to its :func:`decoding_prompt` entry. On the
     page, a prompt menu and sliders for temperature, top-k (0: off) and top-p redraw the ``shown``
     most probable tokens' probabilities after temperature, the kept ones in colour, and print the
     kept count and mass. Each of ``checks``, ``(prompt, temperature, top_k, top_p)``, is stored
@@ -209,7 +209,7 @@ draw();
 """
 
 
-# -- Chapter 9: the attention explorer and the embedding map --------------------------------------
+# -- Chapter 10: the attention explorer and the embedding map --------------------------------------
 @torch.no_grad()
 def attention_prompt(model, tokenizer, text: str, top_k: int = 8) -> dict:
     """The page's data for one prompt (its last ``context_length`` tokens): the token strings,
@@ -228,7 +228,7 @@ def attention_prompt(model, tokenizer, text: str, top_k: int = 8) -> dict:
 
 
 def attention_explorer(prompts: dict, scores: dict, baseline: dict, name: str) -> HTML:
-    """Chapter 9's explorer: ``prompts`` maps a prompt to its :func:`attention_prompt` entry,
+    """Chapter 10's explorer: ``prompts`` maps a prompt to its :func:`attention_prompt` entry,
     ``scores`` a head score's name to its ``(L, h)`` table and ``baseline`` the name to an even
     head's score. On the page, menus pick the prompt, the layer and the head; it draws that head's
     attention map, its scores next to the even head's, and the top next tokens."""

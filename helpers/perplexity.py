@@ -1,4 +1,4 @@
-"""How well a model predicts a text: perplexity with a sliding window, built in Chapter 8 (Loading
+"""How well a model predicts a text: perplexity with a sliding window, built in Chapter 9 (Loading
 GPT-2's weights).
 
 A model with a context of ``context`` tokens cannot score a longer text in one pass. The standard

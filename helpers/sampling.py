@@ -1,4 +1,4 @@
-"""The logit filters of sampling, built in Chapter 7 (Decoding).
+"""The logit filters of sampling, built in Chapter 8 (Decoding).
 
 Each filter takes ``(..., V)`` logits and returns the same shape, removed tokens at ``-inf``:
 :func:`apply_temperature`, :func:`top_k_filter`, :func:`top_p_filter`, and :func:`filter_logits`

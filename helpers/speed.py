@@ -38,19 +38,21 @@ from helpers.model import GPTConfig, flops_per_token
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """Which speed-ups a training step uses; the defaults: the plain model, naive attention."""
+    """Which speed-ups a training step uses; the defaults: the plain model,
+    naive attention."""
 
     sdpa: bool = False
     fused_qkv: bool = False
     autocast: str | None = None  # None (float32) or "bfloat16"
     fused_adamw: bool = False
-    pad_vocab_to: int = 1  # 1: the vocabulary as it is; 64: rounded up to a multiple of 64
+    # 1: the vocabulary as it is; 64: rounded up to a multiple of 64
+    pad_vocab_to: int = 1
 
     def __post_init__(self):
         if self.autocast not in (None, "bfloat16", "float16"):
             raise ValueError(
-                f"autocast={self.autocast!r} is not a dtype name: use None, 'bfloat16' or "
-                "'float16'."
+                f"autocast={self.autocast!r} is not a dtype name: use None, "
+                "'bfloat16' or 'float16'."
             )
         if (
             isinstance(self.pad_vocab_to, bool)
@@ -58,7 +60,8 @@ class SpeedOptions:
             or self.pad_vocab_to < 1
         ):
             raise ValueError(
-                f"pad_vocab_to={self.pad_vocab_to!r} must be a positive integer (1: no padding)."
+                f"pad_vocab_to={self.pad_vocab_to!r} must be a positive "
+                "integer (1: no padding)."
             )
 
 
@@ -98,10 +101,12 @@ def build_variant(model: nn.Module, options: SpeedOptions) -> nn.Module:
     return pad_vocabulary(fast, options.pad_vocab_to)
 
 
-def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str | None]:
-    """``(torch.compile(model), None)`` if compiling works here (checked with one forward and
-    backward on ``example``), else ``(model, reason)``: the eager model and one sentence saying
-    why."""
+def try_compile(
+    model: nn.Module, example: torch.Tensor
+) -> tuple[nn.Module, str | None]:
+    """``(torch.compile(model), None)`` if compiling works here (checked with
+    one forward and backward on ``example``), else ``(model, reason)``: the
+    eager model and one sentence saying why."""
     dynamo = getattr(torch, "_dynamo", None)
     if (
         dynamo is not None
@@ -109,19 +114,23 @@ def try_compile(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str
         and not dynamo.is_dynamo_supported()
     ):
         return model, (
-            f"torch.compile is not supported with Python {platform.python_version()} on "
-            f"{platform.system()} in torch {torch.__version__}: the eager model is used."
+            "torch.compile is not supported with Python "
+            f"{platform.python_version()} on {platform.system()} in torch "
+            f"{torch.__version__}: the eager model is used."
         )
     try:
         compiled = torch.compile(model)
-        compiled(example).float().sum().backward()  # compiling happens at the first call
+        # compiling happens at the first call
+        compiled(example).float().sum().backward()
         model.zero_grad(set_to_none=True)
         return compiled, None
-    except Exception as err:  # no C++ compiler, an unsupported platform, an inductor bug...
+    except Exception as err:
+        # no C++ compiler, an unsupported platform, an inductor bug...
         first = (str(err).strip().splitlines() or [""])[0][:160]
         return model, (
-            f"torch.compile failed here ({type(err).__name__}: {first}); the eager model is used. "
-            f"It needs a working C++ compiler on CPU (on Windows, MSVC) or Triton on a GPU."
+            f"torch.compile failed here ({type(err).__name__}: {first}); "
+            "the eager model is used. It needs a working C++ compiler on "
+            "CPU (on Windows, MSVC) or Triton on a GPU."
         )
 
 
@@ -149,20 +158,26 @@ def make_train_step(
     options: SpeedOptions = SpeedOptions(),
     lr: float = 1e-4,
 ):
-    """A function that runs one training step on the batch ``inputs, targets  # (B, T)`` and
-    returns the loss (a float). ``model`` is used as it is (build it with :func:`build_variant`,
-    compile it with
-    :func:`try_compile`); logits beyond ``vocab_size`` (padding) are cut off before the loss."""
-    optimizer = make_optimizer(model.parameters(), lr, fused=options.fused_adamw)
+    """A function that runs one training step on the batch
+    ``inputs, targets  # (B, T)`` and returns the loss (a float). ``model``
+    is used as it is (build it with :func:`build_variant`, compile it with
+    :func:`try_compile`); logits beyond ``vocab_size`` (padding) are cut off
+    before the loss."""
+    optimizer = make_optimizer(
+        model.parameters(), lr, fused=options.fused_adamw
+    )
     dtype = getattr(torch, options.autocast) if options.autocast else None
     device_type = inputs.device.type
     model.train()
 
     def step() -> float:
-        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(
+            device_type, dtype=dtype, enabled=dtype is not None
+        ):
             logits = model(inputs)  # (B, T, V) or (B, T, V_padded)
             loss = F.cross_entropy(
-                logits[..., :vocab_size].flatten(0, 1).float(), targets.flatten()
+                logits[..., :vocab_size].flatten(0, 1).float(),
+                targets.flatten(),
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,26 +194,36 @@ def training_flops_per_token(cfg: GPTConfig, num_tokens: int | None = None) -> i
 
 
 def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
-    """An estimate of this CPU's float32 peak FLOP/s and how it was made: threads x clock x FLOPs
-    per cycle, the latter 2 (multiply and add of an FMA) x vector lanes (16 with AVX-512, 8 with
-    AVX2, 4 otherwise) x 2 FMA units (assumed; some CPUs have 1). The clock is the one
-    ``/proc/cpuinfo`` reports (base, not turbo). A rough upper bound, not a measurement; Linux
+    """An estimate of this CPU's float32 peak FLOP/s and how it was made:
+    threads x clock x FLOPs per cycle, the latter 2 (multiply and add of an
+    FMA) x vector lanes (16 with AVX-512, 8 with AVX2, 4 otherwise) x 2 FMA
+    units (assumed; some CPUs have 1). The clock is the one ``/proc/cpuinfo``
+    reports (base, not turbo). A rough upper bound, not a measurement; Linux
     only."""
     threads = threads or torch.get_num_threads()
     try:
         info = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
         raise ValueError(
-            "cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of your CPU yourself."
+            "cannot read /proc/cpuinfo (not Linux): pass the peak FLOP/s of "
+            "your CPU yourself."
         ) from None
-    mhz = max(float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
-    flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
-    lanes = 16 if "avx512f" in flags else 8 if ("avx2" in flags and "fma" in flags) else 4
+    mhz = max(
+        float(line.split(":")[1])
+        for line in info.splitlines()
+        if line.startswith("cpu MHz")
+    )
+    flags = next(
+        line for line in info.splitlines() if line.startswith("flags")
+    ).split()
+    avx2 = "avx2" in flags and "fma" in flags
+    lanes = 16 if "avx512f" in flags else 8 if avx2 else 4
     per_cycle = 2 * lanes * 2
     peak = threads * mhz * 1e6 * per_cycle
     how = (
-        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} GHz x {per_cycle} "
-        f"float32 FLOPs per cycle (2 FMA units x {lanes} lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
+        f"{threads} thread{'s' if threads != 1 else ''} x {mhz / 1e3:.2f} "
+        f"GHz x {per_cycle} float32 FLOPs per cycle (2 FMA units x {lanes} "
+        f"lanes x 2) = {peak / 1e9:.0f} GFLOP/s"
     )
     return peak, how
 
@@ -220,13 +245,20 @@ def machine_line() -> str:
 
 
 def mfu(
-    cfg: GPTConfig, tokens_per_s: float, peak_flops: float, num_tokens: int | None = None
+    cfg: GPTConfig,
+    tokens_per_s: float,
+    peak_flops: float,
+    num_tokens: int | None = None,
 ) -> float:
-    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a fraction of
-    ``peak_flops``."""
+    """Model FLOPs utilization: training FLOPs per token x tokens/s, as a
+    fraction of ``peak_flops``."""
     if peak_flops <= 0 or not math.isfinite(peak_flops):
-        raise ValueError(f"peak_flops={peak_flops!r} must be a positive number of FLOP/s.")
-    return training_flops_per_token(cfg, num_tokens) * tokens_per_s / peak_flops
+        raise ValueError(
+            f"peak_flops={peak_flops!r} must be a positive number of FLOP/s."
+        )
+    return (
+        training_flops_per_token(cfg, num_tokens) * tokens_per_s / peak_flops
+    )
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

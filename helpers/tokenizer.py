@@ -190,9 +190,10 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text``, treating special-token strings as ordinary text.
 
-        Words repeat, so each distinct chunk is merged once: its ids go into ``self.cache``
-        (chunk -> ids, kept between calls, as in OpenAI's ``encoder.py``), and every later
-        occurrence is a dictionary lookup. ``BPETokenizer(cache=False)`` merges every chunk."""
+        Words repeat, so each distinct chunk is merged once: its ids go into
+        ``self.cache`` (chunk -> ids, kept between calls, as in OpenAI's
+        ``encoder.py``), and every later occurrence is a dictionary lookup.
+        ``BPETokenizer(cache=False)`` merges every chunk."""
         _check_text(text)
         ids: list[int] = []
         cache = self.cache

@@ -1,4 +1,4 @@
-"""Pretraining: the loss, the training loop and the learning-rate schedule (Chapter 6).
+"""Pretraining: the loss, the training loop and the learning-rate schedule (Chapters 6 and 7).
 
 * :func:`calc_loss_batch` and :func:`calc_loss_loader`: mean next-token cross-entropy of a batch,
   and over (the first ``num_batches`` batches of) a loader;
@@ -83,6 +83,25 @@ def evaluate(
         model.train(was_training)
 
 
+@torch.no_grad()
+def next_token_accuracy(model, loader) -> float:
+    """How often the model's most probable next token is the true one, over every position of
+    every batch of ``loader`` (Chapter 6). Measured in eval mode; the model's mode is restored."""
+    _check_loader(loader, "evaluation", model)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    hits = total = 0
+    try:
+        for inputs, targets in loader:
+            predicted = model(inputs.to(device)).argmax(dim=-1)  # (B, T)
+            hits += (predicted == targets.to(device)).sum().item()
+            total += targets.numel()
+    finally:
+        model.train(was_training)
+    return hits / total
+
+
 def warmup_cosine(
     peak_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
 ) -> Callable[[int], float]:
@@ -153,14 +172,16 @@ class History:
 
 
 def _sample(model, tokenizer, start_context: str, max_new_tokens: int) -> str:
-    from helpers.model import generate_greedy
+    """The greedy continuation ``helpers.model.generate_greedy`` gives (the same ids), computed
+    with Chapter 7's KV cache: each new token costs one position, not the whole text again."""
+    from helpers.generate import generate
 
     device = next(model.parameters()).device
     ids = torch.tensor([tokenizer.encode(start_context)], device=device)
     was_training = model.training
     model.eval()
     try:
-        out = generate_greedy(model, ids[:, -model.cfg.context_length :], max_new_tokens)
+        out = generate(model, ids[:, -model.cfg.context_length :], max_new_tokens)
     finally:
         model.train(was_training)
     return tokenizer.decode(out[0].tolist())

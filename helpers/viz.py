@@ -1,6 +1,6 @@
 """Figures of Chapters 2 to 6; each function's docstring names the chapter that draws it.
 
-Chapters 7 to 9 draw with ``helpers.viz_inside``.
+Chapters 8 to 10 draw with ``helpers.viz_inside``.
 
 Every function draws on an ``ax`` it is given (or on a new figure when ``ax`` is None) and returns
 the figure, so a notebook cell can end with ``plt.show()`` and show one stable output. Nothing here

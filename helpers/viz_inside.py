@@ -1,4 +1,4 @@
-"""Figures of Chapters 7 to 9: what a model predicts, the perplexity windows, what it attends to.
+"""Figures of Chapters 8 to 10: what a model predicts, the perplexity windows, what it attends to.
 
 The same conventions as ``helpers.viz`` (Chapters 2 to 6): every function draws on an ``ax`` it
 is given (or on a new figure when ``ax`` is None) and returns the figure; nothing here sets
@@ -14,7 +14,7 @@ import numpy as np
 
 from helpers.viz import COLUMN_INCHES, FONT_SIZE, _as_numpy, _fit
 
-# --------------------------------------------------------------------------- Chapter 7 (Decoding)
+# --------------------------------------------------------------------------- Chapter 8 (Decoding)
 
 
 def plot_next_token_probs(
@@ -25,7 +25,7 @@ def plot_next_token_probs(
     title: str | None = None,
     ylabel: str = "probability",
 ):
-    """Chapter 7: one bar per candidate token (``probs[i]`` for ``labels[i]``), e.g. the most
+    """Chapter 8: one bar per candidate token (``probs[i]`` for ``labels[i]``), e.g. the most
     probable next tokens. With ``kept`` (bools), the tokens a filter keeps are drawn solid and the
     removed ones faint and hatched. Returns the figure."""
     p = _as_numpy(probs)
@@ -49,7 +49,7 @@ def plot_next_token_probs(
 
 
 def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | None = None):
-    """Chapter 7: side-by-side bars of the probabilities ``probs`` and the observed frequencies
+    """Chapter 8: side-by-side bars of the probabilities ``probs`` and the observed frequencies
     ``freqs`` of the same tokens (e.g. over many sampled draws). Returns the figure."""
     p, f = _as_numpy(probs), _as_numpy(freqs)
     if p.shape != f.shape or p.ndim != 1 or len(p) != len(labels):
@@ -70,13 +70,13 @@ def plot_frequencies(probs, freqs, labels: Sequence[str], ax=None, title: str | 
     return ax.figure
 
 
-# ---------------------------------------------------------------------- Chapter 8 (GPT-2's weights)
+# ---------------------------------------------------------------------- Chapter 9 (GPT-2's weights)
 
 
 def plot_sliding_windows(
     n_tokens: int, context: int, stride: int, ax=None, title: str | None = None
 ):
-    """Chapter 8: the windows of a sliding-window perplexity (``helpers.perplexity.window_plan``),
+    """Chapter 9: the windows of a sliding-window perplexity (``helpers.perplexity.window_plan``),
     one row per window: the tokens it reads only as context in a light shade, the tokens it scores
     in a dark one. Returns the figure."""
     from helpers.perplexity import window_plan
@@ -112,11 +112,11 @@ def plot_sliding_windows(
     return ax.figure
 
 
-# ------------------------------------------------------------------------ Chapter 9 (Seeing inside)
+# ----------------------------------------------------------------------- Chapter 10 (Seeing inside)
 
 
 def plot_attention_grid(weights, tokens: Sequence[str], axes=None, title: str | None = None):
-    """Chapter 9: every head of every layer, ``(L, h, T, T)`` weights (one batch item), as an ``L x
+    """Chapter 10: every head of every layer, ``(L, h, T, T)`` weights (one batch item), as an ``L x
     h`` grid of heatmaps on one colour scale from 0 to 1: rows are layers, columns heads, token
     labels on the outer axes. ``axes`` is an ``(L, h)`` array of axes (a new figure when None).
     Returns the figure."""
@@ -166,7 +166,7 @@ def plot_head_scores(
     fmt: str = ".2f",
     cmap: str = "viridis",
 ):
-    """Chapter 9: an ``(n_layers, n_heads)`` table of per-head scores as an annotated heatmap,
+    """Chapter 10: an ``(n_layers, n_heads)`` table of per-head scores as an annotated heatmap,
     layers as rows. ``vmax`` fixes the top of the colour scale (the table's maximum when None).
     Returns the figure."""
     s = _as_numpy(scores)
@@ -210,7 +210,7 @@ def plot_logit_lens(
     title: str | None = None,
     value_label: str = "probability of the top token",
 ):
-    """Chapter 9: the logit lens as a heatmap. ``values`` and ``cell_text`` are ``(L + 1, T)``: row
+    """Chapter 10: the logit lens as a heatmap. ``values`` and ``cell_text`` are ``(L + 1, T)``: row
     0 reads the residual stream after the embeddings, row ``l`` after block ``l``; column ``t`` is
     the guess at position ``t`` (input token ``tokens[t]``) for the token that follows. Each cell
     shows its text (e.g. the top token) coloured by its value. Returns the figure."""

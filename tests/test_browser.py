@@ -9,7 +9,7 @@ Chapter 1" and the PDF link, solutions that open in one click. At phone width (4
 is wider than the screen and the ☰ opens a drawer with every chapter. With every outside request
 blocked the pages still work, except the features book/running.md says need the CDN. The whole-book
 PDF (`make pdf`, tools/print_book.mjs) holds every chapter's title, every figure and typeset math.
-The explorers of Chapters 7 and 9 (``helpers.page_explorers``) answer their controls on the page
+The explorers of Chapters 8 and 10 (``helpers.page_explorers``) answer their controls on the page
 opened from disk.
 The CDN scripts the book loads (MathJax; require.js, d3 and jQuery for bertviz; the ipywidgets HTML
 manager) are served from npm packages, so the test needs no network. A screenshot of each chapter's
@@ -43,8 +43,8 @@ PHONE_WIDTH = 420
 NEEDS_CDN = {"math": "MathJax", "bertviz": "bertviz"}
 # the pages with explorers that need no kernel (helpers.page_explorers), and their kinds
 EXPLORERS = {
-    "chapters/ch07_decoding.html": {"decoding"},
-    "chapters/ch09_visualization.html": {"attention", "embedding"},
+    "chapters/ch08_decoding.html": {"decoding"},
+    "chapters/ch10_visualization.html": {"attention", "embedding"},
 }
 
 
@@ -215,10 +215,10 @@ def test_search_finds_a_chapter_term(report):
 
 @pytest.mark.slow
 def test_bertviz_views_draw_in_the_visualization_chapter(report):
-    """Chapter 9 shows bertviz's head view and model view; in the browser (require.js, d3 and jQuery
-    served locally in place of the CDN) both must draw attention lines (a view without lines is
-    reported as a page problem above)."""
-    page = report["pages"]["chapters/ch09_visualization.html"]
+    """Chapter 10 shows bertviz's head view and model view; in the browser (require.js, d3 and
+    jQuery served locally in place of the CDN) both must draw attention lines (a view without
+    lines is reported as a page problem above)."""
+    page = report["pages"]["chapters/ch10_visualization.html"]
     assert page["bertviz"] >= 2, (
         f"expected the head view and the model view, found {page['bertviz']} bertviz views"
     )
@@ -282,8 +282,8 @@ def test_the_pdf_holds_every_chapter_figure_and_formula(book_pdf):
 
 @pytest.mark.slow
 def test_the_page_explorers_answer_their_controls_when_opened_from_disk(report):
-    """Chapter 7's decoding explorer keeps, for each setting stored by Python, exactly the number of
-    tokens helpers.sampling keeps; Chapter 9's attention explorer redraws for another layer and
+    """Chapter 8's decoding explorer keeps, for each setting stored by Python, exactly the number of
+    tokens helpers.sampling keeps; Chapter 10's attention explorer redraws for another layer and
     head; hovering a point of its embedding map shows the token. No kernel and no server: the pages
     are file:// URLs."""
     for page, kinds in EXPLORERS.items():
@@ -291,6 +291,6 @@ def test_the_page_explorers_answer_their_controls_when_opened_from_disk(report):
         assert {e["kind"] for e in r["explorers"]} >= kinds, (page, r["explorers"])
         assert not r["problems"], (page, r["problems"])
         assert all(e["changed"] for e in r["explorers"]), (page, r["explorers"])
-    checks = [c for e in report["explorers"]["chapters/ch07_decoding.html"]["explorers"]
+    checks = [c for e in report["explorers"]["chapters/ch08_decoding.html"]["explorers"]
               for c in e.get("checks", [])]
     assert checks and all(c["shown"] == c["kept"] for c in checks), checks

@@ -1,4 +1,4 @@
-"""The exercise checks of Chapters 5 to 9 (helpers.check_ch05 .. check_ch09).
+"""The exercise checks of Chapters 5 to 10 (helpers.check_ch05 .. check_ch10).
 
 Each worked solution (written again here: solutions never live in helpers/) passes its check;
 typical wrong answers fail with the intended message; a stub is "not attempted yet"."""
@@ -63,6 +63,17 @@ def unigram(train_ids, targets, V, k, denominator=True, log=math.log):
     return -sum(log((counts[t] + k) / norm) for t in targets) / len(targets)
 
 
+def stable_ce(logits, targets, shift=True):
+    m = logits.max(dim=-1, keepdim=True).values if shift else torch.zeros(len(logits), 1)
+    log_norm = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(dim=-1))
+    return (log_norm - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)).mean()
+
+
+def steps(n, b, ctx, stride, drop, need=1):
+    windows = max(0, (n - ctx - need) // stride + 1)
+    return windows // b if drop else -(-windows // b)
+
+
 def masked_loss(logits, targets, pad, how="ignore"):
     per = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
     keep = (targets.flatten() != pad).float()
@@ -90,7 +101,7 @@ def lr_at(step, peak, total, warmup, floor, behind=False, intervals=1, no_floor=
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
 
 
-# Chapter 7 -------------------------------------------------------------------------------------
+# Chapter 8 -------------------------------------------------------------------------------------
 def penalize(logits, ids, penalty, divide_all=False, per_occurrence=False):
     if per_occurrence:
         out = logits.clone()
@@ -129,7 +140,7 @@ def average_logprob(model, ids, n, shift=1, from_start=False):
     return lp[:, first - shift:lp.shape[1] - shift].gather(2, ids[:, first:, None]).mean().item()
 
 
-# Chapter 8 -------------------------------------------------------------------------------------
+# Chapter 9 -------------------------------------------------------------------------------------
 def largest(cfg, count_tied=False, percent=False):
     rows = [r for r in weight_mapping(cfg) if count_tied or r.transform != "tied to wte"]
     big = max(rows, key=lambda r: math.prod(r.hub_shape))
@@ -143,7 +154,7 @@ def c_attn(att, order=("query", "key", "value"), transpose=True):
     return w, torch.cat([getattr(att, f"W_{n}").bias for n in order])
 
 
-# Chapter 9 -------------------------------------------------------------------------------------
+# Chapter 10 -------------------------------------------------------------------------------------
 def loss_without(model, layer, heads, x, y, by="columns", restore=True):
     W = model.trf_blocks[layer].att.out_proj.weight
     d = model.cfg.emb_dim // model.cfg.n_heads
@@ -202,50 +213,54 @@ CASES = {  # exercise: (worked solution, [(typical wrong answer, part of its mes
                                                  ((1024 * 768, 2 * 1024 * 768), "2N rule")]),
     "6.1": (unigram, [(lambda *a: unigram(*a, denominator=False), "denominator must grow"),
                       (lambda *a: unigram(*a, log=math.log2), "in bits")]),
-    "6.2": (masked_loss, [(lambda *a: masked_loss(*a, how="all"), "counts the padding"),
+    "6.3": (stable_ce, [(lambda z, t: stable_ce(z, t, shift=False), "subtract each row"),
+                        (lambda z, t: -stable_ce(z, t), "wrong sign")]),
+    "6.4": (steps, [(lambda *a: steps(*a, need=0), "needs context_length + 1"),
+                    (lambda n, b, c, s, d: steps(n, b, c, s, not d), "rounded down when")]),
+    "7.3": (masked_loss, [(lambda *a: masked_loss(*a, how="all"), "counts the padding"),
                           (lambda *a: masked_loss(*a, how="dilute"), "padding dilutes it")]),
-    "6.3": (False, [(True, "is that all a loss"), ("no", "Answer True")]),
-    "6.4": (0.5, [(2.0, "flatter than at 0.5"), ("low", "Answer one of")]),
-    "6.5": (early_stopping, [(lambda *a: early_stopping(*a, tie_improves=True), "<, not <="),
+    "7.2": (False, [(True, "is that all a loss"), ("no", "Answer True")]),
+    "7.4": (0.5, [(2.0, "flatter than at 0.5"), ("low", "Answer one of")]),
+    "6.2": (early_stopping, [(lambda *a: early_stopping(*a, tie_improves=True), "<, not <="),
                              (lambda *a: early_stopping(*a, keep_last=True), "keep the last"),
                              (lambda *a: early_stopping(*a, strict=True), "you stop at")]),
-    "6.6": (lr_at, [(lambda *a: lr_at(*a, behind=True), "one warmup step behind"),
+    "7.1": (lr_at, [(lambda *a: lr_at(*a, behind=True), "one warmup step behind"),
                     (lambda *a: lr_at(*a, intervals=0), "above the floor"),
                     (lambda *a: lr_at(*a, no_floor=True), "not to zero")]),
-    "7.1": (penalize, [(lambda *a: penalize(*a, divide_all=True), "multiply it"),
+    "8.1": (penalize, [(lambda *a: penalize(*a, divide_all=True), "multiply it"),
                        (lambda *a: penalize(*a, per_occurrence=True), "more than once")]),
-    "7.2": (min_p, [(lambda *a: min_p(*a, how="absolute"), "with min_p itself"),
+    "8.2": (min_p, [(lambda *a: min_p(*a, how="absolute"), "with min_p itself"),
                     (lambda *a: min_p(*a, how="logits"), "compared logits")]),
-    "7.3": (lambda cfg, n, b: 2 * cfg.n_layers * n * cfg.emb_dim * b * 4,
+    "8.3": (lambda cfg, n, b: 2 * cfg.n_layers * n * cfg.emb_dim * b * 4,
             [(lambda cfg, n, b: cfg.n_layers * n * cfg.emb_dim * b * 4, "half the cache"),
              (lambda cfg, n, b: 2 * cfg.n_layers * n * cfg.head_dim * b * 4, "one head's"),
              (lambda cfg, n, b: 2 * cfg.n_layers * n * cfg.emb_dim * 4, "one sequence")]),
-    "7.4": (top_p, [(lambda z, p: top_p(z, p, boundary=False), "makes the mass reach p"),
+    "8.4": (top_p, [(lambda z, p: top_p(z, p, boundary=False), "makes the mass reach p"),
                     (lambda z, p: z.masked_fill(z.softmax(-1).cumsum(-1) > p, -math.inf),
                      "keeps no token")]),
-    "7.5": (average_logprob, [(lambda *a: average_logprob(*a, shift=0), "at its own position"),
+    "8.5": (average_logprob, [(lambda *a: average_logprob(*a, shift=0), "at its own position"),
                               (lambda *a: average_logprob(*a, from_start=True), "prompt's")]),
-    "8.1": (largest, [(lambda c: largest(c, count_tied=True), "tied head as a tensor"),
+    "9.1": (largest, [(lambda c: largest(c, count_tied=True), "tied head as a tensor"),
                       (lambda c: largest(c, percent=True), "looks like a percentage")]),
-    "8.2": (lambda c: c.n_layers * c.context_length**2 * 4,
+    "9.2": (lambda c: c.n_layers * c.context_length**2 * 4,
             [(lambda c: c.n_layers * c.context_length**2, "one byte per mask entry"),
              (lambda c: c.context_length**2 * 4, "you count one mask")]),
-    "8.3": (0.5, [(0.25, "16-bit, not 8-bit"), (1.0, "whatever the model")]),
-    "8.4": (lambda c, s: c - s if s < c else 1,
+    "9.3": (0.5, [(0.25, "16-bit, not 8-bit"), (1.0, "whatever the model")]),
+    "9.4": (lambda c, s: c - s if s < c else 1,
             [(lambda c, s: c - s, "you gave 0"), (lambda c, s: s, "previous window's ended")]),
-    "8.5": (c_attn, [(lambda a: c_attn(a, transpose=False), "Conv1D stores (in, out)"),
+    "9.5": (c_attn, [(lambda a: c_attn(a, transpose=False), "Conv1D stores (in, out)"),
                      (lambda a: c_attn(a, order=("key", "query", "value")), "another order")]),
-    "9.1": (lambda x: torch.cat([x[:, :1], x[:, :-1]], dim=1),
+    "10.1": (lambda x: torch.cat([x[:, :1], x[:, :-1]], dim=1),
             [(lambda x: torch.roll(x, 1, dims=1), "position 0's target is wrong"),
              (lambda x: torch.cat([x[:, 1:], x[:, -1:]], dim=1), "one position back")]),
-    "9.2": (loss_without, [(lambda *a: loss_without(*a, by="rows"), "zeroed rows"),
+    "10.2": (loss_without, [(lambda *a: loss_without(*a, by="rows"), "zeroed rows"),
                            (lambda *a: loss_without(*a, restore=False), "left changed")]),
-    "9.3": (recover, [(lambda *a: recover(*a, scale=False), "1 / sqrt(d_h)"),
+    "10.3": (recover, [(lambda *a: recover(*a, scale=False), "1 / sqrt(d_h)"),
                       (lambda *a: recover(*a, dim=-2), "add up to 1"),
                       (lambda *a: recover(*a, mask=False), "later tokens")]),
-    "9.4": (settle, [(lambda t: settle(t, first_agree=True), "agreeing once is not enough"),
+    "10.4": (settle, [(lambda t: settle(t, first_agree=True), "agreeing once is not enough"),
                      (lambda t: settle(t, plus=1), "one too high")]),
-    "9.5": (induction, [(lambda w, n: induction(w, n, offset=0), "duplicate-token"),
+    "10.5": (induction, [(lambda w, n: induction(w, n, offset=0), "duplicate-token"),
                         (lambda w, n: induction(w, n, all_queries=True), "second-half")]),
 }
 
@@ -277,7 +292,7 @@ def test_the_readers_exception_is_one_sentence_with_their_line():
     def broken(logits, p):
         return logits.softmax(dim=5)  # the line the verdict quotes
 
-    verdict = check("7.4", broken)
+    verdict = check("8.4", broken)
     assert verdict.passed is False and "IndexError" in verdict.message
     assert "logits.softmax(dim=5)" in verdict.message and "Traceback" not in verdict.message
 
@@ -285,7 +300,7 @@ def test_the_readers_exception_is_one_sentence_with_their_line():
 def test_checks_leave_the_global_random_state_alone():
     state = torch.random.get_rng_state()
     check("5.2", greedy)
-    check("9.2", loss_without)
+    check("10.2", loss_without)
     assert torch.equal(torch.random.get_rng_state(), state)
 
 

@@ -1,4 +1,4 @@
-"""Tests for helpers.checkpoint (Chapter 6): resuming, round trips, strict, digest-checked loads."""
+"""Tests for helpers.checkpoint (Chapter 7): resuming, round trips, strict, digest-checked loads."""
 
 import pytest
 import torch

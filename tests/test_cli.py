@@ -1,4 +1,4 @@
-"""``python -m helpers`` (Chapter 8) end to end: the command line run as a subprocess on a tiny
+"""``python -m helpers`` (Chapter 9) end to end: the command line run as a subprocess on a tiny
 checkpoint made here, offline (HF_HUB_OFFLINE=1 and an empty Hugging Face cache, unless a test
 points the hub at a closed port on this machine): ``--help``, ``--json`` output compared with the
 same computation done in this process, and every error exit (status 2, one line on stderr, no

@@ -1,4 +1,4 @@
-"""helpers.generate (Chapter 7) against transformers: the top-k and top-p filters keep exactly the
+"""helpers.generate (Chapter 8) against transformers: the top-k and top-p filters keep exactly the
 tokens that TopKLogitsWarper and TopPLogitsWarper keep (ties included); greedy and beam search give
 the same ids as GPT2LMHeadModel.generate on the same weights (a tiny checkpoint written here, 20
 prompts). Plus: the KV cache changes no id (greedy, seeded sampling, beams, past the context), the

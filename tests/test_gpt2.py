@@ -1,4 +1,4 @@
-"""helpers.gpt2 (Chapter 8) against transformers' GPT2LMHeadModel, both directions, on tiny
+"""helpers.gpt2 (Chapter 9) against transformers' GPT2LMHeadModel, both directions, on tiny
 checkpoints made here (no network): logits within ATOL in float32 (in practice ~1e-6), greedy ids
 identical; plus strict loading, refusals (pickles, corrupt files, missing configs) and the offline
 hub path."""

@@ -1,4 +1,4 @@
-"""helpers.insight (Chapter 9): attention from the model's own forward pass, the head scores on
+"""helpers.insight (Chapter 10): attention from the model's own forward pass, the head scores on
 hand-made patterns, the bertviz adapter (what bertviz itself accepts), the logit lens (its last
 layer is the model's output), nearest tokens, greedy traces, and the errors bad input gets."""
 

@@ -34,6 +34,27 @@ def test_layernorm_equals_torch(shape, emb_dim, seed, offset, scale):
     torch.testing.assert_close(ours(x), theirs(x), atol=1e-4, rtol=1e-4)
 
 
+def test_layernorm_equals_the_written_out_formula():
+    """The fused kernel computes Chapter 4's formula, (x - mean) / sqrt(var + eps) * weight + bias
+    with the biased variance; here written out in float64, against the layer in float32, to
+    2e-6 (float32 rounding of values of size about 3)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 7, 64, generator=gen) * 3 + 1
+    ln = LayerNorm(64)
+    with torch.no_grad():
+        ln.weight.copy_(torch.randn(64, generator=gen))
+        ln.bias.copy_(torch.randn(64, generator=gen))
+    x64, w64, b64 = x.double(), ln.weight.double(), ln.bias.double()
+    mean = x64.mean(-1, keepdim=True)
+    var = x64.var(-1, keepdim=True, unbiased=False)
+    formula = (x64 - mean) / torch.sqrt(var + 1e-5) * w64 + b64
+    torch.testing.assert_close(ln(x).double(), formula, atol=2e-6, rtol=0)
+
+
+def test_layernorm_state_dict_names_unchanged():
+    assert list(LayerNorm(8).state_dict()) == ["weight", "bias"]
+
+
 def test_layernorm_hand_worked_example():
     """Seed 001's example: torch.manual_seed(123); torch.randn(2, 5); means -0.3596, -0.2606,
     biased variances 0.2015, 0.2673, and the first normalized row."""
@@ -73,6 +94,20 @@ def test_gelu_equals_torch(mode, dtype):
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(gelu(x, mode), F.gelu(x, approximate=mode), atol=tol, rtol=0)
     torch.testing.assert_close(GELU(mode)(x), F.gelu(x, approximate=mode), atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["none", "tanh"])
+def test_gelu_equals_the_written_out_formula(mode):
+    """The fused kernel against Chapter 4's formulas written out in float64: 1e-6 in float32."""
+    x = torch.linspace(-10, 10, 20_001)
+    x64 = x.double()
+    if mode == "none":
+        formula = 0.5 * x64 * (1.0 + torch.erf(x64 / math.sqrt(2.0)))
+    else:
+        inner = math.sqrt(2.0 / math.pi) * (x64 + 0.044715 * x64**3)
+        formula = 0.5 * x64 * (1.0 + torch.tanh(inner))
+    torch.testing.assert_close(gelu(x, mode).double(), formula, atol=1e-6, rtol=0)
+    torch.testing.assert_close(GELU(mode)(x).double(), formula, atol=1e-6, rtol=0)
 
 
 def test_gelu_modes_differ_by_less_than_5e_4():

@@ -1,4 +1,4 @@
-"""helpers.perplexity (Chapter 8): the sliding-window plan, and the perplexity of a tiny checkpoint
+"""helpers.perplexity (Chapter 9): the sliding-window plan, and the perplexity of a tiny checkpoint
 against a reference computed with transformers' GPT2LMHeadModel on the same text and windows (the
 Hugging Face guide's loop, labels masked with -100): summed negative log-likelihoods agree within
 REL_TOL relative (float32 logits; the differences seen are ~1e-7), token counts exactly."""

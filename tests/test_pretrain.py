@@ -153,6 +153,15 @@ def test_a_planted_cache_entry_is_reported_and_retrained(verdict_text, gpt2_toke
     assert same_state(first.state_dict(), second.state_dict())
 
 
+def test_setup_pretraining_uses_fused_adamw_on_cpu(verdict_text, gpt2_tokenizer):
+    shape = dataclasses.replace(BOOK_SMALL.model, emb_dim=16, n_heads=2, context_length=32)
+    stand_in = dataclasses.replace(BOOK_SMALL, model=shape)
+    _, opt, _, _ = setup_pretraining(verdict_text, gpt2_tokenizer, stand_in)
+    assert opt.defaults["fused"] is True
+    assert opt.defaults["lr"] == BOOK_SMALL.lr
+    assert opt.defaults["weight_decay"] == BOOK_SMALL.weight_decay
+
+
 def test_settings_hold_a_gpt_config(gpt2_tokenizer):
     with pytest.raises(ValueError, match="must be a GPTConfig"):
         dataclasses.replace(BOOK_SMALL, model=dict(emb_dim=64))

@@ -8,7 +8,15 @@ import torch.nn.functional as F
 from tiny_training import VOCAB, T, fresh, loaders, same_state, state_copy, token_ids
 
 from helpers.data import create_dataloader
-from helpers.train import History, calc_loss_batch, calc_loss_loader, evaluate, train, warmup_cosine
+from helpers.train import (
+    History,
+    calc_loss_batch,
+    calc_loss_loader,
+    evaluate,
+    next_token_accuracy,
+    train,
+    warmup_cosine,
+)
 
 
 # -- the loss -----------------------------------------------------------------------------------
@@ -26,6 +34,37 @@ def test_cross_entropy_taken_apart_equals_torch():
     assert torch.allclose(manual, calc_loss_batch(inputs, targets, model), atol=1e-6)
     # untrained: close to ln(V), the loss of a uniform guess
     assert abs(manual.item() - math.log(VOCAB)) < 0.2
+
+
+def test_next_token_accuracy_counts_argmax_hits_and_keeps_the_mode():
+    model, _ = fresh()
+    _, val_loader = loaders()
+    model.train()
+    hits = total = 0
+    with torch.no_grad():
+        model.eval()
+        for inputs, targets in val_loader:
+            hits += (model(inputs).argmax(-1) == targets).sum().item()
+            total += targets.numel()
+        model.train()
+    assert next_token_accuracy(model, val_loader) == hits / total
+    assert model.training  # the mode it was in
+    # a model that always predicts the true next token scores 1, one that never does scores 0
+    inputs, targets = next(iter(val_loader))
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, right):
+            super().__init__()
+            self.w, self.right = torch.nn.Parameter(torch.zeros(1)), right
+
+        def forward(self, x):
+            nxt = {tuple(i.tolist()): t for i, t in zip(inputs, targets)}[tuple(x[0].tolist())]
+            guess = nxt if self.right else (nxt + 1) % VOCAB
+            return F.one_hot(guess, VOCAB).float().unsqueeze(0)
+
+    one = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs[:1], targets[:1]))
+    assert next_token_accuracy(Oracle(True), one) == 1.0
+    assert next_token_accuracy(Oracle(False), one) == 0.0
 
 
 def test_ignore_index_leaves_padding_out_of_the_mean():
@@ -121,6 +160,21 @@ def test_samples_one_per_epoch_and_lines():
         lines[0].startswith("ep  0, step    0")
         and sum(line.startswith("    sample") for line in lines) == 2
     )
+
+
+def test_sample_is_generate_greedy_with_a_cache():
+    """The per-epoch sample runs Chapter 7's cached generate; its ids are generate_greedy's."""
+    from helpers.model import generate_greedy
+    from helpers.train import _sample
+
+    model, _ = fresh()
+    tokenizer = CharTokenizer()
+    ids = torch.tensor([tokenizer.encode("abc")])
+    model.eval()
+    expected = tokenizer.decode(generate_greedy(model, ids, 12)[0].tolist())
+    model.train()
+    assert _sample(model, tokenizer, "abc", 12) == expected
+    assert model.training  # the mode is restored
 
 
 # -- bad input ----------------------------------------------------------------------------------
