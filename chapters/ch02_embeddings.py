@@ -21,15 +21,18 @@
 # - `helpers/embeddings.py`: `GPTEmbedding` and `sinusoidal_positions`.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import math
@@ -47,13 +50,26 @@ from torch import nn
 from helpers.check import check
 from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.offline import gpt2_encoding
-from helpers.viz import plot_similarity_by_distance, plot_table, plot_word_map
-from helpers.word_vectors import (PRETRAINED, lee_sentences, load_pretrained_vectors, pca_2d,
-                                  stable_hash, wiki_sentences)
+from helpers.viz import (
+    plot_similarity_by_distance,
+    plot_table,
+    plot_word_map,
+)
+from helpers.word_vectors import (
+    PRETRAINED,
+    lee_sentences,
+    load_pretrained_vectors,
+    pca_2d,
+    stable_hash,
+    wiki_sentences,
+)
 
-DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+DATA_DIR = (
+    Path("../data") if Path("../data/README.md").exists() else Path("data")
+)
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
 # ## 2.1 From ids to vectors
@@ -98,8 +114,14 @@ e = torch.eye(vocab_size)  # all one-hot vectors, one a row
 dots = e @ e.T  # (V, V)
 dists = torch.cdist(e, e)  # (V, V)
 off_diagonal = ~torch.eye(vocab_size, dtype=torch.bool)
-print(f"dot products between different tokens: {dots[off_diagonal].unique().tolist()}")
-print(f"distances between different tokens: {dists[off_diagonal].min():.4f} to {dists[off_diagonal].max():.4f}")
+print(
+    "dot products between different tokens: "
+    f"{dots[off_diagonal].unique().tolist()}"
+)
+print(
+    f"distances between different tokens: {dists[off_diagonal].min():.4f} "
+    f"to {dists[off_diagonal].max():.4f}"
+)
 assert torch.allclose(dists[off_diagonal], torch.tensor(math.sqrt(2)))
 
 # %% [markdown]
@@ -118,7 +140,10 @@ looked_up = embedding(ids)  # (T, C)
 via_matmul = X_onehot @ W  # (T, V) @ (V, C) -> (T, C)
 print(looked_up.detach().round(decimals=4))
 assert torch.equal(looked_up, via_matmul)
-assert torch.equal(looked_up[0], W[2]) and torch.equal(looked_up[0], looked_up[3])  # id 2 -> row 2, twice
+# id 2 -> row 2, twice
+assert torch.equal(looked_up[0], W[2]) and torch.equal(
+    looked_up[0], looked_up[3]
+)
 
 # %% [markdown]
 # The gradients agree too. During training, whatever comes after the embedding sends back a gradient for
@@ -127,7 +152,8 @@ assert torch.equal(looked_up[0], W[2]) and torch.equal(looked_up[0], looked_up[3
 
 # %%
 torch.manual_seed(123)
-upstream = torch.randn(len(ids), emb_dim)  # (T, C): stand-in for the gradient from later layers
+# (T, C): stand-in for the gradient from later layers
+upstream = torch.randn(len(ids), emb_dim)
 
 embedding.zero_grad()
 (embedding(ids) * upstream).sum().backward()
@@ -139,8 +165,10 @@ grad_matmul = W_copy.grad  # (V, C)
 
 print(grad_lookup.round(decimals=4))
 assert torch.allclose(grad_lookup, grad_matmul)
-assert torch.equal(grad_lookup[[0, 1, 4]], torch.zeros(3, emb_dim))  # ids 0, 1, 4 were not used
-assert torch.allclose(grad_lookup[2], upstream[0] + upstream[3])  # id 2 was used twice
+# ids 0, 1, 4 were not used
+assert torch.equal(grad_lookup[[0, 1, 4]], torch.zeros(3, emb_dim))
+# id 2 was used twice
+assert torch.allclose(grad_lookup[2], upstream[0] + upstream[3])
 
 # %% [markdown]
 # The cell above shows rows 0, 1 and 4 with zero gradient: a training step leaves the vectors of tokens
@@ -152,8 +180,11 @@ assert torch.allclose(grad_lookup[2], upstream[0] + upstream[3])  # id 2 was use
 gpt2_vocab_size, gpt2_context_length, gpt2_emb_dim = 50257, 1024, 768
 matmul_ops = gpt2_context_length * gpt2_vocab_size * gpt2_emb_dim
 copied = gpt2_context_length * gpt2_emb_dim
-print(f"one-hot @ W: {matmul_ops:,} multiply-adds; lookup: {copied:,} numbers copied "
-      f"({matmul_ops // copied:,} times fewer)")
+print(
+    f"one-hot @ W: {matmul_ops:,} multiply-adds; lookup: {copied:,} numbers "
+    "copied "
+    f"({matmul_ops // copied:,} times fewer)"
+)
 
 # %% [markdown]
 # A freshly created embedding is random, so its vectors mean nothing yet. Training moves them. Before
@@ -168,7 +199,9 @@ print(f"one-hot @ W: {matmul_ops:,} multiply-adds; lookup: {copied:,} numbers co
 
 # %%
 for name, (megabytes, n_vocab, trained_on) in PRETRAINED.items():
-    print(f"{name:26} {megabytes:>5} MB  {n_vocab:>9,} words  ({trained_on})")
+    print(
+        f"{name:26} {megabytes:>5} MB  {n_vocab:>9,} words  ({trained_on})"
+    )
 
 # %% [markdown]
 # The book's stored outputs must reproduce on machines without a network, so by default this chapter
@@ -180,8 +213,10 @@ for name, (megabytes, n_vocab, trained_on) in PRETRAINED.items():
 # format, so nothing it downloads can run code.
 
 # %%
-USE_PRETRAINED = False  # set True online: downloads PRETRAINED_NAME once (sizes in the cell above)
-PRETRAINED_NAME = "glove-wiki-gigaword-50"  # the small set; "word2vec-google-news-300" is the big one
+# set True online: downloads PRETRAINED_NAME once (sizes in the cell above)
+USE_PRETRAINED = False
+# the small set; "word2vec-google-news-300" is the big one
+PRETRAINED_NAME = "glove-wiki-gigaword-50"
 
 # %% [markdown]
 # The offline corpus is two texts that come with `pip install gensim` (its test data): an excerpt of
@@ -194,8 +229,14 @@ titles, wiki = wiki_sentences()  # Wikipedia articles, split into paragraphs
 lee = lee_sentences()  # one news article a line
 corpus = wiki + lee
 n_words = sum(len(sentence) for sentence in corpus)
-print(f"{len(titles)} Wikipedia articles, the first: {', '.join(titles[:6])}, ...")
-print(f"{len(wiki):,} Wikipedia paragraphs + {len(lee)} news articles = {n_words:,} words")
+print(
+    f"{len(titles)} Wikipedia articles, the first: {', '.join(titles[:6])}, "
+    "..."
+)
+print(
+    f"{len(wiki):,} Wikipedia paragraphs + {len(lee)} news articles = "
+    f"{n_words:,} words"
+)
 print(corpus[0][:12])
 
 # %% [markdown]
@@ -210,19 +251,37 @@ wv = None
 if USE_PRETRAINED:
     try:
         wv = load_pretrained_vectors(PRETRAINED_NAME, timeout=3.0)
-        source = f"pretrained {PRETRAINED_NAME} from gensim-data ({PRETRAINED[PRETRAINED_NAME][2]})"
+        source = (
+            f"pretrained {PRETRAINED_NAME} from gensim-data "
+            f"({PRETRAINED[PRETRAINED_NAME][2]})"
+        )
     except ConnectionError as err:
         print(f"{err} Training offline instead.")
 if wv is None:
-    w2v = Word2Vec(corpus, vector_size=100, window=5, min_count=5, sg=0, epochs=20,
-                   workers=1, seed=0, hashfxn=stable_hash)
+    w2v = Word2Vec(
+        corpus,
+        vector_size=100,
+        window=5,
+        min_count=5,
+        sg=0,
+        epochs=20,
+        workers=1,
+        seed=0,
+        hashfxn=stable_hash,
+    )
     wv = w2v.wv  # the trained vectors, a gensim KeyedVectors
-    source = "Word2Vec (CBOW, 100 dimensions) trained here on gensim's Wikipedia excerpt and Lee corpus"
+    source = (
+        "Word2Vec (CBOW, 100 dimensions) trained here on gensim's Wikipedia "
+        "excerpt and Lee corpus"
+    )
 print(f"ready in {time.perf_counter() - start:.1f} s")
 
 # %%
 print(f"Vectors in use: {source}.")
-print(f"{len(wv.index_to_key):,} words, each a vector of {wv.vector_size} numbers")
+print(
+    f"{len(wv.index_to_key):,} words, each a vector of {wv.vector_size} "
+    "numbers"
+)
 print(f"most frequent: {wv.index_to_key[:10]}")
 
 # %% [markdown]
@@ -237,12 +296,19 @@ def cosine(u, v) -> float:
     return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
 
 
-pairs = [("man", "woman"), ("january", "february"), ("france", "germany"), ("physics", "chemistry"),
-         ("water", "france"), ("january", "chemistry")]
+pairs = [
+    ("man", "woman"),
+    ("january", "february"),
+    ("france", "germany"),
+    ("physics", "chemistry"),
+    ("water", "france"),
+    ("january", "chemistry"),
+]
 for a, b in pairs:
     sim = cosine(wv[a], wv[b])
     print(f"{a:>8} ~ {b:<10} {sim:.2f}")
-    assert abs(sim - float(wv.similarity(a, b))) < 1e-5  # gensim's own cosine
+    # gensim's own cosine
+    assert abs(sim - float(wv.similarity(a, b))) < 1e-5
 
 # %% [markdown]
 # The cell above shows the pairs of related words (two months, two countries, two sciences, man and
@@ -255,19 +321,34 @@ for a, b in pairs:
 # scaled to length 1, that is one matrix-vector product.
 
 # %%
-unit = wv.vectors / np.linalg.norm(wv.vectors, axis=1, keepdims=True)  # (V, C), rows of length 1
+# (V, C), rows of length 1
+unit = wv.vectors / np.linalg.norm(wv.vectors, axis=1, keepdims=True)
 
 
 def nearest(word: str, topn: int = 5) -> list[tuple[str, float]]:
     scores = unit @ unit[wv.key_to_index[word]]  # (V,)
-    order = [i for i in np.argsort(-scores, kind="stable") if wv.index_to_key[i] != word][:topn]
+    order = [
+        i
+        for i in np.argsort(-scores, kind="stable")
+        if wv.index_to_key[i] != word
+    ][:topn]
     return [(wv.index_to_key[i], float(scores[i])) for i in order]
 
 
-for word in ["january", "three", "france", "music", "war", "water", "physics"]:
+for word in [
+    "january",
+    "three",
+    "france",
+    "music",
+    "war",
+    "water",
+    "physics",
+]:
     neighbours = nearest(word)
     print(f"{word:>8}: " + ", ".join(f"{w} {s:.2f}" for w, s in neighbours))
-    assert [w for w, _ in neighbours] == [w for w, _ in wv.most_similar(word, topn=5)]
+    assert [w for w, _ in neighbours] == [
+        w for w, _ in wv.most_similar(word, topn=5)
+    ]
 
 # %% [markdown]
 # Months sit next to months, numbers next to numbers, countries next to countries, and `physics` next
@@ -284,9 +365,18 @@ for word in ["january", "three", "france", "music", "war", "water", "physics"]:
 # %%
 def analogy(a: str, b: str, c: str, topn: int = 10) -> list[str]:
     """a is to b as c is to ?: the topn words closest to b - a + c."""
-    target = unit[wv.key_to_index[b]] - unit[wv.key_to_index[a]] + unit[wv.key_to_index[c]]  # (C,)
+    # (C,)
+    target = (
+        unit[wv.key_to_index[b]]
+        - unit[wv.key_to_index[a]]
+        + unit[wv.key_to_index[c]]
+    )
     scores = unit @ (target / np.linalg.norm(target))  # (V,)
-    order = [i for i in np.argsort(-scores, kind="stable") if wv.index_to_key[i] not in (a, b, c)]
+    order = [
+        i
+        for i in np.argsort(-scores, kind="stable")
+        if wv.index_to_key[i] not in (a, b, c)
+    ]
     return [wv.index_to_key[i] for i in order[:topn]]
 
 
@@ -303,10 +393,23 @@ questions = [  # (a, b, c, expected d): a is to b as c is to d
 ]
 for a, b, c, expected in questions:
     guesses = analogy(a, b, c)
-    assert guesses == [w for w, _ in wv.most_similar(positive=[b, c], negative=[a], topn=10)]
+    assert guesses == [
+        w for w, _ in wv.most_similar(positive=[b, c], negative=[a], topn=10)
+    ]
     rank = guesses.index(expected) + 1 if expected in guesses else None
-    verdict = "works" if rank == 1 else (f"{expected} is guess {rank}" if rank else f"{expected} not in top 10")
-    print(f"{a} : {b} :: {c} : {guesses[0]:<8} ({verdict}; next guesses: {', '.join(guesses[1:4])})")
+    verdict = (
+        "works"
+        if rank == 1
+        else (
+            f"{expected} is guess {rank}"
+            if rank
+            else f"{expected} not in top 10"
+        )
+    )
+    print(
+        f"{a} : {b} :: {c} : {guesses[0]:<8} ({verdict}; next guesses: "
+        f"{', '.join(guesses[1:4])})"
+    )
 
 # %% [markdown]
 # The cell above shows a mixed record for vectors trained on half a million words. Grammar and
@@ -317,8 +420,20 @@ for a, b, c, expected in questions:
 
 # %%
 counts = Counter(word for sentence in corpus for word in sentence)
-for word in ["he", "she", "men", "women", "king", "queen", "father", "mother", "brother", "sister",
-             "paris", "berlin"]:
+for word in [
+    "he",
+    "she",
+    "men",
+    "women",
+    "king",
+    "queen",
+    "father",
+    "mother",
+    "brother",
+    "sister",
+    "paris",
+    "berlin",
+]:
     print(f"{word:>8} {counts[word]:>5}")
 for word in ["king", "queen"]:
     print(f"nearest to {word}: {', '.join(w for w, _ in nearest(word))}")
@@ -350,7 +465,13 @@ groups = {
     "numbers": ["two", "three", "four", "five", "seven"],
     "countries": ["france", "germany", "italy", "china", "japan"],
     "family": ["mother", "father", "wife", "son", "daughter"],
-    "sciences": ["physics", "chemistry", "mathematics", "biology", "astronomy"],
+    "sciences": [
+        "physics",
+        "chemistry",
+        "mathematics",
+        "biology",
+        "astronomy",
+    ],
 }
 words = [w for ws in groups.values() for w in ws]
 labels = [g for g, ws in groups.items() for _ in ws]
@@ -359,13 +480,16 @@ sims = V_words @ V_words.T  # (N, N) cosine similarities
 is_group = np.array(labels)[:, None] == np.array(labels)[None, :]
 within = sims[is_group & ~np.eye(len(words), dtype=bool)].mean()
 between = sims[~is_group].mean()
-print(f"mean cosine within a group: {within:.2f}, between groups: {between:.2f}")
+print(
+    f"mean cosine within a group: {within:.2f}, between groups: "
+    f"{between:.2f}"
+)
 assert within > between + 0.3
 
 # %%
 points = pca_2d(V_words)  # (N, 2)
 fig, ax = plt.subplots(figsize=(7, 5))
-kind = "GloVe" if source.startswith("pretrained") else "Word2Vec"
+kind = PRETRAINED_NAME if source.startswith("pretrained") else "Word2Vec"
 plot_word_map(points, words, labels, ax=ax,
               title=f"{kind} vectors, projected on two principal directions")
 plt.show()
@@ -385,7 +509,9 @@ plt.show()
 # %%
 text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
 token_ids = enc.encode(text)
-loader = create_dataloader(token_ids, batch_size=8, context_length=4, stride=4, shuffle=False)
+loader = create_dataloader(
+    token_ids, batch_size=8, context_length=4, stride=4, shuffle=False
+)
 inputs, targets = next(iter(loader))  # (B, T) each
 print(f"inputs: {tuple(inputs.shape)}, targets: {tuple(targets.shape)}")
 print(inputs)
@@ -406,22 +532,32 @@ assert token_embeddings.shape == (8, 4, gpt2_emb_dim)
 #
 # The token embedding gives a token the same vector wherever it appears. The layers that follow
 # (attention, Chapter 3) compare every token with every other and, on their own, cannot tell in which order
-# the tokens came (Chapter 3's causal mask leaks a little order information, but no model relies on
-# that alone): "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
+# the tokens came (Chapter 3's causal mask lets a model infer some order on its own, and a few
+# models rely on that alone, but GPT-2, like most models, gives every position its own vector): "the dog bit the man" and "the man bit the dog" would be the same bag of vectors.
 # GPT-2 therefore adds a second lookup table, indexed by position $0, 1, \dots, T-1$, with one learned
 # vector per position up to its context length of 1024.
 
 # %%
-pos_emb = nn.Embedding(gpt2_context_length, gpt2_emb_dim)  # weight (context_length, C)
+# weight (context_length, C)
+pos_emb = nn.Embedding(gpt2_context_length, gpt2_emb_dim)
 num_tokens = inputs.shape[1]  # T
 positions = torch.arange(num_tokens)  # (T,): 0, 1, 2, 3
 pos_embeddings = pos_emb(positions)  # (T, C)
-x = token_embeddings + pos_embeddings  # (B, T, C) + (T, C) broadcasts over the batch -> (B, T, C)
+# (B, T, C) + (T, C) broadcasts over the batch -> (B, T, C)
+x = token_embeddings + pos_embeddings
 print(f"position table: {tuple(pos_emb.weight.shape)}")
-print(f"positions: {positions.tolist()} -> position embeddings {tuple(pos_embeddings.shape)}")
-print(f"token + position: {tuple(token_embeddings.shape)} + {tuple(pos_embeddings.shape)} -> {tuple(x.shape)}")
+print(
+    f"positions: {positions.tolist()} -> position embeddings "
+    f"{tuple(pos_embeddings.shape)}"
+)
+print(
+    f"token + position: {tuple(token_embeddings.shape)} + "
+    f"{tuple(pos_embeddings.shape)} -> {tuple(x.shape)}"
+)
 # every sequence in the batch got the same position vectors:
-assert torch.allclose(x - token_embeddings, pos_embeddings.expand_as(x), atol=1e-6)
+assert torch.allclose(
+    x - token_embeddings, pos_embeddings.expand_as(x), atol=1e-6
+)
 
 # %% [markdown]
 # Broadcasting lines the shapes up from the right: `(T, C)` is treated as `(1, T, C)` and repeated over
@@ -438,7 +574,9 @@ def embed(ids: torch.Tensor) -> torch.Tensor:
     return tok_emb(ids) + pos_emb(torch.arange(ids.shape[1]))  # (B, T, C)
 
 
-same_bag = torch.allclose(tok_emb(dog_bites_man).sum(1), tok_emb(man_bites_dog).sum(1), atol=1e-5)
+same_bag = torch.allclose(
+    tok_emb(dog_bites_man).sum(1), tok_emb(man_bites_dog).sum(1), atol=1e-5
+)
 differ = not torch.allclose(embed(dog_bites_man), embed(man_bites_dog))
 print(f"token vectors alone: same bag of vectors: {same_bag}")
 print(f"with positions: inputs differ: {differ}")
@@ -456,11 +594,16 @@ n_tok = tok_emb.weight.numel()  # V * C
 n_pos = pos_emb.weight.numel()  # context_length * C
 assert n_tok == 50257 * 768 and n_pos == 1024 * 768
 C, n_layers = gpt2_emb_dim, 12
-per_block = (4 * C * C + 4 * C) + (8 * C * C + 5 * C) + 2 * (2 * C)  # attention + MLP + 2 LayerNorms
-total = n_tok + n_pos + n_layers * per_block + 2 * C  # + final LayerNorm; the output layer reuses tok_emb
+# attention + MLP + 2 LayerNorms
+per_block = (4 * C * C + 4 * C) + (8 * C * C + 5 * C) + 2 * (2 * C)
+# + final LayerNorm; the output layer reuses tok_emb
+total = n_tok + n_pos + n_layers * per_block + 2 * C
 print(f"token embedding:    {n_tok:>12,}")
 print(f"position embedding: {n_pos:>12,}")
-print(f"GPT-2 small total:  {total:>12,}  (embeddings: {(n_tok + n_pos) / total:.1%})")
+print(
+    f"GPT-2 small total:  {total:>12,}  (embeddings: "
+    f"{(n_tok + n_pos) / total:.1%})"
+)
 assert total == 124_439_808
 
 # %% [markdown]
@@ -506,7 +649,10 @@ def sinusoidal_loop(num_positions: int, emb_dim: int) -> torch.Tensor:
 
 def sinusoidal(num_positions: int, emb_dim: int) -> torch.Tensor:
     pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (T, 1)
-    freqs = 10000 ** (-torch.arange(0, emb_dim, 2, dtype=torch.float64) / emb_dim)  # (C/2,)
+    # (C/2,)
+    freqs = 10000 ** (
+        -torch.arange(0, emb_dim, 2, dtype=torch.float64) / emb_dim
+    )
     pe = torch.zeros(num_positions, emb_dim, dtype=torch.float64)  # (T, C)
     pe[:, 0::2] = torch.sin(pos * freqs)  # (T, C/2) into the even columns
     pe[:, 1::2] = torch.cos(pos * freqs)  # (T, C/2) into the odd columns
@@ -514,10 +660,20 @@ def sinusoidal(num_positions: int, emb_dim: int) -> torch.Tensor:
 
 
 assert torch.allclose(sinusoidal(50, 16), sinusoidal_loop(50, 16), atol=1e-6)
-pe = sinusoidal(gpt2_context_length, gpt2_emb_dim)  # (1024, 768), the size of GPT-2's table
-print(f"sinusoidal table: {tuple(pe.shape)}; row 1 starts {', '.join(f'{v:.4f}' for v in pe[1, :4])}")
-periods = 2 * math.pi * 10000 ** (torch.arange(0, gpt2_emb_dim, 2) / gpt2_emb_dim)  # positions per turn
-print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {float(periods[-1]):,.0f}")
+# (1024, 768), the size of GPT-2's table
+pe = sinusoidal(gpt2_context_length, gpt2_emb_dim)
+print(
+    f"sinusoidal table: {tuple(pe.shape)}; row 1 starts "
+    f"{', '.join(f'{v:.4f}' for v in pe[1, :4])}"
+)
+# positions per turn
+periods = (
+    2 * math.pi * 10000 ** (torch.arange(0, gpt2_emb_dim, 2) / gpt2_emb_dim)
+)
+print(
+    f"positions per full turn: first pair {float(periods[0]):.1f}, last "
+    f"pair {float(periods[-1]):,.0f}"
+)
 
 # %% [markdown]
 # The cell above shows the first pair of columns turning once every 6.3 positions and the last pair
@@ -525,7 +681,7 @@ print(f"positions per full turn: first pair {float(periods[0]):.1f}, last pair {
 # Below, the first 100 rows of the sinusoidal table (left) next to the first 100 rows of a learnable
 # table of the same shape (right): Section 2.4's `pos_emb`, still at `nn.Embedding`'s default random
 # start, N(0, 1), so its colour scale is wider. (GPT-2 starts its table smaller, N(0, 0.02) in
-# `transformers`, but just as random.) Training is what gives it structure; Chapter 9 shows a
+# `transformers`, but just as random.) Training is what gives it structure; Chapter 10 shows a
 # trained table.
 
 # %%
@@ -556,12 +712,24 @@ plt.show()
 # %%
 T_small = 128
 gram = pe[:T_small] @ pe[:T_small].T  # (T, T): all dot products
-freqs = 10000 ** (-torch.arange(0, gpt2_emb_dim, 2, dtype=torch.float64) / gpt2_emb_dim)  # (C/2,)
-by_formula = torch.cos(torch.arange(T_small, dtype=torch.float64)[:, None] * freqs).sum(1)  # (T,): distance k
+# (C/2,)
+freqs = 10000 ** (
+    -torch.arange(0, gpt2_emb_dim, 2, dtype=torch.float64) / gpt2_emb_dim
+)
+# (T,): distance k
+by_formula = torch.cos(
+    torch.arange(T_small, dtype=torch.float64)[:, None] * freqs
+).sum(1)
 for k in range(T_small):
-    assert torch.allclose(gram.diagonal(k).double(), by_formula[k], atol=1e-3)  # every pair (p, p + k)
-print(f"dot product at distance 0: {by_formula[0]:.1f}, 1: {by_formula[1]:.1f}, 10: {by_formula[10]:.1f}, "
-      f"100: {by_formula[100]:.1f}")
+    # every pair (p, p + k)
+    assert torch.allclose(
+        gram.diagonal(k).double(), by_formula[k], atol=1e-3
+    )
+print(
+    f"dot product at distance 0: {by_formula[0]:.1f}, 1: "
+    f"{by_formula[1]:.1f}, 10: {by_formula[10]:.1f}, "
+    f"100: {by_formula[100]:.1f}"
+)
 
 # %% [markdown]
 # The cell above shows the dot product largest at distance 0 (it is $C/2$, the squared length of every
@@ -571,15 +739,32 @@ print(f"dot product at distance 0: {by_formula[0]:.1f}, 1: {by_formula[1]:.1f}, 
 # the learned table, before training, has no relation between nearby positions at all.
 
 # %%
-# the heatmap on the left, the two similarity curves on the right, one above the other
+# the heatmap on the left, the two similarity curves on the right, one above
+# the other
 fig, axes = plt.subplot_mosaic([[0, 1], [0, 2]], figsize=(7.5, 5.2),
                               layout="constrained")
-plot_table(gram, ax=axes[0], title="sinusoidal: dot products", xlabel="position",
-           ylabel="position", centered=False)
-plot_similarity_by_distance(pe, starts=[0, 300, 800], max_distance=100, ax=axes[1],
-                            title="sinusoidal")
-plot_similarity_by_distance(pos_emb.weight, starts=[0, 300, 800], max_distance=100, ax=axes[2],
-                            title="learnable, random start")
+plot_table(
+    gram,
+    ax=axes[0],
+    title="sinusoidal: dot products",
+    xlabel="position",
+    ylabel="position",
+    centered=False,
+)
+plot_similarity_by_distance(
+    pe,
+    starts=[0, 300, 800],
+    max_distance=100,
+    ax=axes[1],
+    title="sinusoidal",
+)
+plot_similarity_by_distance(
+    pos_emb.weight,
+    starts=[0, 300, 800],
+    max_distance=100,
+    ax=axes[2],
+    title="learnable, random start",
+)
 axes[2].set_ylim(axes[1].get_ylim())
 plt.show()
 
@@ -602,13 +787,16 @@ from helpers.embeddings import GPTEmbedding, one_hot, sinusoidal_positions
 from helpers.word_vectors import analogy as helpers_analogy
 from helpers.word_vectors import nearest_words, train_word_vectors
 
-gpt_embedding = GPTEmbedding(gpt2_vocab_size, gpt2_context_length, gpt2_emb_dim)
+gpt_embedding = GPTEmbedding(
+    gpt2_vocab_size, gpt2_context_length, gpt2_emb_dim
+)
 gpt_embedding.tok_emb.load_state_dict(tok_emb.state_dict())
 gpt_embedding.pos_emb.load_state_dict(pos_emb.state_dict())
 out = gpt_embedding(inputs)  # (B, T, C)
 print(f"{tuple(inputs.shape)} -> {tuple(out.shape)}")
 assert torch.equal(out, x)
-assert torch.equal(one_hot(ids, vocab_size), X_onehot)  # Section 2.1's one-hot vectors
+# Section 2.1's one-hot vectors
+assert torch.equal(one_hot(ids, vocab_size), X_onehot)
 
 # %% [markdown]
 # Unlike a bare `nn.Embedding`, it names what was wrong:
@@ -625,18 +813,38 @@ for bad in [torch.tensor([[50257]]), torch.arange(1025)[None, :] % 100]:
 # chapter's own code. (The training check uses the small Lee corpus and 5 passes, to stay quick.)
 
 # %%
-assert torch.allclose(sinusoidal_positions(gpt2_context_length, gpt2_emb_dim), pe)
-assert [w for w, _ in nearest_words(wv, "january")] == [w for w, _ in nearest("january")]
+assert torch.allclose(
+    sinusoidal_positions(gpt2_context_length, gpt2_emb_dim), pe
+)
+assert [w for w, _ in nearest_words(wv, "january")] == [
+    w for w, _ in nearest("january")
+]
 for a, b, c, _ in questions:
-    assert [w for w, _ in helpers_analogy(wv, a, b, c, topn=10)] == analogy(a, b, c)
+    assert [w for w, _ in helpers_analogy(wv, a, b, c, topn=10)] == analogy(
+        a, b, c
+    )
 
-small = Word2Vec(lee, vector_size=50, window=5, min_count=5, sg=0, epochs=5, workers=1, seed=0,
-                 hashfxn=stable_hash).wv
-small_helpers = train_word_vectors(lee, vector_size=50, window=5, min_count=5, epochs=5, sg=0, seed=0)
+small = Word2Vec(
+    lee,
+    vector_size=50,
+    window=5,
+    min_count=5,
+    sg=0,
+    epochs=5,
+    workers=1,
+    seed=0,
+    hashfxn=stable_hash,
+).wv
+small_helpers = train_word_vectors(
+    lee, vector_size=50, window=5, min_count=5, epochs=5, sg=0, seed=0
+)
 assert small.index_to_key == small_helpers.index_to_key
 assert np.array_equal(small.vectors, small_helpers.vectors)
-print(f"helpers agree: sinusoidal table {tuple(pe.shape)}, {len(questions)} analogies, "
-      f"Word2Vec on {len(lee)} articles ({len(small.index_to_key):,} words)")
+print(
+    f"helpers agree: sinusoidal table {tuple(pe.shape)}, {len(questions)} "
+    "analogies, "
+    f"Word2Vec on {len(lee)} articles ({len(small.index_to_key):,} words)"
+)
 
 # %% [markdown]
 # An unknown word in an analogy is an error that names the word:
@@ -718,12 +926,23 @@ def table_sizes(vocab_size, context_length, emb_dim):
     return vocab_size * emb_dim, context_length * emb_dim
 
 
-for size, width in [("small", 768), ("medium", 1024), ("large", 1280), ("xl", 1600)]:
+for size, width in [
+    ("small", 768),
+    ("medium", 1024),
+    ("large", 1280),
+    ("xl", 1600),
+]:
     n_tok_size, n_pos_size = table_sizes(50257, 1024, width)
-    print(f"{size:>6} ({width:>4}): token {n_tok_size:>11,}  position {n_pos_size:>9,}")
+    print(
+        f"{size:>6} ({width:>4}): token {n_tok_size:>11,}  position "
+        f"{n_pos_size:>9,}"
+    )
     with torch.device("meta"):  # parameters with shapes but no storage
         layer = GPTEmbedding(50257, 1024, width)
-    assert layer.tok_emb.weight.numel() == n_tok_size and layer.pos_emb.weight.numel() == n_pos_size
+    assert (
+        layer.tok_emb.weight.numel() == n_tok_size
+        and layer.pos_emb.weight.numel() == n_pos_size
+    )
 verdict = check("2.1", table_sizes)
 assert verdict.passed
 verdict
@@ -754,12 +973,16 @@ check("2.2", my_top_by_dot)
 # %% tags=["hide-cell"]
 def top_by_dot(vectors, i, topn):
     scores = vectors @ vectors[i]  # (V,)
-    return [int(j) for j in np.argsort(-scores, kind="stable") if j != i][:topn]
+    return [
+        int(j) for j in np.argsort(-scores, kind="stable") if j != i
+    ][:topn]
 
 
 lengths = np.linalg.norm(wv.vectors, axis=1)  # (V,)
 january = wv.key_to_index["january"]
-by_dot = [wv.index_to_key[j] for j in top_by_dot(wv.vectors, january, 5)]
+by_dot = [
+    wv.index_to_key[j] for j in top_by_dot(wv.vectors, january, 5)
+]
 by_cos = [w for w, _ in nearest("january")]
 
 
@@ -767,11 +990,16 @@ def mean_length(found: list[str]) -> float:
     return float(np.mean([lengths[wv.key_to_index[w]] for w in found]))
 
 
-print(f"by dot product: {by_dot}, mean length {mean_length(by_dot):.2f}")
-print(f"by cosine:      {by_cos}, mean length {mean_length(by_cos):.2f}")
+print(
+    f"by dot product: {by_dot}, mean length {mean_length(by_dot):.2f}"
+)
+print(
+    f"by cosine:      {by_cos}, mean length {mean_length(by_cos):.2f}"
+)
 print(f"mean length of all vectors: {lengths.mean():.2f}")
 assert by_cos == [w for w, _ in wv.most_similar("january", topn=5)]
-if not USE_PRETRAINED:  # a property of the vectors trained here; downloaded ones may differ
+# a property of the vectors trained here; downloaded ones may differ
+if not USE_PRETRAINED:
     assert mean_length(by_dot) > mean_length(by_cos) > lengths.mean()
 verdict = check("2.2", top_by_dot)
 assert verdict.passed
@@ -803,11 +1031,15 @@ check("2.3", my_shift_matrix)
 # %% tags=["hide-cell"]
 def shift_matrix(k, emb_dim):
     f64 = torch.float64
-    omegas = 10000 ** (-torch.arange(0, emb_dim, 2, dtype=f64) / emb_dim)  # (C/2,)
+    # (C/2,)
+    omegas = 10000 ** (
+        -torch.arange(0, emb_dim, 2, dtype=f64) / emb_dim
+    )
     M = torch.zeros(emb_dim, emb_dim, dtype=f64)
     for i, w_i in enumerate(omegas):
         c, s = math.cos(k * w_i), math.sin(k * w_i)
-        # sin(a + b) = sin a cos b + cos a sin b; cos(a + b) = cos a cos b - sin a sin b
+        # sin(a + b) = sin a cos b + cos a sin b;
+        # cos(a + b) = cos a cos b - sin a sin b
         rotation = torch.tensor([[c, s], [-s, c]], dtype=f64)
         M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = rotation
     return M
@@ -815,8 +1047,12 @@ def shift_matrix(k, emb_dim):
 
 num_positions, width, k = 200, 64, 5
 table = sinusoidal_positions(num_positions, width).double()  # (T, C)
-shifted = table[:-k] @ shift_matrix(k, width).T  # (T - k, C): row p becomes M_k PE_p
-print(f"largest error of M_k PE_p against PE_(p+k): {(shifted - table[k:]).abs().max():.1e}")
+# (T - k, C): row p becomes M_k PE_p
+shifted = table[:-k] @ shift_matrix(k, width).T
+print(
+    "largest error of M_k PE_p against PE_(p+k): "
+    f"{(shifted - table[k:]).abs().max():.1e}"
+)
 assert torch.allclose(shifted, table[k:], atol=1e-5)
 verdict = check("2.3", shift_matrix)
 assert verdict.passed
@@ -846,17 +1082,27 @@ check("2.4", my_odd_one_out)
 
 # %% tags=["hide-cell"]
 def odd_one_out(candidates, vectors):
-    units = np.stack([vectors[w] / np.linalg.norm(vectors[w]) for w in candidates])
+    units = np.stack(
+        [vectors[w] / np.linalg.norm(vectors[w]) for w in candidates]
+    )
     mean = units.mean(axis=0)
-    return candidates[int(np.argmin(units @ (mean / np.linalg.norm(mean))))]
+    return candidates[
+        int(np.argmin(units @ (mean / np.linalg.norm(mean))))
+    ]
 
 
-for candidates in [["january", "june", "october", "france"], ["physics", "chemistry", "mother", "biology"],
-                   ["three", "five", "germany", "seven"]]:
+for candidates in [
+    ["january", "june", "october", "france"],
+    ["physics", "chemistry", "mother", "biology"],
+    ["three", "five", "germany", "seven"],
+]:
     answer = odd_one_out(candidates, wv)
     print(f"{candidates}: {answer}")
     assert answer == wv.doesnt_match(candidates)
-assert odd_one_out(["january", "june", "october", "france"], wv) == "france"
+assert (
+    odd_one_out(["january", "june", "october", "france"], wv)
+    == "france"
+)
 verdict = check("2.4", odd_one_out)
 assert verdict.passed
 verdict
@@ -884,7 +1130,8 @@ check("2.5", my_embed_last)
 
 # %% tags=["hide-cell"]
 def embed_last(module: GPTEmbedding, ids: torch.Tensor) -> torch.Tensor:
-    return module(ids[:, -module.context_length :])  # (B, min(T, context_length), C)
+    # (B, min(T, context_length), C)
+    return module(ids[:, -module.context_length :])
 
 
 long_ids = torch.tensor([token_ids[:1100]])  # (1, 1100)

@@ -13,15 +13,18 @@
 # - `helpers.attention.MultiHeadAttention`, the layer the rest of the book builds on, checked against `torch.nn.MultiheadAttention`.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import math
@@ -37,7 +40,8 @@ from helpers.check import check
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_attention, plot_attention_heads
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
 # A language model reads a sequence of tokens and, at every position, has to decide which of the
@@ -104,8 +108,13 @@ T, C = inputs.shape
 
 x_2 = inputs[1]  # "journey", (C,)
 by_hand = 0.55 * 0.57 + 0.87 * 0.85 + 0.66 * 0.64
-print(f"journey · starts = 0.55*0.57 + 0.87*0.85 + 0.66*0.64 = {by_hand:.4f}")
-print(f"journey · one    = 0.55*0.77 + 0.87*0.25 + 0.66*0.10 = {torch.dot(x_2, inputs[4]).item():.4f}")
+print(
+    f"journey · starts = 0.55*0.57 + 0.87*0.85 + 0.66*0.64 = {by_hand:.4f}"
+)
+print(
+    "journey · one    = 0.55*0.77 + 0.87*0.25 + 0.66*0.10 = "
+    f"{torch.dot(x_2, inputs[4]).item():.4f}"
+)
 assert math.isclose(by_hand, torch.dot(x_2, inputs[2]).item(), abs_tol=1e-6)
 
 # %% [markdown]
@@ -123,7 +132,8 @@ attn_scores_2 = torch.empty(T)  # (T,)
 for j, x_j in enumerate(inputs):
     attn_scores_2[j] = torch.dot(x_2, x_j)
 print(attn_scores_2)
-assert torch.allclose(attn_scores_2, inputs @ x_2)  # the loop is one matrix-vector product
+# the loop is one matrix-vector product
+assert torch.allclose(attn_scores_2, inputs @ x_2)
 
 # %% [markdown]
 # Step 2: turn the scores into **attention weights** that are positive and sum to 1, with the
@@ -140,7 +150,9 @@ for word, w in zip(words, attn_weights_2):
 print(f"{'sum':8s} {attn_weights_2.sum():.4f}")
 assert torch.allclose(attn_weights_2, torch.softmax(attn_scores_2, dim=0))
 # the two-digit weights of the running example in LLMs from Scratch:
-assert [round(w, 2) for w in attn_weights_2.tolist()] == [0.14, 0.24, 0.23, 0.12, 0.11, 0.16]
+assert [round(w, 2) for w in attn_weights_2.tolist()] == (
+    [0.14, 0.24, 0.23, 0.12, 0.11, 0.16]
+)
 
 # %% [markdown]
 # "journey" gives itself the largest weight and "starts" nearly as much. The cell above also
@@ -152,7 +164,9 @@ assert [round(w, 2) for w in attn_weights_2.tolist()] == [0.14, 0.24, 0.23, 0.12
 # numerator and denominator) and keeps every exponent at or below 0:
 
 # %%
-print(f"ln(largest float32) = {math.log(torch.finfo(torch.float32).max):.1f}")
+print(
+    f"ln(largest float32) = {math.log(torch.finfo(torch.float32).max):.1f}"
+)
 big = torch.tensor([1000.0, 1001.0])
 print("naive:", softmax_naive(big))
 print("torch:", torch.softmax(big, dim=0))
@@ -169,7 +183,9 @@ for w, x_j in zip(attn_weights_2, inputs):
     context_vec_2 += w * x_j
 print(context_vec_2)
 assert torch.allclose(context_vec_2, attn_weights_2 @ inputs)
-assert torch.allclose(context_vec_2, torch.tensor([0.4419, 0.6515, 0.5683]), atol=5e-5)
+assert torch.allclose(
+    context_vec_2, torch.tensor([0.4419, 0.6515, 0.5683]), atol=5e-5
+)
 
 # %% [markdown]
 # ## 3.3 Every token at once: $\mathrm{softmax}(X X^\top)\, X$
@@ -180,13 +196,23 @@ assert torch.allclose(context_vec_2, torch.tensor([0.4419, 0.6515, 0.5683]), ato
 
 # %%
 attn_scores = inputs @ inputs.T  # (T, T): row i holds x_i · x_j for every j
-attn_weights = torch.softmax(attn_scores, dim=-1)  # (T, T), softmax along each row
+# (T, T), softmax along each row
+attn_weights = torch.softmax(attn_scores, dim=-1)
 all_context_vecs = attn_weights @ inputs  # (T, C)
 print(all_context_vecs)
 
-seed_context_vecs = torch.tensor([[0.4421, 0.5931, 0.5790], [0.4419, 0.6515, 0.5683], [0.4431, 0.6496, 0.5671],
-                                  [0.4304, 0.6298, 0.5510], [0.4671, 0.5910, 0.5266], [0.4177, 0.6503, 0.5645]])
-assert torch.allclose(all_context_vecs, seed_context_vecs, atol=5e-5)  # as published
+seed_context_vecs = torch.tensor(
+    [
+        [0.4421, 0.5931, 0.5790],
+        [0.4419, 0.6515, 0.5683],
+        [0.4431, 0.6496, 0.5671],
+        [0.4304, 0.6298, 0.5510],
+        [0.4671, 0.5910, 0.5266],
+        [0.4177, 0.6503, 0.5645],
+    ]
+)
+# as published
+assert torch.allclose(all_context_vecs, seed_context_vecs, atol=5e-5)
 assert torch.allclose(all_context_vecs[1], context_vec_2)
 assert torch.allclose(attn_weights.sum(dim=-1), torch.ones(T))
 
@@ -196,7 +222,10 @@ assert torch.allclose(attn_weights.sum(dim=-1), torch.ones(T))
 
 # %%
 for word, row in zip(words, attn_weights):
-    print(f"{word:8s} attends most to {words[row.argmax()]!r:10s} (weight {row.max():.3f})")
+    print(
+        f"{word:8s} attends most to {words[row.argmax()]!r:10s} (weight "
+        f"{row.max():.3f})"
+    )
 print("vector lengths:", [f"{n:.3f}" for n in inputs.norm(dim=-1).tolist()])
 
 # %% [markdown]
@@ -242,7 +271,10 @@ class SelfAttention(nn.Module):
         keys = self.W_key(x)  # (T, d_out)
         values = self.W_value(x)  # (T, d_out)
         attn_scores = queries @ keys.transpose(-2, -1)  # (T, T)
-        attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)  # (T, T)
+        # (T, T)
+        attn_weights = torch.softmax(
+            attn_scores / keys.shape[-1] ** 0.5, dim=-1
+        )
         return attn_weights @ values  # (T, d_out)
 
 
@@ -253,24 +285,43 @@ with torch.no_grad():
     context_qkv = sa(inputs)  # (T, d_out)
 print(context_qkv)
 
-seed_qkv = torch.tensor([[-0.5337, -0.1051], [-0.5323, -0.1080], [-0.5323, -0.1079],
-                         [-0.5297, -0.1076], [-0.5311, -0.1066], [-0.5299, -0.1081]])
-assert torch.allclose(context_qkv, seed_qkv, atol=5e-5)  # the published output
+seed_qkv = torch.tensor(
+    [
+        [-0.5337, -0.1051],
+        [-0.5323, -0.1080],
+        [-0.5323, -0.1079],
+        [-0.5297, -0.1076],
+        [-0.5311, -0.1066],
+        [-0.5299, -0.1081],
+    ]
+)
+# the published output
+assert torch.allclose(context_qkv, seed_qkv, atol=5e-5)
 
 # %% [markdown]
-# With `torch.manual_seed(123)` the three random $3 \times 2$ matrices are the ones *LLMs from
-# Scratch* draws, and the output matches its printed values to all four digits. Now the same
+# With `torch.manual_seed(123)` (the seed of *LLMs from Scratch*'s exercise solutions; its main
+# text seeds this layer with 789 and so prints other numbers) the output matches the values
+# printed there to all four digits. Now the same
 # numbers by hand for "journey": its query, the key of "starts", their score, and the scaled score.
 
 # %%
 with torch.no_grad():
-    queries, keys, values = sa.W_query(inputs), sa.W_key(inputs), sa.W_value(inputs)  # (T, d_out) each
+    # (T, d_out) each
+    queries, keys, values = (
+        sa.W_query(inputs),
+        sa.W_key(inputs),
+        sa.W_value(inputs),
+    )
 q_2 = queries[1]  # "journey"
-assert torch.allclose(q_2, x_2 @ sa.W_query.weight.T)  # nn.Linear computes x @ weight.T
+# nn.Linear computes x @ weight.T
+assert torch.allclose(q_2, x_2 @ sa.W_query.weight.T)
 print(f"q_journey = {q_2.tolist()[0]:.4f}, {q_2.tolist()[1]:.4f}")
 print(f"k_starts  = {keys[2].tolist()[0]:.4f}, {keys[2].tolist()[1]:.4f}")
 score = torch.dot(q_2, keys[2]).item()
-print(f"q_journey · k_starts = {score:.4f};  / sqrt({d_out}) = {score / math.sqrt(d_out):.4f}")
+print(
+    f"q_journey · k_starts = {score:.4f};  / sqrt({d_out}) = "
+    f"{score / math.sqrt(d_out):.4f}"
+)
 
 # %%
 scaled_2 = queries[1] @ keys.T / math.sqrt(d_out)  # (T,)
@@ -281,9 +332,13 @@ for word, s, w in zip(words, scaled_2, weights_2):
 context_2 = weights_2 @ values  # (d_out,)
 print(f"context vector of journey: {context_2[0]:.4f}, {context_2[1]:.4f}")
 assert torch.allclose(context_2, context_qkv[1])
-# the published two-digit scaled scores and weights:
-assert [round(s, 2) for s in scaled_2.tolist()] == [0.12, 0.18, 0.18, 0.10, 0.10, 0.13]
-assert [round(w, 2) for w in weights_2.tolist()] == [0.16, 0.17, 0.17, 0.16, 0.16, 0.17]
+# the two-digit scaled scores and weights of the walk-through we followed:
+assert [round(s, 2) for s in scaled_2.tolist()] == (
+    [0.12, 0.18, 0.18, 0.10, 0.10, 0.13]
+)
+assert [round(w, 2) for w in weights_2.tolist()] == (
+    [0.16, 0.17, 0.17, 0.16, 0.16, 0.17]
+)
 
 # %% [markdown]
 # The weights are nearly uniform: with untrained random projections, no query prefers any key.
@@ -304,21 +359,31 @@ s = torch.tensor([0.1, -0.2, 0.3, -0.2, 0.5])
 print("softmax(s):    ", torch.softmax(s, dim=-1))
 print("softmax(8 * s):", torch.softmax(8 * s, dim=-1))
 gen = torch.Generator().manual_seed(123)
-z = torch.randn(1000, 64, generator=gen)  # 1,000 draws of 64 scores, standard deviation 1
+# 1,000 draws of 64 scores, standard deviation 1
+z = torch.randn(1000, 64, generator=gen)
 tops, norms = [], []
 for std in [1, 8, 64]:
     p = torch.softmax(std * z, dim=-1)  # (1000, 64)
-    jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # d p_i / d s_j
+    # d p_i / d s_j
+    jac = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
     tops.append(p.max(dim=-1).values.mean().item())
     norms.append(jac.flatten(1).norm(dim=-1).mean().item())
     print(f"scores with std {std:2d}: largest weight {tops[-1]:.3f}, "
           f"Jacobian norm {norms[-1]:.3f}")
-assert torch.allclose(torch.softmax(s, dim=-1), torch.tensor([0.1925, 0.1426, 0.2351, 0.1426, 0.2872]), atol=5e-5)
-assert torch.allclose(torch.softmax(8 * s, dim=-1), torch.tensor([0.0326, 0.0030, 0.1615, 0.0030, 0.8000]), atol=5e-5)
+assert torch.allclose(
+    torch.softmax(s, dim=-1),
+    torch.tensor([0.1925, 0.1426, 0.2351, 0.1426, 0.2872]),
+    atol=5e-5,
+)
+assert torch.allclose(
+    torch.softmax(8 * s, dim=-1),
+    torch.tensor([0.0326, 0.0030, 0.1615, 0.0030, 0.8000]),
+    atol=5e-5,
+)
 assert tops[0] < 0.2 < 0.7 < tops[1] < tops[2] and norms[2] < norms[0] / 4
 
 # %% [markdown]
-# Both softmax rows match the values *LLMs from Scratch* prints (the asserts check them):
+# Both softmax rows match a classic illustration of this point (the asserts check them):
 # multiplying the scores by 8 moves the top weight from 0.29 to 0.80. The random scores tell the
 # general story (the last three lines above): with standard deviation 1, the 64 keys share the
 # weight (the largest gets about 0.1 on average); with 8, one key takes most of it, although the
@@ -338,7 +403,10 @@ for dim in [5, 64, 100, 768]:
     k = torch.randn(10_000, dim, generator=gen)  # and keys
     dots = (q * k).sum(dim=-1)  # (10_000,)
     var, var_scaled = dots.var().item(), (dots / math.sqrt(dim)).var().item()
-    print(f"d = {dim:3d}: variance of q·k = {var:7.2f}   of q·k / sqrt(d) = {var_scaled:.3f}")
+    print(
+        f"d = {dim:3d}: variance of q·k = {var:7.2f}   of q·k / sqrt(d) = "
+        f"{var_scaled:.3f}"
+    )
     assert abs(var / dim - 1) < 0.06 and abs(var_scaled - 1) < 0.06
 
 # %% [markdown]
@@ -357,10 +425,12 @@ for dim in [5, 64, 100, 768]:
 # $-\infty$ before the softmax, since $e^{-\infty} = 0$.
 
 # %%
-mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # (T, T): True above the diagonal = the future
+# (T, T): True above the diagonal = the future
+mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
 print(mask.int())
 with torch.no_grad():
-    scores = sa.W_query(inputs) @ sa.W_key(inputs).T / math.sqrt(d_out)  # (T, T), scaled scores of Section 3.4
+    # (T, T), scaled scores of Section 3.4
+    scores = sa.W_query(inputs) @ sa.W_key(inputs).T / math.sqrt(d_out)
 masked_scores = scores.masked_fill(mask, float("-inf"))
 causal_weights = torch.softmax(masked_scores, dim=-1)  # (T, T)
 print(causal_weights)
@@ -376,7 +446,10 @@ assert torch.allclose(causal_weights.sum(dim=-1), torch.ones(T))
 plain_weights = torch.softmax(scores, dim=-1)  # (T, T), no mask
 renormalised = plain_weights.masked_fill(mask, 0.0)
 renormalised = renormalised / renormalised.sum(dim=-1, keepdim=True)
-print("mask before softmax == mask after softmax and renormalise:", torch.allclose(renormalised, causal_weights, atol=1e-7))
+print(
+    "mask before softmax == mask after softmax and renormalise:",
+    torch.allclose(renormalised, causal_weights, atol=1e-7),
+)
 assert torch.allclose(renormalised, causal_weights, atol=1e-7)
 
 # %% [markdown]
@@ -385,19 +458,26 @@ assert torch.allclose(renormalised, causal_weights, atol=1e-7)
 # weights below the smallest float32 number; then the row sums to 0 and the division gives `nan`:
 
 # %%
-row = torch.tensor([[0.0, 200.0]])  # a visible score and a much larger future score
+# a visible score and a much larger future score
+row = torch.tensor([[0.0, 200.0]])
 future = torch.tensor([[False, True]])
 after = torch.softmax(row, dim=-1).masked_fill(future, 0.0)
 print("renormalise after softmax:", after / after.sum(dim=-1, keepdim=True))
-print("-inf before softmax:      ", torch.softmax(row.masked_fill(future, float("-inf")), dim=-1))
+print(
+    "-inf before softmax:      ",
+    torch.softmax(row.masked_fill(future, float("-inf")), dim=-1),
+)
 
 # %% [markdown]
 # Side by side, on one colour scale, the weights of Section 3.4's layer without and with the mask:
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
-plot_attention(plain_weights, words, ax=axes[0], title="no mask", vmax=1.0)  # one colour scale for both
-plot_attention(causal_weights, words, ax=axes[1], title="causal mask", vmax=1.0)
+# one colour scale for both
+plot_attention(plain_weights, words, ax=axes[0], title="no mask", vmax=1.0)
+plot_attention(
+    causal_weights, words, ax=axes[1], title="causal mask", vmax=1.0
+)
 plt.show()
 
 # %% [markdown]
@@ -418,14 +498,23 @@ print(dropout(torch.ones(T, T)))
 torch.manual_seed(123)
 dropped = dropout(causal_weights)  # (T, T)
 print(dropped)
-print("row sums after dropout:", [f"{r:.3f}" for r in dropped.sum(dim=-1).tolist()])
+print(
+    "row sums after dropout:",
+    [f"{r:.3f}" for r in dropped.sum(dim=-1).tolist()],
+)
 
 torch.manual_seed(123)
-mean_of_many = torch.stack([dropout(causal_weights) for _ in range(10_000)]).mean(dim=0)
+mean_of_many = torch.stack(
+    [dropout(causal_weights) for _ in range(10_000)]
+).mean(dim=0)
 gap = (mean_of_many - causal_weights).abs().max().item()
-print(f"average of 10,000 dropped-out copies vs the weights: largest difference {gap:.3f}")
+print(
+    "average of 10,000 dropped-out copies vs the weights: largest "
+    f"difference {gap:.3f}"
+)
 assert gap < 0.03
-assert torch.equal(dropout.eval()(causal_weights), causal_weights)  # eval mode: no dropout
+# eval mode: no dropout
+assert torch.equal(dropout.eval()(causal_weights), causal_weights)
 
 # %% [markdown]
 # After dropout a row no longer sums to 1 (the cell above prints the sums), but on average over
@@ -440,22 +529,36 @@ assert torch.equal(dropout.eval()(causal_weights), causal_weights)  # eval mode:
 
 # %%
 class CausalAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_length, dropout=0.0, qkv_bias=False):
+    def __init__(
+        self, d_in, d_out, context_length, dropout=0.0, qkv_bias=False
+    ):
         super().__init__()
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.dropout = nn.Dropout(dropout)
-        mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
+        mask = torch.triu(
+            torch.ones(context_length, context_length, dtype=torch.bool),
+            diagonal=1,
+        )
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):  # x: (B, T, d_in)
         num_tokens = x.shape[1]
-        queries, keys, values = self.W_query(x), self.W_key(x), self.W_value(x)  # (B, T, d_out) each
-        attn_scores = queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5  # (B, T, T)
-        attn_scores = attn_scores.masked_fill(self.mask[:num_tokens, :num_tokens], float("-inf"))
+        # (B, T, d_out) each
+        queries, keys, values = (
+            self.W_query(x),
+            self.W_key(x),
+            self.W_value(x),
+        )
+        # (B, T, T)
+        attn_scores = queries @ keys.transpose(1, 2) / keys.shape[-1] ** 0.5
+        attn_scores = attn_scores.masked_fill(
+            self.mask[:num_tokens, :num_tokens], float("-inf")
+        )
         attn_weights = torch.softmax(attn_scores, dim=-1)  # (B, T, T)
-        return self.dropout(attn_weights) @ values, attn_weights  # (B, T, d_out), (B, T, T)
+        # (B, T, d_out), (B, T, T)
+        return self.dropout(attn_weights) @ values, attn_weights
 
 
 batch = torch.stack([inputs, inputs])  # (B, T, d_in) = (2, 6, 3)
@@ -467,14 +570,23 @@ print("context vectors:", tuple(context_vecs.shape))
 print(ca_weights[0])
 print("state_dict keys:", list(ca.state_dict()))
 
-seed_causal = torch.tensor([[1.0000, 0, 0, 0, 0, 0], [0.4833, 0.5167, 0, 0, 0, 0], [0.3190, 0.3408, 0.3402, 0, 0, 0],
-                            [0.2445, 0.2545, 0.2542, 0.2468, 0, 0], [0.1994, 0.2060, 0.2058, 0.1935, 0.1953, 0],
-                            [0.1624, 0.1709, 0.1706, 0.1654, 0.1625, 0.1682]])
-assert torch.allclose(ca_weights[0], seed_causal, atol=5e-5)  # the published matrix
-assert torch.allclose(ca_weights[0], causal_weights)  # same seed, same three matrices as `sa`
+seed_causal = torch.tensor(
+    [
+        [1.0000, 0, 0, 0, 0, 0],
+        [0.4833, 0.5167, 0, 0, 0, 0],
+        [0.3190, 0.3408, 0.3402, 0, 0, 0],
+        [0.2445, 0.2545, 0.2542, 0.2468, 0, 0],
+        [0.1994, 0.2060, 0.2058, 0.1935, 0.1953, 0],
+        [0.1624, 0.1709, 0.1706, 0.1654, 0.1625, 0.1682],
+    ]
+)
+# the walk-through's matrix
+assert torch.allclose(ca_weights[0], seed_causal, atol=5e-5)
+# same seed, same three matrices as `sa`
+assert torch.allclose(ca_weights[0], causal_weights)
 
 # %% [markdown]
-# The weights are the published matrix and, because `torch.manual_seed(123)` drew the same three
+# The weights are the walk-through's matrix and, because `torch.manual_seed(123)` drew the same three
 # matrices again, the `causal_weights` of the start of Section 3.6.
 
 # %% [markdown]
@@ -488,18 +600,38 @@ assert torch.allclose(ca_weights[0], causal_weights)  # same seed, same three ma
 
 # %%
 class MultiHeadAttentionWrapper(nn.Module):
-    def __init__(self, d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias=False):
+    def __init__(
+        self,
+        d_in,
+        d_out,
+        context_length,
+        num_heads,
+        dropout=0.0,
+        qkv_bias=False,
+    ):
         super().__init__()
         self.heads = nn.ModuleList(
-            [CausalAttention(d_in, d_out // num_heads, context_length, dropout, qkv_bias) for _ in range(num_heads)]
+            [
+                CausalAttention(
+                    d_in,
+                    d_out // num_heads,
+                    context_length,
+                    dropout,
+                    qkv_bias,
+                )
+                for _ in range(num_heads)
+            ]
         )
 
     def forward(self, x):  # x: (B, T, d_in)
-        return torch.cat([head(x)[0] for head in self.heads], dim=-1)  # (B, T, d_out)
+        # (B, T, d_out)
+        return torch.cat([head(x)[0] for head in self.heads], dim=-1)
 
 
 torch.manual_seed(123)
-wrapper = MultiHeadAttentionWrapper(d_in, d_out=4, context_length=T, num_heads=2)
+wrapper = MultiHeadAttentionWrapper(
+    d_in, d_out=4, context_length=T, num_heads=2
+)
 with torch.no_grad():
     print(wrapper(batch)[0])  # (T, 4): two heads of 2 features each
 
@@ -521,29 +653,60 @@ with torch.no_grad():
 
 # %%
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias=False):
+    def __init__(
+        self,
+        d_in,
+        d_out,
+        context_length,
+        num_heads,
+        dropout=0.0,
+        qkv_bias=False,
+    ):
         super().__init__()
         assert d_out % num_heads == 0, "d_out must be divisible by num_heads"
-        self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
+        self.d_out, self.num_heads, self.head_dim = (
+            d_out,
+            num_heads,
+            d_out // num_heads,
+        )
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)  # mixes the heads
         self.dropout = nn.Dropout(dropout)
-        mask = torch.triu(torch.ones(context_length, context_length, dtype=torch.bool), diagonal=1)
+        mask = torch.triu(
+            torch.ones(context_length, context_length, dtype=torch.bool),
+            diagonal=1,
+        )
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x):  # x: (B, T, d_in)
         B, T, _ = x.shape
         # (B, T, d_out) -> (B, T, h, d_h) -> (B, h, T, d_h)
-        queries = self.W_query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        keys = self.W_key(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        values = self.W_value(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
-        attn_scores = queries @ keys.transpose(2, 3) / self.head_dim**0.5  # (B, h, T, T)
-        attn_scores = attn_scores.masked_fill(self.mask[:T, :T], float("-inf"))
+        queries = (
+            self.W_query(x)
+            .view(B, T, self.num_heads, self.head_dim)
+            .transpose(1, 2)
+        )
+        keys = (
+            self.W_key(x)
+            .view(B, T, self.num_heads, self.head_dim)
+            .transpose(1, 2)
+        )
+        values = (
+            self.W_value(x)
+            .view(B, T, self.num_heads, self.head_dim)
+            .transpose(1, 2)
+        )
+        # (B, h, T, T)
+        attn_scores = queries @ keys.transpose(2, 3) / self.head_dim**0.5
+        attn_scores = attn_scores.masked_fill(
+            self.mask[:T, :T], float("-inf")
+        )
         attn_weights = torch.softmax(attn_scores, dim=-1)  # (B, h, T, T)
         context = self.dropout(attn_weights) @ values  # (B, h, T, d_h)
-        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)  # (B, T, d_out): heads side by side
+        # (B, T, d_out): heads side by side
+        context = context.transpose(1, 2).contiguous().view(B, T, self.d_out)
         return self.out_proj(context)  # (B, T, d_out)
 
 
@@ -553,9 +716,19 @@ with torch.no_grad():
     mha_out = mha(batch)  # (B, T, d_out)
 print(mha_out[0])
 
-seed_mha = torch.tensor([[0.3190, 0.4858], [0.2943, 0.3897], [0.2856, 0.3593],
-                         [0.2693, 0.3873], [0.2639, 0.3928], [0.2575, 0.4028]])
-assert torch.allclose(mha_out[0], seed_mha, atol=5e-5) and torch.equal(mha_out[0], mha_out[1])
+seed_mha = torch.tensor(
+    [
+        [0.3190, 0.4858],
+        [0.2943, 0.3897],
+        [0.2856, 0.3593],
+        [0.2693, 0.3873],
+        [0.2639, 0.3928],
+        [0.2575, 0.4028],
+    ]
+)
+assert torch.allclose(mha_out[0], seed_mha, atol=5e-5) and torch.equal(
+    mha_out[0], mha_out[1]
+)
 
 # %% [markdown]
 # These are the multi-head numbers that *LLMs from Scratch* prints (the assert checks them). With
@@ -565,14 +738,24 @@ assert torch.allclose(mha_out[0], seed_mha, atol=5e-5) and torch.equal(mha_out[0
 
 # %%
 with torch.no_grad():
-    q_all, k_all, v_all = mha.W_query(inputs), mha.W_key(inputs), mha.W_value(inputs)  # (T, d_out) each
+    # (T, d_out) each
+    q_all, k_all, v_all = (
+        mha.W_query(inputs),
+        mha.W_key(inputs),
+        mha.W_value(inputs),
+    )
 head_outputs = []
 for h in range(2):
-    q, k, v = q_all[1, h], k_all[:2, h], v_all[:2, h]  # query of journey; keys and values of Your, journey
+    # query of journey; keys and values of Your, journey
+    q, k, v = q_all[1, h], k_all[:2, h], v_all[:2, h]
     w = torch.softmax(q * k / math.sqrt(1), dim=0)  # (2,)
     head_outputs.append((w @ v).item())
-    print(f"head {h}: q = {q:.4f}, keys = {k[0]:.4f}, {k[1]:.4f} -> scores {q * k[0]:.4f}, {q * k[1]:.4f}"
-          f" -> weights {w[0]:.4f}, {w[1]:.4f}; values {v[0]:.4f}, {v[1]:.4f} -> {head_outputs[-1]:.4f}")
+    print(
+        f"head {h}: q = {q:.4f}, keys = {k[0]:.4f}, {k[1]:.4f} -> scores "
+        f"{q * k[0]:.4f}, {q * k[1]:.4f}"
+        f" -> weights {w[0]:.4f}, {w[1]:.4f}; values {v[0]:.4f}, {v[1]:.4f} "
+        f"-> {head_outputs[-1]:.4f}"
+    )
 concat = torch.tensor(head_outputs)  # (d_out,): the two heads side by side
 print(f"before out_proj: [{concat[0]:.4f}, {concat[1]:.4f}]")
 with torch.no_grad():
@@ -592,15 +775,23 @@ assert torch.allclose(projected, mha_out[0, 1], atol=1e-6)
 # %%
 torch.manual_seed(0)
 x = torch.randn(2, 8, 12)  # (B, T, d_in)
-wrapper = MultiHeadAttentionWrapper(d_in=12, d_out=12, context_length=8, num_heads=3)
+wrapper = MultiHeadAttentionWrapper(
+    d_in=12, d_out=12, context_length=8, num_heads=3
+)
 split = MultiHeadAttention(d_in=12, d_out=12, context_length=8, num_heads=3)
 with torch.no_grad():
     for name in ["W_query", "W_key", "W_value"]:
-        stacked = torch.cat([getattr(head, name).weight for head in wrapper.heads], dim=0)  # (d_out, d_in)
+        # (d_out, d_in)
+        stacked = torch.cat(
+            [getattr(head, name).weight for head in wrapper.heads], dim=0
+        )
         getattr(split, name).weight.copy_(stacked)
     expected = split.out_proj(wrapper(x))  # (B, T, d_out)
     diff = (split(x) - expected).abs().max().item()
-print(f"wrapper vs split, same weights: largest difference below 1e-6: {diff < 1e-6}")
+print(
+    "wrapper vs split, same weights: largest difference below 1e-6: "
+    f"{diff < 1e-6}"
+)
 assert diff < 1e-6
 
 # %% [markdown]
@@ -612,17 +803,32 @@ assert diff < 1e-6
 # hardware that never stores the $T \times T$ weights. First, it computes our numbers:
 
 # %%
-def naive_attention(q, k, v):  # q, k, v: (B, h, T, d_h); the middle of MultiHeadAttention.forward
+# q, k, v: (B, h, T, d_h); the middle of MultiHeadAttention.forward
+def naive_attention(q, k, v):
     num_tokens = q.shape[-2]
     scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, h, T, T)
-    future = torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool), diagonal=1)
-    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v  # (B, h, T, d_h)
+    future = torch.triu(
+        torch.ones(num_tokens, num_tokens, dtype=torch.bool), diagonal=1
+    )
+    # (B, h, T, d_h)
+    return (
+        torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
+    )
 
 
 gen = torch.Generator().manual_seed(0)
-q, k, v = torch.randn(3, 2, 4, 32, 16, generator=gen).unbind(0)  # each (B, h, T, d_h) = (2, 4, 32, 16)
-ours, theirs = naive_attention(q, k, v), F.scaled_dot_product_attention(q, k, v, is_causal=True)
-print("shape:", tuple(theirs.shape), "| equal within 1e-6:", torch.allclose(ours, theirs, atol=1e-6, rtol=0))
+# each (B, h, T, d_h) = (2, 4, 32, 16)
+q, k, v = torch.randn(3, 2, 4, 32, 16, generator=gen).unbind(0)
+ours, theirs = (
+    naive_attention(q, k, v),
+    F.scaled_dot_product_attention(q, k, v, is_causal=True),
+)
+print(
+    "shape:",
+    tuple(theirs.shape),
+    "| equal within 1e-6:",
+    torch.allclose(ours, theirs, atol=1e-6, rtol=0),
+)
 assert torch.allclose(ours, theirs, atol=1e-6, rtol=0)
 
 # %% [markdown]
@@ -633,11 +839,19 @@ assert torch.allclose(ours, theirs, atol=1e-6, rtol=0)
 # that built this page, and yours will differ.
 
 # %% tags=["nbval-ignore-output"]
-bench = helpers.attention.attention_benchmark(batch_size=8, num_tokens=1024, emb_dim=768, num_heads=12, repeat=3)
+bench = helpers.attention.attention_benchmark(
+    batch_size=8, num_tokens=1024, emb_dim=768, num_heads=12, repeat=3
+)
 print(f"{'':9s} {'forward':>9s} {'backward':>9s}")
 for path in ["naive", "sdpa"]:
-    print(f"{path:9s} {bench[f'{path}_forward_s']:8.3f}s {bench[f'{path}_backward_s']:8.3f}s")
-print(f"SDPA is {bench['forward_speedup']:.1f}x faster forward and {bench['backward_speedup']:.1f}x faster backward")
+    print(
+        f"{path:9s} {bench[f'{path}_forward_s']:8.3f}s "
+        f"{bench[f'{path}_backward_s']:8.3f}s"
+    )
+print(
+    f"SDPA is {bench['forward_speedup']:.1f}x faster forward and "
+    f"{bench['backward_speedup']:.1f}x faster backward"
+)
 
 # %% [markdown]
 # The last line of the cell above gives the two ratios of this run, forward and backward. Memory,
@@ -646,10 +860,17 @@ print(f"SDPA is {bench['forward_speedup']:.1f}x faster forward and {bench['backw
 
 # %%
 naive_MiB, sdpa_MiB = bench["naive_saved_MiB"], bench["sdpa_saved_MiB"]
-weights_MiB = 8 * 12 * 1024 * 1024 * 4 / 2**20  # one float32 (B, h, T, T) tensor
+# one float32 (B, h, T, T) tensor
+weights_MiB = 8 * 12 * 1024 * 1024 * 4 / 2**20
 qkv_MiB = 8 * 12 * 1024 * 64 * 4 / 2**20  # one float32 (B, h, T, d_h) tensor
-print(f"kept for backward: naive {naive_MiB:.1f} MiB, SDPA {sdpa_MiB:.1f} MiB ({naive_MiB / sdpa_MiB:.1f}x less)")
-print(f"one (B, h, T, T) weights tensor: {weights_MiB:.0f} MiB; one (B, h, T, d_h) tensor: {qkv_MiB:.0f} MiB")
+print(
+    f"kept for backward: naive {naive_MiB:.1f} MiB, SDPA {sdpa_MiB:.1f} MiB "
+    f"({naive_MiB / sdpa_MiB:.1f}x less)"
+)
+print(
+    f"one (B, h, T, T) weights tensor: {weights_MiB:.0f} MiB; one (B, h, T, "
+    f"d_h) tensor: {qkv_MiB:.0f} MiB"
+)
 assert naive_MiB >= weights_MiB + 3 * qkv_MiB and sdpa_MiB < 4 * qkv_MiB + 1
 
 # %% [markdown]
@@ -668,19 +889,38 @@ assert naive_MiB >= weights_MiB + 3 * qkv_MiB and sdpa_MiB < 4 * qkv_MiB + 1
 # it creates its parameters in the same order as ours, so the state of our `mha` loads into it as is.
 
 # %%
-layer = helpers.attention.MultiHeadAttention(d_in=3, d_out=2, context_length=T, num_heads=2)
+layer = helpers.attention.MultiHeadAttention(
+    d_in=3, d_out=2, context_length=T, num_heads=2
+)
 layer.load_state_dict(mha.state_dict())
 with torch.no_grad():
     fast = layer(batch)  # SDPA path
     recorded = []
-    slow = layer(batch, attn_weights=recorded)  # explicit path, appends the weights
+    # explicit path, appends the weights
+    slow = layer(batch, attn_weights=recorded)
     weights = recorded[0]  # (B, h, T, T)
-print("our layer == helpers, fast path:", torch.allclose(fast, mha_out, atol=1e-6, rtol=0))
-print("our layer == helpers, weights path:", torch.allclose(slow, mha_out, atol=1e-6, rtol=0))
-print("weights:", tuple(weights.shape), "| rows sum to 1:", torch.allclose(weights.sum(-1), torch.ones(2, 2, T)),
-      "| zero above the diagonal:", bool(torch.all(weights[..., mask] == 0)))
-assert torch.allclose(fast, mha_out, atol=1e-6, rtol=0) and torch.allclose(slow, mha_out, atol=1e-6, rtol=0)
-assert torch.allclose(weights.sum(-1), torch.ones(2, 2, T)) and torch.all(weights[..., mask] == 0)
+print(
+    "our layer == helpers, fast path:",
+    torch.allclose(fast, mha_out, atol=1e-6, rtol=0),
+)
+print(
+    "our layer == helpers, weights path:",
+    torch.allclose(slow, mha_out, atol=1e-6, rtol=0),
+)
+print(
+    "weights:",
+    tuple(weights.shape),
+    "| rows sum to 1:",
+    torch.allclose(weights.sum(-1), torch.ones(2, 2, T)),
+    "| zero above the diagonal:",
+    bool(torch.all(weights[..., mask] == 0)),
+)
+assert torch.allclose(fast, mha_out, atol=1e-6, rtol=0) and torch.allclose(
+    slow, mha_out, atol=1e-6, rtol=0
+)
+assert torch.allclose(weights.sum(-1), torch.ones(2, 2, T)) and torch.all(
+    weights[..., mask] == 0
+)
 
 # %% [markdown]
 # The returned weights are the softmax *before* dropout, so every row sums to 1 even in training
@@ -698,22 +938,56 @@ plt.show()
 
 # %%
 torch.manual_seed(123)
-ours_layer = helpers.attention.MultiHeadAttention(d_in=64, d_out=64, context_length=16, num_heads=4, qkv_bias=True).eval()
-torch_layer = nn.MultiheadAttention(embed_dim=64, num_heads=4, bias=True, batch_first=True).eval()
+ours_layer = helpers.attention.MultiHeadAttention(
+    d_in=64, d_out=64, context_length=16, num_heads=4, qkv_bias=True
+).eval()
+torch_layer = nn.MultiheadAttention(
+    embed_dim=64, num_heads=4, bias=True, batch_first=True
+).eval()
 with torch.no_grad():
-    torch_layer.in_proj_weight.copy_(torch.cat([ours_layer.W_query.weight, ours_layer.W_key.weight, ours_layer.W_value.weight]))
-    torch_layer.in_proj_bias.copy_(torch.cat([ours_layer.W_query.bias, ours_layer.W_key.bias, ours_layer.W_value.bias]))
+    torch_layer.in_proj_weight.copy_(
+        torch.cat(
+            [
+                ours_layer.W_query.weight,
+                ours_layer.W_key.weight,
+                ours_layer.W_value.weight,
+            ]
+        )
+    )
+    torch_layer.in_proj_bias.copy_(
+        torch.cat(
+            [
+                ours_layer.W_query.bias,
+                ours_layer.W_key.bias,
+                ours_layer.W_value.bias,
+            ]
+        )
+    )
     torch_layer.out_proj.load_state_dict(ours_layer.out_proj.state_dict())
     x = torch.randn(2, 16, 64)  # (B, T, d_in)
     causal = torch.triu(torch.ones(16, 16, dtype=torch.bool), diagonal=1)
-    ref_out, ref_weights = torch_layer(x, x, x, attn_mask=causal, need_weights=True, average_attn_weights=False)
+    ref_out, ref_weights = torch_layer(
+        x,
+        x,
+        x,
+        attn_mask=causal,
+        need_weights=True,
+        average_attn_weights=False,
+    )
     recorded = []
     out = ours_layer(x, attn_weights=recorded)
     out_weights = recorded[0]  # (B, h, T, T)
-print("outputs equal within 1e-6:", torch.allclose(out, ref_out, atol=1e-6, rtol=0),
-      "| weights equal within 1e-6:", torch.allclose(out_weights, ref_weights, atol=1e-6, rtol=0),
-      "| fast path equal within 1e-6:", torch.allclose(ours_layer(x), ref_out, atol=1e-6, rtol=0))
-assert torch.allclose(out, ref_out, atol=1e-6, rtol=0) and torch.allclose(out_weights, ref_weights, atol=1e-6, rtol=0)
+print(
+    "outputs equal within 1e-6:",
+    torch.allclose(out, ref_out, atol=1e-6, rtol=0),
+    "| weights equal within 1e-6:",
+    torch.allclose(out_weights, ref_weights, atol=1e-6, rtol=0),
+    "| fast path equal within 1e-6:",
+    torch.allclose(ours_layer(x), ref_out, atol=1e-6, rtol=0),
+)
+assert torch.allclose(out, ref_out, atol=1e-6, rtol=0) and torch.allclose(
+    out_weights, ref_weights, atol=1e-6, rtol=0
+)
 assert torch.allclose(ours_layer(x), ref_out, atol=1e-6, rtol=0)
 
 # %% [markdown]
@@ -725,18 +999,30 @@ changed = x.clone()
 changed[:, 10:] = torch.randn(2, 6, 64)  # replace tokens 10..15
 with torch.no_grad():
     before, after = ours_layer(x), ours_layer(changed)
-print("outputs 0..9 unchanged:", torch.equal(before[:, :10], after[:, :10]),
-      "| outputs 10..15 changed:", not torch.allclose(before[:, 10:], after[:, 10:]))
-assert torch.equal(before[:, :10], after[:, :10]) and not torch.allclose(before[:, 10:], after[:, 10:])
+print(
+    "outputs 0..9 unchanged:",
+    torch.equal(before[:, :10], after[:, :10]),
+    "| outputs 10..15 changed:",
+    not torch.allclose(before[:, 10:], after[:, 10:]),
+)
+assert torch.equal(before[:, :10], after[:, :10]) and not torch.allclose(
+    before[:, 10:], after[:, 10:]
+)
 
 # %% [markdown]
 # Finally, the layer's errors. Each names the numbers involved and what to do instead:
 
 # %%
 errors = []
-for attempt in [lambda: helpers.attention.MultiHeadAttention(d_in=768, d_out=768, context_length=1024, num_heads=10),
-                lambda: ours_layer(torch.randn(1, 17, 64)),  # context_length is 16
-                lambda: ours_layer(torch.randn(16, 64))]:  # no batch dimension
+for attempt in [
+    lambda: helpers.attention.MultiHeadAttention(
+        d_in=768, d_out=768, context_length=1024, num_heads=10
+    ),
+    # context_length is 16
+    lambda: ours_layer(torch.randn(1, 17, 64)),
+    # no batch dimension
+    lambda: ours_layer(torch.randn(16, 64)),
+]:
     try:
         attempt()
     except ValueError as err:
@@ -796,8 +1082,8 @@ assert len(errors) == 3
 # **Exercise 3.1.** Write `my_context_vector(rows, i)` with plain Python loops only: `rows` is a
 # list of token vectors (lists of floats), and the answer is the context vector of token `i` as a
 # list, with the scores as dot products, the softmax written out with `math.exp` (safe for large
-# scores too), then the weighted sum. Check the vector of "starts" (the third token) of
-# Section 3.3 against row 3 of `all_context_vecs`.
+# scores too), then the weighted sum. Check the vector of "starts" (`i = 2`, the third token)
+# of Section 3.3 against `all_context_vecs[2]`.
 
 # %%
 # Your answer: replace `raise NotImplementedError` with your code.
@@ -824,12 +1110,17 @@ def context_vector(rows, i):
     exps = [math.exp(s - max(scores)) for s in scores]
     weights = [e / sum(exps) for e in exps]
     n_features = len(rows[i])
-    return [sum(w * row[c] for w, row in zip(weights, rows)) for c in range(n_features)]
+    return [
+        sum(w * row[c] for w, row in zip(weights, rows))
+        for c in range(n_features)
+    ]
 
 
 context_3 = context_vector(inputs.tolist(), 2)
 print("context vector of 'starts':", [f"{c:.4f}" for c in context_3])
-assert torch.allclose(torch.tensor(context_3), all_context_vecs[2], atol=1e-6)
+assert torch.allclose(
+    torch.tensor(context_3), all_context_vecs[2], atol=1e-6
+)
 verdict = check("3.1", context_vector)
 assert verdict.passed
 verdict
@@ -865,7 +1156,9 @@ def count_parameters(d_out):
 
 
 d = 768
-gpt2_attention = helpers.attention.MultiHeadAttention(d, d, context_length=1024, num_heads=12, qkv_bias=True)
+gpt2_attention = helpers.attention.MultiHeadAttention(
+    d, d, context_length=1024, num_heads=12, qkv_bias=True
+)
 counted = sum(p.numel() for p in gpt2_attention.parameters())
 print(f"formula {count_parameters(d):,}, counted {counted:,}, "
       f"12 layers: {12 * counted:,}")
@@ -879,8 +1172,9 @@ verdict
 # one head of a `helpers.attention.MultiHeadAttention` on `x`, computed by hand from the layer's
 # query and key projections (`layer.W_query`, `layer.W_key`, whose bias may be `None`) and
 # `layer.head_dim`. Check it on head 2 of `ours_layer` from Section 3.10 (4 heads of 16
-# features) against `all_heads[:, 2]`, the weights that `ours_layer(x, attn_weights=recorded)`
-# records.
+# features) against `all_heads[:, 2]`, where `recorded = []`, `ours_layer(x,
+# attn_weights=recorded)` and `all_heads = recorded[0]` (`x` is Section 3.10's `(2, 16, 64)`
+# input).
 
 # %%
 # Your answer: replace `raise NotImplementedError` with your code.
@@ -907,10 +1201,15 @@ def head_weights(layer, x, head):
         out = x @ linear.weight[rows_h].T
         return out if linear.bias is None else out + linear.bias[rows_h]
 
-    scores = project(layer.W_query) @ project(layer.W_key).transpose(1, 2)  # (B, T, T)
+    # (B, T, T)
+    scores = project(layer.W_query) @ project(layer.W_key).transpose(
+        1, 2
+    )
     T = x.shape[1]
     hidden = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-    scores = (scores / math.sqrt(layer.head_dim)).masked_fill(hidden, float("-inf"))
+    scores = (scores / math.sqrt(layer.head_dim)).masked_fill(
+        hidden, float("-inf")
+    )
     return torch.softmax(scores, dim=-1)
 
 
@@ -957,17 +1256,32 @@ def moved_outputs(layer, x, position):
     changed[0, position] = x[0, position] + 1.0
     with torch.no_grad():
         before, after = layer(x)[0], layer(changed)[0]  # (T, C) each
-    return [i for i in range(x.shape[1]) if not torch.equal(before[i], after[i])]
+    return [
+        i
+        for i in range(x.shape[1])
+        if not torch.equal(before[i], after[i])
+    ]
 
 
 torch.manual_seed(0)
-masked_layer = MultiHeadAttention(d_in=12, d_out=12, context_length=8, num_heads=3)
-unmasked_layer = MultiHeadAttention(d_in=12, d_out=12, context_length=8, num_heads=3)
+masked_layer = MultiHeadAttention(
+    d_in=12, d_out=12, context_length=8, num_heads=3
+)
+unmasked_layer = MultiHeadAttention(
+    d_in=12, d_out=12, context_length=8, num_heads=3
+)
 unmasked_layer.load_state_dict(masked_layer.state_dict())
-unmasked_layer.mask = torch.zeros(8, 8, dtype=torch.bool)  # nothing hidden
+# nothing hidden
+unmasked_layer.mask = torch.zeros(8, 8, dtype=torch.bool)
 seq = torch.randn(1, 8, 12)
-for name, lyr in [("no mask", unmasked_layer), ("causal mask", masked_layer)]:
-    print(f"{name:11s}: outputs that changed: {moved_outputs(lyr, seq, 7)}")
+for name, lyr in [
+    ("no mask", unmasked_layer),
+    ("causal mask", masked_layer),
+]:
+    print(
+        f"{name:11s}: outputs that changed: "
+        f"{moved_outputs(lyr, seq, 7)}"
+    )
 assert moved_outputs(unmasked_layer, seq, 7) == list(range(8))
 assert moved_outputs(masked_layer, seq, 7) == [7]
 verdict = check("3.4", moved_outputs)
@@ -1006,12 +1320,23 @@ def predicted_std(weights, p):
 
 p = 0.1
 torch.manual_seed(123)
-sums = torch.stack([F.dropout(causal_weights, p=p, training=True).sum(dim=-1) for _ in range(10_000)])  # (10_000, T)
+# (10_000, T)
+sums = torch.stack(
+    [
+        F.dropout(causal_weights, p=p, training=True).sum(dim=-1)
+        for _ in range(10_000)
+    ]
+)
 for i, word in enumerate(words):
-    print(f"{word:8s} mean {sums[:, i].mean():.3f}  std {sums[:, i].std():.3f}  "
-          f"(predicted {predicted_std(causal_weights, p)[i]:.3f})")
+    print(
+        f"{word:8s} mean {sums[:, i].mean():.3f}  std "
+        f"{sums[:, i].std():.3f}  "
+        f"(predicted {predicted_std(causal_weights, p)[i]:.3f})"
+    )
 assert torch.allclose(sums.mean(dim=0), torch.ones(T), atol=0.01)
-assert torch.allclose(sums.std(dim=0), predicted_std(causal_weights, p), rtol=0.05)
+assert torch.allclose(
+    sums.std(dim=0), predicted_std(causal_weights, p), rtol=0.05
+)
 assert sums.std(dim=0).argmin() == T - 1
 verdict = check("3.5", predicted_std)
 assert verdict.passed

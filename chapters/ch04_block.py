@@ -13,15 +13,18 @@
 # - `helpers.layers`, the block the next chapter stacks twelve times.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import math
@@ -39,10 +42,13 @@ from helpers.check import check
 from helpers.data import fetch_the_verdict
 from helpers.viz import plot_curves, plot_per_layer
 
-DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+DATA_DIR = (
+    Path("../data") if Path("../data/README.md").exists() else Path("data")
+)
 torch.set_printoptions(precision=4, sci_mode=False)
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
 # Chapter 3 built causal multi-head attention, the part of a transformer that lets tokens look at
@@ -75,7 +81,7 @@ set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any 
 # \mathrm{LN}(x)_i = \gamma_i \, \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_i .
 # $$
 #
-# The book's example is a batch of two token vectors with $C = 5$ features each:
+# *LLMs from Scratch*'s example is a batch of two token vectors with $C = 5$ features each:
 
 # %%
 torch.manual_seed(123)
@@ -96,7 +102,8 @@ print(mean)
 # With only five features the two differ by a factor $5/4$:
 
 # %%
-var = batch_example.var(dim=-1, keepdim=True, unbiased=False)  # (2, 1), divides by C
+# (2, 1), divides by C
+var = batch_example.var(dim=-1, keepdim=True, unbiased=False)
 var_unbiased = batch_example.var(dim=-1, keepdim=True)  # divides by C - 1
 print("biased:  ", [f"{v:.4f}" for v in var.flatten().tolist()])
 print("unbiased:", [f"{v:.4f}" for v in var_unbiased.flatten().tolist()])
@@ -110,16 +117,25 @@ assert torch.allclose(var_unbiased, var * 5 / 4)
 eps = 1e-5
 normalized = (batch_example - mean) / torch.sqrt(var + eps)  # (2, C)
 print(normalized)
-print("mean of each row:    ", [f"{m:.4f}" for m in normalized.mean(dim=-1).abs().tolist()])
-print("variance of each row:", [f"{v:.5f}" for v in normalized.var(dim=-1, unbiased=False).tolist()])
+print(
+    "mean of each row:    ",
+    [f"{m:.4f}" for m in normalized.mean(dim=-1).abs().tolist()],
+)
+print(
+    "variance of each row:",
+    [f"{v:.5f}" for v in normalized.var(dim=-1, unbiased=False).tolist()],
+)
 assert normalized.mean(dim=-1).abs().max() < 1e-6
-assert torch.allclose(normalized.var(dim=-1, unbiased=False), (var / (var + eps)).flatten())
+assert torch.allclose(
+    normalized.var(dim=-1, unbiased=False), (var / (var + eps)).flatten()
+)
 
 # %% [markdown]
-# The cell above reproduces the book's mean (-0.3596 and -0.2606), variance (0.2015 and 0.2673)
-# and normalized rows. Each row now has mean 0; its variance is $\sigma^2 / (\sigma^2 + \epsilon)$,
+# The cell above computes, for that batch, the mean (-0.3596 and -0.2606), variance (0.2015 and
+# 0.2673) and normalized rows. (*LLMs from Scratch* first passes the batch through a small linear
+# layer and ReLU, so the intermediate numbers it prints differ; the final variances agree.) Each row now has mean 0; its variance is $\sigma^2 / (\sigma^2 + \epsilon)$,
 # a hair below 1 (0.99995 and 0.99996 in the cell above), because of $\epsilon$. Printed with four
-# digits, as the book does, they show as 1.0000, which is the same number rounded to four digits.
+# digits, as *LLMs from Scratch* does, they show as 1.0000, which is the same number rounded to four digits.
 #
 # **Why $\epsilon$?** A token whose features are all equal has variance 0, and normalizing it
 # divides 0 by 0:
@@ -131,7 +147,9 @@ flat_var = flat.var(dim=-1, keepdim=True, unbiased=False)  # 0
 print("without eps:", flat_centered / torch.sqrt(flat_var))
 print("with eps:   ", flat_centered / torch.sqrt(flat_var + eps))
 assert torch.isnan(flat_centered / torch.sqrt(flat_var)).all()
-assert torch.equal(flat_centered / torch.sqrt(flat_var + eps), torch.zeros(1, 5))
+assert torch.equal(
+    flat_centered / torch.sqrt(flat_var + eps), torch.zeros(1, 5)
+)
 
 # %% [markdown]
 # Without $\epsilon$ the result is `nan` (not a number), and a single `nan` spreads through every
@@ -148,10 +166,17 @@ assert torch.equal(flat_centered / torch.sqrt(flat_var + eps), torch.zeros(1, 5)
 gamma = torch.full((5,), 2.0)
 beta = torch.full((5,), 0.5)
 scaled = gamma * normalized + beta  # (2, C)
-print("mean of each row:", [f"{m:.4f}" for m in scaled.mean(dim=-1).tolist()])
-print("std of each row: ", [f"{s:.4f}" for s in scaled.std(dim=-1, unbiased=False).tolist()])
+print(
+    "mean of each row:", [f"{m:.4f}" for m in scaled.mean(dim=-1).tolist()]
+)
+print(
+    "std of each row: ",
+    [f"{s:.4f}" for s in scaled.std(dim=-1, unbiased=False).tolist()],
+)
 assert torch.allclose(scaled.mean(dim=-1), torch.tensor(0.5), atol=1e-6)
-assert torch.allclose(scaled.std(dim=-1, unbiased=False), torch.tensor(2.0), atol=1e-4)
+assert torch.allclose(
+    scaled.std(dim=-1, unbiased=False), torch.tensor(2.0), atol=1e-4
+)
 
 # %% [markdown]
 # The three steps and the scale and shift make one module. Its parameters are named `weight` and
@@ -191,7 +216,10 @@ with torch.no_grad():
 torch_ln.load_state_dict(ln.state_dict())  # the same names: weight and bias
 x_check = torch.randn(4, 7, 5)  # (B, T, C)
 assert torch.allclose(ln(x_check), torch_ln(x_check), atol=1e-6)
-print("our LayerNorm equals nn.LayerNorm to 1e-6 on a (4, 7, 5) input with random weight and bias")
+print(
+    "our LayerNorm equals nn.LayerNorm to 1e-6 on a (4, 7, 5) input with "
+    "random weight and bias"
+)
 
 # %% [markdown]
 # **Per token, not per batch.** Batch normalization, common in image models, computes its mean
@@ -207,9 +235,14 @@ ln = LayerNorm(5)
 bn = nn.BatchNorm1d(5)  # training mode: statistics from the batch
 alone, in_batch = batch_example[:1], batch_example
 ln_same = torch.allclose(ln(alone)[0], ln(in_batch)[0])
-bn_same = torch.allclose(bn(in_batch)[0], bn(torch.cat([alone, 2 * in_batch[1:]]))[0])
+bn_same = torch.allclose(
+    bn(in_batch)[0], bn(torch.cat([alone, 2 * in_batch[1:]]))[0]
+)
 print("LayerNorm, row 0 alone and in the batch equal:", ln_same)
-print("BatchNorm, row 0 in batches [row0, row1] and [row0, 2 * row1] equal:", bn_same)
+print(
+    "BatchNorm, row 0 in batches [row0, row1] and [row0, 2 * row1] equal:",
+    bn_same,
+)
 assert ln_same and not bn_same
 try:
     bn(alone)
@@ -253,7 +286,14 @@ def gelu_exact(x):
 
 
 def gelu_tanh(x):
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return (
+        0.5
+        * x
+        * (
+            1.0
+            + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3))
+        )
+    )
 
 
 class GELU(nn.Module):
@@ -263,8 +303,13 @@ class GELU(nn.Module):
 
 x_grid = torch.linspace(-4, 4, 801)  # 0.01 apart
 assert torch.allclose(gelu_exact(x_grid), F.gelu(x_grid), atol=1e-6)
-assert torch.allclose(gelu_tanh(x_grid), F.gelu(x_grid, approximate="tanh"), atol=1e-6)
-print("gelu_exact equals F.gelu(x); gelu_tanh equals F.gelu(x, approximate='tanh') (to 1e-6)")
+assert torch.allclose(
+    gelu_tanh(x_grid), F.gelu(x_grid, approximate="tanh"), atol=1e-6
+)
+print(
+    "gelu_exact equals F.gelu(x); gelu_tanh equals F.gelu(x, "
+    "approximate='tanh') (to 1e-6)"
+)
 
 # %% [markdown]
 # How good is the approximation? The difference is measured in float64 on a fine grid, 160,001
@@ -275,9 +320,15 @@ print("gelu_exact equals F.gelu(x); gelu_tanh equals F.gelu(x, approximate='tanh
 x64 = torch.linspace(-8, 8, 160_001, dtype=torch.float64)  # 1e-4 apart
 diff = (gelu_exact(x64) - gelu_tanh(x64)).abs()
 worst = diff.argmax()
-print(f"largest |exact - tanh| = {diff.max().item():.2e} at x = {x64[worst].item():.2f} "
-      f"(and at x = {-x64[worst].item():.2f})")
-print(f"relative to GELU there: {(diff[worst] / gelu_exact(x64[worst]).abs()).item():.1%}")
+print(
+    f"largest |exact - tanh| = {diff.max().item():.2e} at x = "
+    f"{x64[worst].item():.2f} "
+    f"(and at x = {-x64[worst].item():.2f})"
+)
+print(
+    "relative to GELU there: "
+    f"{(diff[worst] / gelu_exact(x64[worst]).abs()).item():.1%}"
+)
 assert 4e-4 < diff.max() < 5e-4
 assert torch.allclose(diff, diff.flip(0))  # symmetric
 
@@ -286,35 +337,56 @@ assert torch.allclose(diff, diff.flip(0))  # symmetric
 # $x = -2.7$, where GELU itself is tiny, that is 5.0% of its value (the cell's last line); at
 # $x = +2.7$, where GELU is nearly $x$ itself, it is a negligible fraction. In absolute terms it is
 # far below anything training notices, which is why either form works. What matters is to use the
-# one the weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 8
+# one the weights were trained with, so `helpers.layers.GELU` defaults to `"tanh"` and Chapter 9
 # loads OpenAI's weights into it.
 #
 # The curves, and their derivatives computed by autograd:
 
 # %%
 x_plot = torch.linspace(-4, 4, 801, requires_grad=True)
-curves = {"ReLU": F.relu(x_plot), "GELU (exact)": gelu_exact(x_plot), "GELU (tanh)": gelu_tanh(x_plot)}
-slopes = {name: torch.autograd.grad(y.sum(), x_plot)[0] for name, y in curves.items()}
+curves = {
+    "ReLU": F.relu(x_plot),
+    "GELU (exact)": gelu_exact(x_plot),
+    "GELU (tanh)": gelu_tanh(x_plot),
+}
+slopes = {
+    name: torch.autograd.grad(y.sum(), x_plot)[0]
+    for name, y in curves.items()
+}
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
+fig, (ax1, ax2) = plt.subplots(
+    1, 2, figsize=(7.5, 3.4), layout="constrained"
+)
 plot_curves(x_plot, curves, ax=ax1, title="activation", ylabel="f(x)")
 plot_curves(x_plot, slopes, ax=ax2, title="derivative", ylabel="f'(x)")
 plt.show()
 
 # %%
 at = torch.tensor([-3.0, -1.0, 0.0, 1.0], requires_grad=True)
-for name, fn in [("ReLU", F.relu), ("GELU (exact)", gelu_exact), ("GELU (tanh)", gelu_tanh)]:
+for name, fn in [
+    ("ReLU", F.relu),
+    ("GELU (exact)", gelu_exact),
+    ("GELU (tanh)", gelu_tanh),
+]:
     y = fn(at)
     dy = torch.autograd.grad(y.sum(), at)[0]
-    print(f"{name:13s} f  at -3, -1, 0, 1: {[round(v, 4) for v in y.tolist()]}")
-    print(f"{'':13s} f' at -3, -1, 0, 1: {[round(v, 4) for v in dy.tolist()]}")
+    print(
+        f"{name:13s} f  at -3, -1, 0, 1: {[round(v, 4) for v in y.tolist()]}"
+    )
+    print(
+        f"{'':13s} f' at -3, -1, 0, 1: {[round(v, 4) for v in dy.tolist()]}"
+    )
 slope = slopes["GELU (exact)"]
 low, high = slope.argmin(), slope.argmax()
 print(f"GELU's derivative: lowest {slope[low].item():.3f}",
       f"at x = {x_plot[low].item():.2f},",
       f"highest {slope[high].item():.3f} at x = {x_plot[high].item():.2f}")
 lowest = curves["GELU (exact)"].argmin()
-print(f"GELU's minimum on the grid: {curves['GELU (exact)'][lowest].item():.4f} at x = {x_plot[lowest].item():.2f}")
+print(
+    "GELU's minimum on the grid: "
+    f"{curves['GELU (exact)'][lowest].item():.4f} at x = "
+    f"{x_plot[lowest].item():.2f}"
+)
 
 # %% [markdown]
 # The plots and the numbers in the cell above show the three differences that matter:
@@ -371,7 +443,10 @@ assert out.shape == x.shape and torch.equal(out, ffn(x))
 # %%
 perm = torch.tensor([2, 0, 1])
 assert torch.allclose(ffn(x[:, perm]), ffn(x)[:, perm], atol=1e-6)
-print("FFN(x[:, perm]) equals FFN(x)[:, perm]: each token is processed on its own")
+print(
+    "FFN(x[:, perm]) equals FFN(x)[:, perm]: each token is processed on its "
+    "own"
+)
 
 # %% [markdown]
 # Its parameters: two weight matrices of $C \times 4C$ and two bias vectors of $4C$ and $C$, so
@@ -380,12 +455,26 @@ print("FFN(x[:, perm]) equals FFN(x)[:, perm]: each token is processed on its ow
 
 # %%
 n_ffn = sum(p.numel() for p in ffn.parameters())
-attention = MultiHeadAttention(emb_dim, emb_dim, context_length=1024, num_heads=12, qkv_bias=True)
+attention = MultiHeadAttention(
+    emb_dim, emb_dim, context_length=1024, num_heads=12, qkv_bias=True
+)
 n_att = sum(p.numel() for p in attention.parameters())
-print(f"feed-forward: {n_ffn:,} parameters (8C² + 5C = {8 * emb_dim**2 + 5 * emb_dim:,})")
-print(f"attention:    {n_att:,} parameters (4C² + 4C = {4 * emb_dim**2 + 4 * emb_dim:,})")
-print(f"the feed-forward network holds {n_ffn / (n_ffn + n_att):.1%} of the two")
-assert n_ffn == 8 * emb_dim**2 + 5 * emb_dim and n_att == 4 * emb_dim**2 + 4 * emb_dim
+print(
+    f"feed-forward: {n_ffn:,} parameters (8C² + 5C = "
+    f"{8 * emb_dim**2 + 5 * emb_dim:,})"
+)
+print(
+    f"attention:    {n_att:,} parameters (4C² + 4C = "
+    f"{4 * emb_dim**2 + 4 * emb_dim:,})"
+)
+print(
+    f"the feed-forward network holds {n_ffn / (n_ffn + n_att):.1%} of the "
+    "two"
+)
+assert (
+    n_ffn == 8 * emb_dim**2 + 5 * emb_dim
+    and n_att == 4 * emb_dim**2 + 4 * emb_dim
+)
 
 # %% [markdown]
 # Two thirds of a block's weights sit in the feed-forward network, not in attention (the cell
@@ -400,7 +489,7 @@ assert n_ffn == 8 * emb_dim**2 + 5 * emb_dim and n_att == 4 * emb_dim**2 + 4 * e
 # unchanged. Without shortcuts, the gradient that reaches the first layer of a deep network is a
 # product of one Jacobian per layer, and a product of many small factors vanishes.
 #
-# The book's experiment measures this with five small layers (widths 3, 3, 3, 3, 3, 1), each a
+# *LLMs from Scratch*'s experiment measures this with five small layers (widths 3, 3, 3, 3, 3, 1), each a
 # linear layer followed by GELU, with a shortcut around every layer whose input and output shapes
 # agree, so not around the last one (3 to 1). One input, target 0, mean squared error; then the
 # mean absolute gradient of each layer's weights.
@@ -426,10 +515,13 @@ class ExampleDeepNeuralNetwork(nn.Module):
 
 
 def gradient_means(model, x):
-    """Mean absolute gradient of each layer's weight matrix, first layer first."""
+    """Mean absolute gradient of each layer's weight matrix, first layer
+    first."""
     loss = nn.MSELoss()(model(x), torch.tensor([[0.0]]))
     loss.backward()
-    return [layer[0].weight.grad.abs().mean().item() for layer in model.layers]
+    return [
+        layer[0].weight.grad.abs().mean().item() for layer in model.layers
+    ]
 
 
 layer_sizes = [3, 3, 3, 3, 3, 1]
@@ -445,23 +537,43 @@ for use_shortcut in (False, True):
         print(f"layers.{i}.0.weight has gradient mean of {g:.4e}")
 
 # %% [markdown]
-# The cell above reproduces the ten gradient means the book prints (with all their float digits)
-# to the four significant digits shown; the check below compares them to a relative $10^{-5}$.
+# The cell above reproduces the ten gradient means *LLMs from Scratch* prints (the dictionary
+# holds its printed digits) to the four significant digits shown; the check below compares them
+# to a relative $10^{-5}$.
 
 # %%
-published = {"without shortcuts": [0.00020173587836325169, 0.0001201116101583466,
-                                   0.0007152041071094573, 0.0013988735154271126,
-                                   0.005049645435065031],
-             "with shortcuts": [0.22169791162014008, 0.20694106817245483,
-                                0.32896995544433594, 0.2665732204914093,
-                                1.3258540630340576]}
+published = {
+    "without shortcuts": [
+        0.00020173587836325169,
+        0.00012011159560643137,
+        0.0007152039906941354,
+        0.0013988736318424344,
+        0.005049645435065031,
+    ],
+    "with shortcuts": [
+        0.22169792652130127,
+        0.20694106817245483,
+        0.32896995544433594,
+        0.2665732204914093,
+        1.3258540630340576,
+    ],
+}
 for label, values in published.items():
-    assert all(math.isclose(ours, theirs, rel_tol=1e-5) for ours, theirs in zip(grad_means[label], values))
-without, with_ = grad_means["without shortcuts"], grad_means["with shortcuts"]
+    assert all(
+        math.isclose(ours, theirs, rel_tol=1e-5)
+        for ours, theirs in zip(grad_means[label], values)
+    )
+without, with_ = (
+    grad_means["without shortcuts"],
+    grad_means["with shortcuts"],
+)
 ratios = [w / wo for w, wo in zip(with_, without)]
 print("with / without, per layer:", [f"{r:,.0f}" for r in ratios])
 assert 150 < min(ratios) and max(ratios) < 2000
-print(f"first / last layer:   {without[0] / without[-1]:.3f} without, {with_[0] / with_[-1]:.3f} with")
+print(
+    f"first / last layer:   {without[0] / without[-1]:.3f} without, "
+    f"{with_[0] / with_[-1]:.3f} with"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -489,24 +601,40 @@ plt.show()
 
 # %%
 class TransformerBlock(nn.Module):
-    def __init__(self, emb_dim, n_heads, context_length, drop_rate=0.0, qkv_bias=False):
+    def __init__(
+        self, emb_dim, n_heads, context_length, drop_rate=0.0, qkv_bias=False
+    ):
         super().__init__()
         self.norm1 = LayerNorm(emb_dim)
-        self.att = MultiHeadAttention(emb_dim, emb_dim, context_length, n_heads,
-                                      dropout=drop_rate, qkv_bias=qkv_bias)
+        self.att = MultiHeadAttention(
+            emb_dim,
+            emb_dim,
+            context_length,
+            n_heads,
+            dropout=drop_rate,
+            qkv_bias=qkv_bias,
+        )
         self.norm2 = LayerNorm(emb_dim)
         self.ff = FeedForward(emb_dim)
         self.drop_shortcut = nn.Dropout(drop_rate)
 
     def forward(self, x):  # (B, T, C)
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))  # attention, with a shortcut
-        x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # feed-forward, with a shortcut
+        # attention, with a shortcut
+        x = x + self.drop_shortcut(self.att(self.norm1(x)))
+        # feed-forward, with a shortcut
+        x = x + self.drop_shortcut(self.ff(self.norm2(x)))
         return x  # (B, T, C)
 
 
 # %%
 torch.manual_seed(123)
-block = TransformerBlock(emb_dim=768, n_heads=12, context_length=1024, drop_rate=0.1, qkv_bias=True)
+block = TransformerBlock(
+    emb_dim=768,
+    n_heads=12,
+    context_length=1024,
+    drop_rate=0.1,
+    qkv_bias=True,
+)
 x = torch.rand(2, 4, 768)  # (B, T, C)
 out = block(x)
 n_block = sum(p.numel() for p in block.parameters())
@@ -527,7 +655,10 @@ block.eval()
 assert torch.equal(block(x), block(x))
 block.train()
 train_same = torch.equal(block(x), block(x))
-print("eval mode: two passes equal; training mode: two passes equal?", train_same)
+print(
+    "eval mode: two passes equal; training mode: two passes equal?",
+    train_same,
+)
 assert not train_same  # dropout draws new masks on every pass
 
 # %% [markdown]
@@ -538,9 +669,16 @@ assert not train_same  # dropout draws new masks on every pass
 block.eval()
 x_changed = x.clone()
 x_changed[:, -1] = torch.rand(2, 768)
-same_before = torch.allclose(block(x)[:, :-1], block(x_changed)[:, :-1], atol=1e-6)
+same_before = torch.allclose(
+    block(x)[:, :-1], block(x_changed)[:, :-1], atol=1e-6
+)
 last_changed = not torch.allclose(block(x)[:, -1], block(x_changed)[:, -1])
-print("earlier positions unchanged:", same_before, "| last position changed:", last_changed)
+print(
+    "earlier positions unchanged:",
+    same_before,
+    "| last position changed:",
+    last_changed,
+)
 assert same_before and last_changed
 
 # %% [markdown]
@@ -563,7 +701,8 @@ assert same_before and last_changed
 
 # %%
 class PostLNBlock(TransformerBlock):
-    """The original Transformer's arrangement: normalize after adding the shortcut."""
+    """The original Transformer's arrangement: normalize after adding the
+    shortcut."""
 
     def forward(self, x):
         x = self.norm1(x + self.drop_shortcut(self.att(x)))
@@ -589,8 +728,12 @@ def stream_std(blocks, x):
 
 
 torch.manual_seed(123)
-pre_blocks = nn.Sequential(*[TransformerBlock(64, 4, context_length=32) for _ in range(12)]).eval()
-post_blocks = nn.Sequential(*[PostLNBlock(64, 4, context_length=32) for _ in range(12)]).eval()
+pre_blocks = nn.Sequential(
+    *[TransformerBlock(64, 4, context_length=32) for _ in range(12)]
+).eval()
+post_blocks = nn.Sequential(
+    *[PostLNBlock(64, 4, context_length=32) for _ in range(12)]
+).eval()
 post_blocks.load_state_dict(pre_blocks.state_dict())  # the very same weights
 x = torch.randn(8, 32, 64)  # (B, T, C)
 with torch.no_grad():
@@ -598,7 +741,9 @@ with torch.no_grad():
 print("stream std at the input and after blocks 3, 6, 9, 12")
 print("pre-LN: ", [f"{s:.2f}" for s in pre_std[::3]])
 print("post-LN:", [f"{s:.2f}" for s in post_std[::3]])
-assert pre_std[-1] > 1.3 * pre_std[0] and all(abs(s - 1) < 0.01 for s in post_std[1:])
+assert pre_std[-1] > 1.3 * pre_std[0] and all(
+    abs(s - 1) < 0.01 for s in post_std[1:]
+)
 
 # %% [markdown]
 # The cell above shows the stream of the pre-LN stack growing with depth (which is why GPT-2 adds
@@ -607,7 +752,8 @@ assert pre_std[-1] > 1.3 * pre_std[0] and all(abs(s - 1) < 0.01 for s in post_st
 #
 # Does the arrangement matter in training? Xiong et al. (2020, "On Layer Normalization in the
 # Transformer Architecture") show that post-LN gradients near the output are large at
-# initialization, so post-LN transformers need a learning-rate warm-up, while pre-LN ones train
+# initialization, so post-LN transformers need a learning-rate warm-up (a learning rate that
+# starts near zero and rises over the first steps; Chapter 7 builds one), while pre-LN ones train
 # without one. A small measured experiment: two byte-level language models on the-verdict
 # (Chapter 1's short story), each 12 blocks of width 32 with 4 heads, identical except for the
 # block type (the post-LN model, like the original Transformer, has no final layer
@@ -615,17 +761,34 @@ assert pre_std[-1] > 1.3 * pre_std[0] and all(abs(s - 1) < 0.01 for s in post_st
 # learning rate, on the same batches.
 
 # %%
-text_bytes = torch.tensor(list(fetch_the_verdict(DATA_DIR).read_bytes()))  # token ids 0..255
+# token ids 0..255
+text_bytes = torch.tensor(list(fetch_the_verdict(DATA_DIR).read_bytes()))
 print(f"{len(text_bytes):,} bytes of training text")
 
 
 class ByteLM(nn.Module):
-    def __init__(self, block_class, n_layers=12, emb_dim=32, n_heads=4, context_length=32):
+    def __init__(
+        self,
+        block_class,
+        n_layers=12,
+        emb_dim=32,
+        n_heads=4,
+        context_length=32,
+    ):
         super().__init__()
         self.tok_emb = nn.Embedding(256, emb_dim)
         self.pos_emb = nn.Embedding(context_length, emb_dim)
-        self.blocks = nn.Sequential(*[block_class(emb_dim, n_heads, context_length) for _ in range(n_layers)])
-        self.final_norm = LayerNorm(emb_dim) if block_class is TransformerBlock else nn.Identity()
+        self.blocks = nn.Sequential(
+            *[
+                block_class(emb_dim, n_heads, context_length)
+                for _ in range(n_layers)
+            ]
+        )
+        self.final_norm = (
+            LayerNorm(emb_dim)
+            if block_class is TransformerBlock
+            else nn.Identity()
+        )
         self.out_head = nn.Linear(emb_dim, 256)
 
     def forward(self, idx):  # (B, T) -> (B, T, 256)
@@ -633,11 +796,16 @@ class ByteLM(nn.Module):
         return self.out_head(self.final_norm(self.blocks(x)))
 
 
-def train_byte_lm(block_class, lr, steps=100, batch_size=16, context_length=32):
+def train_byte_lm(
+    block_class, lr, steps=100, batch_size=16, context_length=32
+):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small runs fastest on one CPU thread
+    # a model this small runs fastest on one CPU thread
+    torch.set_num_threads(1)
     try:
-        return _train_byte_lm(block_class, lr, steps, batch_size, context_length)
+        return _train_byte_lm(
+            block_class, lr, steps, batch_size, context_length
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -646,13 +814,27 @@ def _train_byte_lm(block_class, lr, steps, batch_size, context_length):
     torch.manual_seed(123)
     model = ByteLM(block_class, context_length=context_length)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    batches = torch.Generator().manual_seed(0)  # the same batches for every run
+    # the same batches for every run
+    batches = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(steps):
-        starts = torch.randint(0, len(text_bytes) - context_length - 1, (batch_size,), generator=batches)
-        inputs = torch.stack([text_bytes[s:s + context_length] for s in starts])  # (B, T)
-        targets = torch.stack([text_bytes[s + 1:s + context_length + 1] for s in starts])  # (B, T)
-        loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+        starts = torch.randint(
+            0,
+            len(text_bytes) - context_length - 1,
+            (batch_size,),
+            generator=batches,
+        )
+        # (B, T)
+        inputs = torch.stack(
+            [text_bytes[s : s + context_length] for s in starts]
+        )
+        # (B, T)
+        targets = torch.stack(
+            [text_bytes[s + 1 : s + context_length + 1] for s in starts]
+        )
+        loss = F.cross_entropy(
+            model(inputs).flatten(0, 1), targets.flatten()
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -661,20 +843,33 @@ def _train_byte_lm(block_class, lr, steps, batch_size, context_length):
 
 
 # %%
-runs = {(name, lr): train_byte_lm(cls, lr)
-        for lr in (1e-3, 1e-2) for name, cls in (("pre-LN", TransformerBlock), ("post-LN", PostLNBlock))}
-final = {key: sum(losses[-20:]) / 20 for key, losses in runs.items()}  # mean of the last 20 steps
+runs = {
+    (name, lr): train_byte_lm(cls, lr)
+    for lr in (1e-3, 1e-2)
+    for name, cls in (("pre-LN", TransformerBlock), ("post-LN", PostLNBlock))
+}
+# mean of the last 20 steps
+final = {key: sum(losses[-20:]) / 20 for key, losses in runs.items()}
 print("learning rate   pre-LN   post-LN   (mean loss of steps 81-100, nats)")
 for lr in (1e-3, 1e-2):
-    print(f"{lr:<13g} {final['pre-LN', lr]:8.2f} {final['post-LN', lr]:9.2f}")
+    print(
+        f"{lr:<13g} {final['pre-LN', lr]:8.2f} {final['post-LN', lr]:9.2f}"
+    )
 assert abs(final["pre-LN", 1e-3] - final["post-LN", 1e-3]) < 0.1
 assert final["post-LN", 1e-2] - final["pre-LN", 1e-2] > 0.3
 
 # %%
 steps = torch.arange(1, 101)
 fig, ax = plt.subplots(figsize=(6, 3.5))
-plot_curves(steps, {f"{name}, lr {lr:g}": runs[name, lr] for name, lr in runs}, ax=ax,
-            xlabel="step", ylabel="training loss (nats)", title="12 blocks, no warm-up", zero_line=False)
+plot_curves(
+    steps,
+    {f"{name}, lr {lr:g}": runs[name, lr] for name, lr in runs},
+    ax=ax,
+    xlabel="step",
+    ylabel="training loss (nats)",
+    title="12 blocks, no warm-up",
+    zero_line=False,
+)
 plt.show()
 
 # %% [markdown]
@@ -689,7 +884,10 @@ plt.show()
 #
 # The chapter's parts are collected in `helpers.layers`: `LayerNorm`, `gelu` and `GELU` (exact or
 # tanh), `FeedForward` and `TransformerBlock`, with the same parameter names as the classes above.
-# Copying the inline modules' weights into the `helpers` versions must give identical outputs.
+# `helpers.layers` computes the same formulas, but through PyTorch's fused kernels
+# (`F.layer_norm`, `F.gelu`: one pass over the tensor instead of one per step above), so copying
+# the inline modules' weights into the `helpers` versions gives the same outputs to float
+# rounding: within 1e-6 here.
 
 # %%
 torch.manual_seed(123)
@@ -700,33 +898,49 @@ with torch.no_grad():
     ours_ln.weight.normal_()
     ours_ln.bias.normal_()
 their_ln.load_state_dict(ours_ln.state_dict())
-assert torch.equal(ours_ln(x), their_ln(x))
+assert torch.allclose(ours_ln(x), their_ln(x), atol=1e-6)
 
 for mode, ours_gelu in (("none", gelu_exact), ("tanh", gelu_tanh)):
-    assert torch.equal(ours_gelu(x), helpers.layers.gelu(x, mode))
-    assert torch.equal(ours_gelu(x), helpers.layers.GELU(mode)(x))
-assert torch.equal(GELU()(x), helpers.layers.GELU()(x))  # both default to the tanh form
+    assert torch.allclose(
+        ours_gelu(x), helpers.layers.gelu(x, mode), atol=1e-6
+    )
+    assert torch.allclose(
+        ours_gelu(x), helpers.layers.GELU(mode)(x), atol=1e-6
+    )
+# both default to tanh
+assert torch.allclose(GELU()(x), helpers.layers.GELU()(x), atol=1e-6)
 
 ours_ff, their_ff = FeedForward(64), helpers.layers.FeedForward(64)
 their_ff.load_state_dict(ours_ff.state_dict())
-assert torch.equal(ours_ff(x), their_ff(x))
+assert torch.allclose(ours_ff(x), their_ff(x), atol=1e-6)
 
 ours_block = TransformerBlock(64, 4, context_length=8, qkv_bias=True).eval()
-their_block = helpers.layers.TransformerBlock(64, 4, context_length=8, qkv_bias=True).eval()
+their_block = helpers.layers.TransformerBlock(
+    64, 4, context_length=8, qkv_bias=True
+).eval()
 their_block.load_state_dict(ours_block.state_dict())
-assert torch.equal(ours_block(x), their_block(x))
-print("LayerNorm, GELU (both modes), FeedForward and TransformerBlock equal their helpers versions")
+assert torch.allclose(ours_block(x), their_block(x), atol=1e-6)
+print(
+    "LayerNorm, GELU (both modes), FeedForward and TransformerBlock equal "
+    "their helpers versions to 1e-6"
+)
 
 # %% [markdown]
 # The `helpers` block also records the attention weights of its attention layer when given a
-# list to put them in (its output stays the same), which Chapter 9 uses to look inside a trained
+# list to put them in (its output stays the same), which Chapter 10 uses to look inside a trained
 # model:
 
 # %%
 recorded = []
 out = their_block(x, attn_weights=recorded)
 weights = recorded[0]  # (B, h, T, T)
-print("output", tuple(out.shape), "| attention weights", tuple(weights.shape), "(B, h, T, T)")
+print(
+    "output",
+    tuple(out.shape),
+    "| attention weights",
+    tuple(weights.shape),
+    "(B, h, T, T)",
+)
 assert torch.allclose(out, their_block(x), atol=1e-6)
 assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 
@@ -746,13 +960,13 @@ assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 #   (biased variance; $\epsilon = 10^{-5}$ keeps an all-equal vector from dividing 0 by 0), then
 #   applies a learned
 #   scale and shift. It works per token, so a token's output does not depend on the batch,
-#   unlike batch normalization. It reproduced the book's numbers and equals `nn.LayerNorm`.
+#   unlike batch normalization. It reproduced *LLMs from Scratch*'s final numbers and equals `nn.LayerNorm`.
 # - **GELU** is $x\,\Phi(x)$: smooth, slightly negative for small negative inputs, with a nonzero
 #   gradient there. GPT-2's tanh approximation differs from the exact form by less than
 #   $5 \times 10^{-4}$ anywhere; both equal `torch.nn.functional.gelu`.
 # - The **feed-forward network** expands each token to $4C$ features, applies GELU and contracts
 #   back, with $8C^2 + 5C$ parameters: two thirds of a block.
-# - **Shortcut connections** give the gradient an identity path. In the book's five-layer network
+# - **Shortcut connections** give the gradient an identity path. In *LLMs from Scratch*'s five-layer network
 #   they made every layer's gradient hundreds of times larger (its published numbers, reproduced
 #   to a relative 1e-5).
 # - The **pre-LayerNorm block** (GPT-2) normalizes the input of each sub-layer and leaves the
@@ -785,7 +999,8 @@ assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
 # layer normalization (with zero shift) on inputs whose rows already have mean 0.
 
 # %%
-# Your answer: give `__init__` its parameter and replace `raise NotImplementedError`.
+# Your answer: give `__init__` its parameter and replace
+# `raise NotImplementedError`.
 class MyRMSNorm(nn.Module):
     def __init__(self, emb_dim, eps=1e-5):
         super().__init__()
@@ -812,7 +1027,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(emb_dim))
 
     def forward(self, x):
-        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+        return (
+            x
+            / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+            * self.weight
+        )
 
 
 torch.manual_seed(0)
@@ -822,7 +1041,10 @@ assert torch.allclose(rms(x), nn.RMSNorm(16, eps=1e-5)(x), atol=1e-6)
 centered = x - x.mean(dim=-1, keepdim=True)
 assert torch.allclose(rms(centered), LayerNorm(16)(centered), atol=1e-6)
 assert not torch.allclose(rms(x), LayerNorm(16)(x), atol=1e-3)
-print("RMSNorm equals nn.RMSNorm, and equals LayerNorm on zero-mean rows only")
+print(
+    "RMSNorm equals nn.RMSNorm, and equals LayerNorm on zero-mean rows "
+    "only"
+)
 verdict = check("4.1", RMSNorm)
 assert verdict.passed
 verdict
@@ -846,10 +1068,17 @@ verdict
 # %% tags=["hide-cell"]
 ln = LayerNorm(5)
 for a, b in [(3.0, 0.0), (0.5, -7.0), (10.0, 2.0)]:
-    assert torch.allclose(ln(a * batch_example + b), ln(batch_example), atol=1e-3)
-assert torch.allclose(ln(-2.0 * batch_example + 1.0), -ln(batch_example), atol=1e-3)
+    assert torch.allclose(
+        ln(a * batch_example + b), ln(batch_example), atol=1e-3
+    )
+assert torch.allclose(
+    ln(-2.0 * batch_example + 1.0), -ln(batch_example), atol=1e-3
+)
 gap = (ln(0.01 * batch_example) - ln(batch_example)).abs().max().item()
-print(f"with a = 0.01, eps is no longer negligible: the outputs differ by up to {gap:.3f}")
+print(
+    "with a = 0.01, eps is no longer negligible: the outputs differ "
+    f"by up to {gap:.3f}"
+)
 assert gap > 0.01
 
 # %% [markdown]
@@ -885,7 +1114,9 @@ def bisect(f, lo, hi, steps=60):
 
 
 def exact_slope(x):
-    return 0.5 * (1 + math.erf(x / math.sqrt(2))) + x * math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return 0.5 * (1 + math.erf(x / math.sqrt(2))) + x * math.exp(
+        -x * x / 2
+    ) / math.sqrt(2 * math.pi)
 
 
 def tanh_slope(x):
@@ -893,12 +1124,21 @@ def tanh_slope(x):
     return torch.autograd.grad(gelu_tanh(t), t)[0].item()
 
 
-x_min, x_min_tanh = bisect(exact_slope, -2.0, 0.0), bisect(tanh_slope, -2.0, 0.0)
+x_min, x_min_tanh = (
+    bisect(exact_slope, -2.0, 0.0),
+    bisect(tanh_slope, -2.0, 0.0),
+)
 y_min = gelu_exact(torch.tensor(x_min, dtype=torch.float64)).item()
-y_min_tanh = gelu_tanh(torch.tensor(x_min_tanh, dtype=torch.float64)).item()
+y_min_tanh = gelu_tanh(
+    torch.tensor(x_min_tanh, dtype=torch.float64)
+).item()
 print(f"exact GELU: minimum {y_min:.6f} at x = {x_min:.6f}")
 print(f"tanh GELU:  minimum {y_min_tanh:.6f} at x = {x_min_tanh:.6f}")
-assert abs(exact_slope(x_min)) < 1e-9 and -0.18 < y_min < -0.16 and abs(x_min - x_min_tanh) < 0.01
+assert (
+    abs(exact_slope(x_min)) < 1e-9
+    and -0.18 < y_min < -0.16
+    and abs(x_min - x_min_tanh) < 0.01
+)
 verdict = check("4.3", bisect)
 assert verdict.passed
 verdict
@@ -924,11 +1164,20 @@ for n in (5, 10, 20):
     for use_shortcut in (False, True):
         torch.manual_seed(123)
         net = ExampleDeepNeuralNetwork([3] * n + [1], use_shortcut)
-        first_layer[n, use_shortcut] = gradient_means(net, sample_input)[0]
-    print(f"{n:2d} layers: first-layer gradient {first_layer[n, False]:.2e} without shortcuts, "
-          f"{first_layer[n, True]:.2e} with")
+        first_layer[n, use_shortcut] = gradient_means(
+            net, sample_input
+        )[0]
+    print(
+        f"{n:2d} layers: first-layer gradient "
+        f"{first_layer[n, False]:.2e} without shortcuts, "
+        f"{first_layer[n, True]:.2e} with"
+    )
 assert first_layer[20, False] < 1e-12 < 0.1 < first_layer[20, True]
-assert first_layer[5, False] > first_layer[10, False] > first_layer[20, False]
+assert (
+    first_layer[5, False]
+    > first_layer[10, False]
+    > first_layer[20, False]
+)
 
 # %% [markdown]
 # **Exercise 4.5.** GPT-J and PaLM run attention and the feed-forward network side by side, from
@@ -961,17 +1210,29 @@ check("4.5", my_parallel_block)
 # %% tags=["hide-cell"]
 def parallel_block(block, x):
     h = block.norm1(x)  # (B, T, C), read by both sub-layers
-    return x + block.drop_shortcut(block.att(h)) + block.drop_shortcut(block.ff(h))
+    return (
+        x
+        + block.drop_shortcut(block.att(h))
+        + block.drop_shortcut(block.ff(h))
+    )
 
 
 torch.manual_seed(123)
-blk = helpers.layers.TransformerBlock(64, 4, context_length=8, qkv_bias=True).eval()
+blk = helpers.layers.TransformerBlock(
+    64, 4, context_length=8, qkv_bias=True
+).eval()
 x_par = torch.randn(2, 8, 64)  # (B, T, C)
 with torch.no_grad():
     gap = (parallel_block(blk, x_par) - blk(x_par)).abs().max().item()
 unused = sum(p.numel() for p in blk.norm2.parameters())
-print(f"parallel against sequential, same weights: outputs differ by up to {gap:.3f}")
-print(f"parameters the parallel form leaves unused: {unused} (norm2's scale and shift)")
+print(
+    "parallel against sequential, same weights: outputs differ by up "
+    f"to {gap:.3f}"
+)
+print(
+    f"parameters the parallel form leaves unused: {unused} (norm2's "
+    "scale and shift)"
+)
 assert gap > 1e-3 and unused == 2 * 64
 verdict = check("4.5", parallel_block)
 assert verdict.passed

@@ -14,15 +14,18 @@
 # - `helpers.model`, the model every later chapter trains, loads weights into and looks inside.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import dataclasses
@@ -37,11 +40,17 @@ from torch.utils.flop_counter import FlopCounterMode
 import helpers.model
 from helpers.check import check
 from helpers.layers import LayerNorm, TransformerBlock
-from helpers.model import GPTConfig, count_parameters, flops_per_token, predicted_parameters
+from helpers.model import (
+    GPTConfig,
+    count_parameters,
+    flops_per_token,
+    predicted_parameters,
+)
 from helpers.offline import gpt2_encoding
 from helpers.viz import plot_per_layer
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
 # Chapter 4 ended with a transformer block that takes `x  # (B, T, C)` and returns the same shape.
@@ -67,10 +76,16 @@ set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any 
 # is GPT-1's rate and the default of `transformers`' GPT-2.)
 
 # %%
-print(f"{'preset':12s} {'emb_dim':>7s} {'n_layers':>8s} {'n_heads':>7s} {'head_dim':>8s}")
+print(
+    f"{'preset':12s} {'emb_dim':>7s} {'n_layers':>8s} {'n_heads':>7s} "
+    f"{'head_dim':>8s}"
+)
 for name in helpers.model.PRESETS:
     cfg = GPTConfig.from_preset(name)
-    print(f"{name:12s} {cfg.emb_dim:7d} {cfg.n_layers:8d} {cfg.n_heads:7d} {cfg.head_dim:8d}")
+    print(
+        f"{name:12s} {cfg.emb_dim:7d} {cfg.n_layers:8d} {cfg.n_heads:7d} "
+        f"{cfg.head_dim:8d}"
+    )
 print()
 print(GPTConfig.from_preset("gpt2-small"))
 
@@ -81,7 +96,9 @@ print(GPTConfig.from_preset("gpt2-small"))
 # with a sentence saying why:
 
 # %%
-short = GPTConfig.from_preset("gpt2-small", context_length=256, drop_rate=0.0)
+short = GPTConfig.from_preset(
+    "gpt2-small", context_length=256, drop_rate=0.0
+)
 print("overridden:", short.context_length, short.drop_rate)
 for bad in [lambda: GPTConfig.from_preset("gpt2-huge"),
             lambda: GPTConfig.from_preset("gpt2-small", emb_dim=770)]:
@@ -115,24 +132,47 @@ print(batch)
 print("batch:", tuple(batch.shape), "(B, T)")
 
 # %%
-cfg_demo = GPTConfig.from_preset("gpt2-small", emb_dim=64, n_heads=4, n_layers=2, context_length=64,
-                                 drop_rate=0.0)
+cfg_demo = GPTConfig.from_preset(
+    "gpt2-small",
+    emb_dim=64,
+    n_heads=4,
+    n_layers=2,
+    context_length=64,
+    drop_rate=0.0,
+)
 torch.manual_seed(123)
 tok_emb = nn.Embedding(cfg_demo.vocab_size, cfg_demo.emb_dim)  # (V, C)
-pos_emb = nn.Embedding(cfg_demo.context_length, cfg_demo.emb_dim)  # (context_length, C)
-blocks = nn.Sequential(*[TransformerBlock(cfg_demo.emb_dim, cfg_demo.n_heads, cfg_demo.context_length,
-                                          qkv_bias=True) for _ in range(cfg_demo.n_layers)])
+# (context_length, C)
+pos_emb = nn.Embedding(cfg_demo.context_length, cfg_demo.emb_dim)
+blocks = nn.Sequential(
+    *[
+        TransformerBlock(
+            cfg_demo.emb_dim,
+            cfg_demo.n_heads,
+            cfg_demo.context_length,
+            qkv_bias=True,
+        )
+        for _ in range(cfg_demo.n_layers)
+    ]
+)
 final_norm = LayerNorm(cfg_demo.emb_dim)
-out_head = nn.Linear(cfg_demo.emb_dim, cfg_demo.vocab_size, bias=False)  # (C -> V)
+# (C -> V)
+out_head = nn.Linear(cfg_demo.emb_dim, cfg_demo.vocab_size, bias=False)
 
 B, T = batch.shape
 token_vectors = tok_emb(batch)  # (B, T, C)
-position_vectors = pos_emb(torch.arange(T))  # (T, C), broadcast over the batch
+# (T, C), broadcast over the batch
+position_vectors = pos_emb(torch.arange(T))
 x = token_vectors + position_vectors  # (B, T, C)
 h = blocks(x)  # (B, T, C)
 logits = out_head(final_norm(h))  # (B, T, V)
-for name, t in [("token vectors", token_vectors), ("position vectors", position_vectors),
-                ("x = tokens + positions", x), ("after the blocks", h), ("logits", logits)]:
+for name, t in [
+    ("token vectors", token_vectors),
+    ("position vectors", position_vectors),
+    ("x = tokens + positions", x),
+    ("after the blocks", h),
+    ("logits", logits),
+]:
     print(f"{name:24s} {tuple(t.shape)}")
 
 # %% [markdown]
@@ -155,13 +195,21 @@ for name, t in [("token vectors", token_vectors), ("position vectors", position_
 # %%
 @torch.no_grad()
 def init_gpt2_weights(model, n_layers, std=0.02, scale_residual=True):
-    residual = {id(m) for b in model.trf_blocks for m in (b.att.out_proj, b.ff.proj)}
+    residual = {
+        id(m) for b in model.trf_blocks for m in (b.att.out_proj, b.ff.proj)
+    }
     scaled = std / math.sqrt(2 * n_layers) if scale_residual else std
     for module in model.modules():  # in the order the modules were created
         if isinstance(module, nn.Linear):
-            if module is model.out_head and model.out_head.weight is model.tok_emb.weight:
-                continue  # a tied head is the token embedding, initialized once
-            nn.init.normal_(module.weight, 0.0, scaled if id(module) in residual else std)
+            if (
+                module is model.out_head
+                and model.out_head.weight is model.tok_emb.weight
+            ):
+                # a tied head is the token embedding, initialized once
+                continue
+            nn.init.normal_(
+                module.weight, 0.0, scaled if id(module) in residual else std
+            )
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
@@ -185,8 +233,15 @@ class GPT(nn.Module):
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         self.drop_emb = nn.Dropout(cfg.drop_rate)
         self.trf_blocks = nn.ModuleList(
-            TransformerBlock(cfg.emb_dim, cfg.n_heads, cfg.context_length, cfg.drop_rate, cfg.qkv_bias)
-            for _ in range(cfg.n_layers))
+            TransformerBlock(
+                cfg.emb_dim,
+                cfg.n_heads,
+                cfg.context_length,
+                cfg.drop_rate,
+                cfg.qkv_bias,
+            )
+            for _ in range(cfg.n_layers)
+        )
         self.final_norm = LayerNorm(cfg.emb_dim)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
@@ -195,7 +250,10 @@ class GPT(nn.Module):
 
     def forward(self, idx):  # (B, T)
         T = idx.shape[1]
-        x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C)
+        # (B, T, C)
+        x = self.tok_emb(idx) + self.pos_emb(
+            torch.arange(T, device=idx.device)
+        )
         x = self.drop_emb(x)
         for block in self.trf_blocks:
             x = block(x)  # (B, T, C)
@@ -208,10 +266,17 @@ demo = GPT(cfg_demo)
 demo_logits = demo(batch)
 print("logits:", tuple(demo_logits.shape), "(B, T, V)")
 std_of = {name: p.std().item() for name, p in demo.named_parameters()}
-for name in ["tok_emb.weight", "trf_blocks.0.att.W_query.weight", "trf_blocks.0.att.out_proj.weight",
-             "trf_blocks.0.ff.proj.weight"]:
+for name in [
+    "tok_emb.weight",
+    "trf_blocks.0.att.W_query.weight",
+    "trf_blocks.0.att.out_proj.weight",
+    "trf_blocks.0.ff.proj.weight",
+]:
     print(f"std of {name:34s} {std_of[name]:.4f}")
-print(f"0.02 / sqrt(2 * {cfg_demo.n_layers}) = {0.02 / math.sqrt(2 * cfg_demo.n_layers):.4f}")
+print(
+    f"0.02 / sqrt(2 * {cfg_demo.n_layers}) = "
+    f"{0.02 / math.sqrt(2 * cfg_demo.n_layers):.4f}"
+)
 assert demo_logits.shape == (2, 4, cfg_demo.vocab_size)
 assert abs(std_of["trf_blocks.0.ff.proj.weight"] - 0.01) < 0.001
 
@@ -229,7 +294,10 @@ changed = batch.clone()
 changed[:, -1] = torch.tensor([enc.encode(" me")[0], enc.encode(" the")[0]])
 with torch.no_grad():
     before, after = demo(batch), demo(changed)
-first_same, last_changed = torch.allclose(before[:, :3], after[:, :3], atol=1e-5), not torch.allclose(before[:, 3], after[:, 3])
+first_same, last_changed = (
+    torch.allclose(before[:, :3], after[:, :3], atol=1e-5),
+    not torch.allclose(before[:, 3], after[:, 3]),
+)
 print("first three positions unchanged:", first_same)
 print("last position changed:          ", last_changed)
 assert first_same and last_changed
@@ -253,7 +321,12 @@ print(f"parameters: {n_params:,}")
 # Where they are, term by term, with $C = 768$, $V = 50{,}257$, $L = 12$ and a context of 1,024:
 
 # %%
-C, V, L, T_max = cfg.emb_dim, cfg.vocab_size, cfg.n_layers, cfg.context_length
+C, V, L, T_max = (
+    cfg.emb_dim,
+    cfg.vocab_size,
+    cfg.n_layers,
+    cfg.context_length,
+)
 terms = {
     "token embedding  V*C": V * C,
     "position embedding  T*C": T_max * C,
@@ -270,8 +343,13 @@ for name, n in terms.items():
 print(f"{'one block':48s} {per_block:>12,}")
 print(f"{'12 blocks':48s} {L * per_block:>12,}")
 print(f"{'total':48s} {total:>12,}")
-print(f"\nshares: blocks {L * per_block / total:.1%}, token embedding {V * C / total:.1%}")
-assert total == n_params == predicted_parameters(cfg) == count_parameters(model)
+print(
+    f"\nshares: blocks {L * per_block / total:.1%}, token embedding "
+    f"{V * C / total:.1%}"
+)
+assert (
+    total == n_params == predicted_parameters(cfg) == count_parameters(model)
+)
 assert sum(p.numel() for p in model.trf_blocks[0].parameters()) == per_block
 
 # %% [markdown]
@@ -288,16 +366,27 @@ assert sum(p.numel() for p in model.trf_blocks[0].parameters()) == per_block
 variants = {}
 for qkv_bias in (True, False):
     for tie in (True, False):
-        variant = dataclasses.replace(cfg, qkv_bias=qkv_bias, tie_weights=tie)
-        with torch.device("meta"):  # shapes only: nothing is allocated or initialized
-            variants[qkv_bias, tie] = count_parameters(helpers.model.GPTModel(variant))
+        variant = dataclasses.replace(
+            cfg, qkv_bias=qkv_bias, tie_weights=tie
+        )
+        # shapes only: nothing is allocated or initialized
+        with torch.device("meta"):
+            variants[qkv_bias, tie] = count_parameters(
+                helpers.model.GPTModel(variant)
+            )
         assert variants[qkv_bias, tie] == predicted_parameters(variant)
-        print(f"qkv_bias={qkv_bias!s:5s} tie_weights={tie!s:5s} {variants[qkv_bias, tie]:>13,}")
-assert variants[False, False] == 163_009_536 and variants[False, True] == 124_412_160
+        print(
+            f"qkv_bias={qkv_bias!s:5s} tie_weights={tie!s:5s} "
+            f"{variants[qkv_bias, tie]:>13,}"
+        )
+assert (
+    variants[False, False] == 163_009_536
+    and variants[False, True] == 124_412_160
+)
 assert variants[True, True] == 124_439_808
 
 # %% [markdown]
-# The cell above reproduces both of the book's numbers, and shows what they are: the qkv biases
+# The cell above reproduces both of *LLMs from Scratch*'s numbers, and shows what they are: the qkv biases
 # are $3C$ per block, $12 \times 3 \times 768 = 27{,}648$ parameters in all, and a separate head
 # is $V \times C = 38{,}597{,}376$. GPT-2 as OpenAI released it has the biases and the tied head:
 # 124,439,808. The same numbers come out of Hugging Face transformers' own GPT-2 class, again on
@@ -308,15 +397,27 @@ import transformers
 
 for name in helpers.model.PRESETS:
     ours = GPTConfig.from_preset(name)
-    hf_config = transformers.GPT2Config(n_embd=ours.emb_dim, n_layer=ours.n_layers, n_head=ours.n_heads)
+    hf_config = transformers.GPT2Config(
+        n_embd=ours.emb_dim, n_layer=ours.n_layers, n_head=ours.n_heads
+    )
     with torch.device("meta"):
-        hf_count = sum(p.numel() for p in transformers.GPT2LMHeadModel(hf_config).parameters())
-    print(f"{name:12s} ours {predicted_parameters(ours):>13,}   transformers {hf_count:>13,}")
+        hf_count = sum(
+            p.numel()
+            for p in transformers.GPT2LMHeadModel(hf_config).parameters()
+        )
+    print(
+        f"{name:12s} ours {predicted_parameters(ours):>13,}   transformers "
+        f"{hf_count:>13,}"
+    )
     assert hf_count == predicted_parameters(ours)
 with torch.device("meta"):
     hf_small = transformers.GPT2LMHeadModel(transformers.GPT2Config())
-print("transformers' GPT-2 small, block 0: c_attn.bias", tuple(hf_small.transformer.h[0].attn.c_attn.bias.shape),
-      "| mlp.c_fc.bias", tuple(hf_small.transformer.h[0].mlp.c_fc.bias.shape))
+print(
+    "transformers' GPT-2 small, block 0: c_attn.bias",
+    tuple(hf_small.transformer.h[0].attn.c_attn.bias.shape),
+    "| mlp.c_fc.bias",
+    tuple(hf_small.transformer.h[0].mlp.c_fc.bias.shape),
+)
 
 # %% [markdown]
 # The four presets have about 124 million, 355 million, 774 million and 1.56 billion parameters
@@ -325,7 +426,7 @@ print("transformers' GPT-2 small, block 0: c_attn.bias", tuple(hf_small.transfor
 # recounting.) The last line of the cell shows transformers'
 # GPT-2 with a bias of $3C = 2{,}304$ on its fused query-key-value projection `c_attn` and biases on
 # its feed-forward layers: GPT-2's linear layers do have biases, as the counts above and the
-# checkpoint Chapter 8 loads confirm (some write-ups say otherwise).
+# checkpoint Chapter 9 loads confirm (some write-ups say otherwise).
 #
 # ## 5.4 Weight tying
 #
@@ -337,12 +438,21 @@ print("transformers' GPT-2 small, block 0: c_attn.bias", tuple(hf_small.transfor
 # In our model the two attributes hold the same tensor:
 
 # %%
-print("out_head.weight is tok_emb.weight:", model.out_head.weight is model.tok_emb.weight)
-print("same memory:", model.out_head.weight.data_ptr() == model.tok_emb.weight.data_ptr())
+print(
+    "out_head.weight is tok_emb.weight:",
+    model.out_head.weight is model.tok_emb.weight,
+)
+print(
+    "same memory:",
+    model.out_head.weight.data_ptr() == model.tok_emb.weight.data_ptr(),
+)
 print("shape:", tuple(model.tok_emb.weight.shape), "(V, C)")
 saved = variants[True, False] - variants[True, True]
-print(f"tying saves {saved:,} parameters: {saved / variants[True, False]:.1%} of the untied model, "
-      f"{saved * 4 / 1e6:.1f} MB in fp32")
+print(
+    f"tying saves {saved:,} parameters: {saved / variants[True, False]:.1%} "
+    "of the untied model, "
+    f"{saved * 4 / 1e6:.1f} MB in fp32"
+)
 assert saved == V * C
 
 # %% [markdown]
@@ -359,12 +469,20 @@ assert saved == V * C
 # activations.
 
 # %%
-print(f"{'preset':12s} {'parameters':>14s} {'fp32 GB':>8s} {'bf16 GB':>8s} {'AdamW fp32 GB':>14s}")
+print(
+    f"{'preset':12s} {'parameters':>14s} {'fp32 GB':>8s} {'bf16 GB':>8s} "
+    f"{'AdamW fp32 GB':>14s}"
+)
 for name in helpers.model.PRESETS:
     n = predicted_parameters(GPTConfig.from_preset(name))
-    print(f"{name:12s} {n:>14,} {4 * n / 1e9:8.2f} {2 * n / 1e9:8.2f} {16 * n / 1e9:14.2f}")
+    print(
+        f"{name:12s} {n:>14,} {4 * n / 1e9:8.2f} {2 * n / 1e9:8.2f} "
+        f"{16 * n / 1e9:14.2f}"
+    )
 bytes_fp32 = sum(p.numel() * p.element_size() for p in model.parameters())
-print(f"\nthe model above holds {bytes_fp32 / 1e6:.1f} MB of fp32 parameters")
+print(
+    f"\nthe model above holds {bytes_fp32 / 1e6:.1f} MB of fp32 parameters"
+)
 assert bytes_fp32 == 4 * n_params
 
 # %% [markdown]
@@ -375,9 +493,9 @@ assert bytes_fp32 == 4 * n_params
 # $m \times k$ by a $k \times n$ matrix costs $mkn$ multiply-adds, $2mkn$ floating-point
 # operations (FLOPs). Per token, each block multiplies by $12C^2$ weights ($4C^2$ in attention,
 # $8C^2$ in the feed-forward network), the head by $CV$, and attention's two products with the
-# scores, $QK^\top$ and the weighted sum of the values, cost $2TC$ multiply-adds over $T$
-# positions: each query takes a dot product with $T$ keys, $C$ wide in all over the heads, and the
-# weighted sum of $T$ values is as wide again. (This counts the full $T \times T$ score matrix,
+# scores, $QK^\top$ and the weighted sum of the values, cost $2TC$ multiply-adds per token and
+# per block: the token's query takes a dot product with all $T$ keys ($C$ numbers in all, summed
+# over the heads), and the weighted sum of $T$ values is as wide again. (This counts the full $T \times T$ score matrix,
 # the masked half included, as the code computes it.) So the forward pass costs
 #
 # $$
@@ -392,7 +510,8 @@ assert bytes_fp32 == 4 * n_params
 # %%
 torch.manual_seed(0)
 demo_model = helpers.model.GPTModel(cfg_demo).eval()
-idx = torch.randint(0, cfg_demo.vocab_size, (2, cfg_demo.context_length))  # (B, T), T = context
+# (B, T), T = context
+idx = torch.randint(0, cfg_demo.vocab_size, (2, cfg_demo.context_length))
 with FlopCounterMode(display=False) as counter, torch.no_grad():
     demo_model(idx, attn_weights=[])
 counted = counter.get_total_flops() / idx.numel()
@@ -401,15 +520,24 @@ print(f"formula:            {flops_per_token(cfg_demo):,} FLOPs per token")
 assert counted == flops_per_token(cfg_demo)
 
 # %%
-print(f"{'preset':12s} {'GFLOPs/token (forward, T = 1024)':>33s} {'of which attention':>19s} {'2N':>8s}")
+print(
+    f"{'preset':12s} {'GFLOPs/token (forward, T = 1024)':>33s} "
+    f"{'of which attention':>19s} {'2N':>8s}"
+)
 for name in helpers.model.PRESETS:
     c = GPTConfig.from_preset(name)
     f = flops_per_token(c)
     attention_part = 4 * c.n_layers * c.context_length * c.emb_dim
-    print(f"{name:12s} {f / 1e9:33.3f} {attention_part / f:19.1%} {2 * predicted_parameters(c) / 1e9:8.3f}")
+    print(
+        f"{name:12s} {f / 1e9:33.3f} {attention_part / f:19.1%} "
+        f"{2 * predicted_parameters(c) / 1e9:8.3f}"
+    )
 f_small = flops_per_token(cfg)
-print(f"\nGPT-2 small: about {f_small / 1e6:.0f} MFLOPs per token forward, "
-      f"{3 * f_small / 1e6:.0f} MFLOPs per token to train (backward costs twice the forward)")
+print(
+    f"\nGPT-2 small: about {f_small / 1e6:.0f} MFLOPs per token forward, "
+    f"{3 * f_small / 1e6:.0f} MFLOPs per token to train (backward costs "
+    "twice the forward)"
+)
 
 # %% [markdown]
 # The counter and the formula agree exactly. For GPT-2 small a forward pass costs about 285
@@ -438,8 +566,12 @@ for step in range(6):
     last = logits[:, -1, :]  # (1, V): scores for the next token
     next_id = last.argmax(dim=-1, keepdim=True)  # (1, 1)
     idx = torch.cat([idx, next_id], dim=1)  # (1, T + 1)
-    print(f"step {step}: input {tuple(idx_cond.shape)} -> logits {tuple(logits.shape)} -> "
-          f"last {tuple(last.shape)} -> next id {next_id.item()} {enc.decode_single_token_bytes(next_id.item())}")
+    print(
+        f"step {step}: input {tuple(idx_cond.shape)} -> logits "
+        f"{tuple(logits.shape)} -> "
+        f"last {tuple(last.shape)} -> next id {next_id.item()} "
+        f"{enc.decode_single_token_bytes(next_id.item())}"
+    )
 print("ids: ", idx.tolist())
 print("text:", repr(enc.decode(idx[0].tolist())))
 
@@ -451,8 +583,14 @@ print("text:", repr(enc.decode(idx[0].tolist())))
 
 # %%
 new_ids = idx[0, 4:].tolist()
-assert new_ids == new_ids[:1] * 6  # one token, repeated (15926 with the pinned PyTorch's random weights)
-assert torch.equal(helpers.model.generate_greedy(model, torch.tensor([enc.encode(prompt)]), 6), idx)
+# one token, repeated (15926 with the pinned PyTorch's random weights)
+assert new_ids == new_ids[:1] * 6
+assert torch.equal(
+    helpers.model.generate_greedy(
+        model, torch.tensor([enc.encode(prompt)]), 6
+    ),
+    idx,
+)
 print("generate_greedy gives the same ids")
 
 # %% [markdown]
@@ -461,7 +599,10 @@ print("generate_greedy gives the same ids")
 # instead:
 
 # %%
-for bad in [torch.zeros(1, 1025, dtype=torch.long), torch.tensor([[15496, 50257]])]:
+for bad in [
+    torch.zeros(1, 1025, dtype=torch.long),
+    torch.tensor([[15496, 50257]]),
+]:
     try:
         model(bad)
     except ValueError as err:
@@ -477,15 +618,18 @@ for bad in [torch.zeros(1, 1025, dtype=torch.long), torch.tensor([[15496, 50257]
 # updates are roughly independent, their variances add, so the stream's variance grows in
 # proportion to the number of sub-layers. Shrinking each update's weights by $1/\sqrt{2L}$ divides
 # each update's variance by $2L$, which keeps the sum at the output of the last block about the
-# same whatever the depth. To measure it, run the same 64 random token ids through the model,
+# same whatever the depth. To measure it, run the same two sequences of 64 random token ids
+# through the model,
 # record the standard deviation of the stream after each block, then re-initialize the same model
 # without the scaling and do it again.
 
 # %%
 def stream_stds(model, idx):
-    """Standard deviation of the residual stream: after the embeddings, then after each block."""
+    """Standard deviation of the residual stream: after the embeddings, then
+    after each block."""
     with torch.no_grad():
-        x = model.tok_emb(idx) + model.pos_emb(torch.arange(idx.shape[1]))  # (B, T, C)
+        # (B, T, C)
+        x = model.tok_emb(idx) + model.pos_emb(torch.arange(idx.shape[1]))
         stds = [x.std().item()]
         for block in model.trf_blocks:
             x = block(x)
@@ -493,12 +637,17 @@ def stream_stds(model, idx):
     return stds
 
 
-ids = torch.randint(0, cfg.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0))  # (B, T)
+# (B, T)
+ids = torch.randint(
+    0, cfg.vocab_size, (2, 64), generator=torch.Generator().manual_seed(0)
+)
 stds = {}
 for scale_residual in (True, False):
     torch.manual_seed(123)
     model.init_weights(scale_residual=scale_residual)
-    stds["0.02 / sqrt(2L) (GPT-2)" if scale_residual else "0.02 everywhere"] = stream_stds(model, ids)
+    stds[
+        "0.02 / sqrt(2L) (GPT-2)" if scale_residual else "0.02 everywhere"
+    ] = stream_stds(model, ids)
 for label, s in stds.items():
     print(f"{label:24s} embeddings {s[0]:.3f}, after blocks 1, 4, 8, 12: "
           f"{s[1]:.3f} {s[4]:.3f} {s[8]:.3f} {s[12]:.3f}")
@@ -507,8 +656,13 @@ del model  # the chapter's one 124M model is not used again
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
-plot_per_layer(stds, ax=ax, xlabel="block (0 = embeddings)", ylabel="std of the residual stream",
-               title="GPT-2 small at initialization")
+plot_per_layer(
+    stds,
+    ax=ax,
+    xlabel="block (0 = embeddings)",
+    ylabel="std of the residual stream",
+    title="GPT-2 small at initialization",
+)
 plt.show()
 
 # %% [markdown]
@@ -520,17 +674,34 @@ plt.show()
 # of 1,000 to stay small), and varying only the number of blocks:
 
 # %%
-print(f"{'n_layers':>8s} {'with scaling':>13s} {'without':>8s}   (std of the stream after the last block)")
+print(
+    f"{'n_layers':>8s} {'with scaling':>13s} {'without':>8s}   (std of the "
+    "stream after the last block)"
+)
 final_std = {}
 for n_layers in (6, 12, 24, 48):
-    c = GPTConfig(vocab_size=1000, context_length=64, emb_dim=256, n_heads=4, n_layers=n_layers, drop_rate=0.0)
+    c = GPTConfig(
+        vocab_size=1000,
+        context_length=64,
+        emb_dim=256,
+        n_heads=4,
+        n_layers=n_layers,
+        drop_rate=0.0,
+    )
     deep = helpers.model.GPTModel(c).eval()
-    sweep_ids = torch.randint(0, 1000, (2, 64), generator=torch.Generator().manual_seed(0))
+    sweep_ids = torch.randint(
+        0, 1000, (2, 64), generator=torch.Generator().manual_seed(0)
+    )
     for scale_residual in (True, False):
         torch.manual_seed(123)
         deep.init_weights(scale_residual=scale_residual)
-        final_std[n_layers, scale_residual] = stream_stds(deep, sweep_ids)[-1]
-    print(f"{n_layers:8d} {final_std[n_layers, True]:13.3f} {final_std[n_layers, False]:8.3f}")
+        final_std[n_layers, scale_residual] = stream_stds(deep, sweep_ids)[
+            -1
+        ]
+    print(
+        f"{n_layers:8d} {final_std[n_layers, True]:13.3f} "
+        f"{final_std[n_layers, False]:8.3f}"
+    )
 with_scaling = [final_std[n, True] for n in (6, 12, 24, 48)]
 assert max(with_scaling) / min(with_scaling) < 1.15
 assert final_std[48, False] / final_std[6, False] > 2.5
@@ -547,7 +718,7 @@ assert final_std[48, False] / final_std[6, False] > 2.5
 #
 # `helpers.model.GPTModel` is the class `GPT` of Section 5.2 with two additions: it checks its
 # input (Section 5.6) and `forward(idx, attn_weights=weights)` also appends every block's
-# attention weights to the list `weights`, which Chapter 9 draws. Built from the same seed, the two create and initialize
+# attention weights to the list `weights`, which Chapter 10 draws. Built from the same seed, the two create and initialize
 # their parameters in the same order, so they hold the same numbers and compute the same logits:
 
 # %%
@@ -556,14 +727,22 @@ ours = GPT(cfg_demo).eval()
 torch.manual_seed(7)
 theirs = helpers.model.GPTModel(cfg_demo).eval()
 assert ours.state_dict().keys() == theirs.state_dict().keys()
-assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+assert all(
+    torch.equal(a, b)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values())
+)
 with torch.no_grad():
     assert torch.equal(ours(batch), theirs(batch))
     weights = []
     logits = theirs(batch, attn_weights=weights)
 assert torch.allclose(logits, ours(batch), atol=1e-5)
-print("same parameters, same logits; attention weights:", len(weights), "x", tuple(weights[0].shape),
-      "(B, h, T, T)")
+print(
+    "same parameters, same logits; attention weights:",
+    len(weights),
+    "x",
+    tuple(weights[0].shape),
+    "(B, h, T, T)",
+)
 
 # %% [markdown]
 # And the initialization function of Section 5.2 is `GPTModel.init_weights`:
@@ -573,7 +752,10 @@ torch.manual_seed(11)
 init_gpt2_weights(ours, cfg_demo.n_layers, scale_residual=False)
 torch.manual_seed(11)
 theirs.init_weights(scale_residual=False)
-assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+assert all(
+    torch.equal(a, b)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values())
+)
 print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 
 # %% [markdown]
@@ -584,7 +766,7 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 # above reproduce; GPT-2's own initialization and biases come from its paper {cite}`radford2019gpt2`
 # and OpenAI's released code. An article that builds a "GPT-2-like" model states that GPT-2's linear
 # layers have no biases and loses the $1/\sqrt{N}$ of the paper's sentence; Section 5.3's counts
-# and Chapter 8's checkpoint settle both. {ref}`seeds` lists the write-ups the book grew from.
+# and Chapter 9's checkpoint settle both. {ref}`seeds` lists the write-ups the book grew from.
 # ```
 #
 # ## Summary
@@ -593,8 +775,8 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 #   layer normalization and an output head: token ids `(B, T)` in, logits `(B, T, V)` out, causal
 #   at every position.
 # - GPT-2 initializes weights with standard deviation 0.02 and the two residual projections of
-#   each block with $0.02/\sqrt{2L}$. Measured: this keeps the residual stream at the same scale
-#   whatever the depth; without it the stream grows like $\sqrt{L}$.
+#   each block with $0.02/\sqrt{2L}$. Measured: this keeps the stream at the output of the last
+#   block at the same scale whatever the number of blocks; without it the stream grows like $\sqrt{L}$.
 # - GPT-2 small has 124,439,808 parameters with its query, key and value biases and the output
 #   head tied to the token embedding; 124,412,160 and 163,009,536, *LLMs from Scratch*'s numbers,
 #   are the same model without qkv biases, tied and untied. Tying saves $V \times C$ = 38,597,376
@@ -609,7 +791,8 @@ print("init_gpt2_weights and GPTModel.init_weights draw the same weights")
 # Moved into `helpers/`:
 #
 # - `helpers.model`: `GPTConfig` (with `GPTConfig.from_preset(name, **overrides)` and `PRESETS`),
-#   `GPTModel` (`forward(idx, cache=None, attn_weights=None)`, always the logits;
+#   `GPTModel` (`forward(idx, cache=None, attn_weights=None)`, always the logits; `cache` is
+#   the key-value cache of Chapter 8;
 #   `init_weights(std=0.02, scale_residual=True)`, `check_ids`), `count_parameters(model)`, `predicted_parameters(cfg)`, `flops_per_token(cfg)` and
 #   `generate_greedy(model, idx, max_new_tokens)`.
 # - `helpers.viz.plot_per_layer` drew the residual stream's scale.
@@ -662,12 +845,24 @@ assert the_the[0, 0] == the_the[0, 1]
 with torch.no_grad():
     with_positions = demo(the_the)
 without_positions = logits_without_positions(demo, the_the)
-print("with position embeddings, positions 0 and 1 equal:   ",
-      torch.allclose(with_positions[0, 0], with_positions[0, 1], atol=1e-5))
-print("without position embeddings, positions 0 and 1 equal:",
-      torch.allclose(without_positions[0, 0], without_positions[0, 1], atol=1e-5))
-assert torch.allclose(without_positions[0, 0], without_positions[0, 1], atol=1e-5)
-assert not torch.allclose(with_positions[0, 0], with_positions[0, 1], atol=1e-3)
+print(
+    "with position embeddings, positions 0 and 1 equal:   ",
+    torch.allclose(
+        with_positions[0, 0], with_positions[0, 1], atol=1e-5
+    ),
+)
+print(
+    "without position embeddings, positions 0 and 1 equal:",
+    torch.allclose(
+        without_positions[0, 0], without_positions[0, 1], atol=1e-5
+    ),
+)
+assert torch.allclose(
+    without_positions[0, 0], without_positions[0, 1], atol=1e-5
+)
+assert not torch.allclose(
+    with_positions[0, 0], with_positions[0, 1], atol=1e-3
+)
 assert check("5.1", logits_without_positions).passed
 check("5.1", logits_without_positions)
 
@@ -704,28 +899,43 @@ check("5.2", my_generate_greedy)
 
 # %% tags=["hide-cell"]
 def generate_greedy_cropped(model, ids, max_new_tokens):
-    model.eval()  # dropout off: the same ids always give the same logits
+    # dropout off: the same ids always give the same logits
+    model.eval()
     context_length = model.cfg.context_length
     for _ in range(max_new_tokens):
         with torch.no_grad():
-            logits = model(ids[:, -context_length:])  # (B, at most context_length, V)
-        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (B, 1)
+            # (B, at most context_length, V)
+            logits = model(ids[:, -context_length:])
+        # (B, 1)
+        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)
         ids = torch.cat([ids, next_id], dim=1)  # (B, T + 1)
     return ids
 
 
 torch.manual_seed(0)
-cfg_short = dataclasses.replace(cfg_demo, drop_rate=0.1, context_length=8)
+cfg_short = dataclasses.replace(
+    cfg_demo, drop_rate=0.1, context_length=8
+)
 dropout_model = helpers.model.GPTModel(cfg_short)
 dropout_model.train()
-train_differs = not torch.equal(dropout_model(batch), dropout_model(batch))
-long_run = generate_greedy_cropped(dropout_model, batch[:, :3], 10)  # (2, 13)
+train_differs = not torch.equal(
+    dropout_model(batch), dropout_model(batch)
+)
+# (2, 13)
+long_run = generate_greedy_cropped(dropout_model, batch[:, :3], 10)
 eval_equal = torch.equal(dropout_model(batch), dropout_model(batch))
 print("training mode: two passes differ:", train_differs,
       "| evaluation mode: two passes equal:", eval_equal)
-print("prompts", tuple(batch[:, :3].shape), "-> generated", tuple(long_run.shape))
+print(
+    "prompts",
+    tuple(batch[:, :3].shape),
+    "-> generated",
+    tuple(long_run.shape),
+)
 assert train_differs and eval_equal
-reference = helpers.model.generate_greedy(dropout_model, batch[:, :3], 10)
+reference = helpers.model.generate_greedy(
+    dropout_model, batch[:, :3], 10
+)
 assert torch.equal(long_run, reference)
 assert check("5.2", generate_greedy_cropped).passed
 check("5.2", generate_greedy_cropped)
@@ -752,10 +962,18 @@ check("5.3", my_shares)
 embedding_shares = {}
 for name in helpers.model.PRESETS:
     c = GPTConfig.from_preset(name)
-    embedding_shares[name] = c.vocab_size * c.emb_dim / predicted_parameters(c)
-    print(f"{name:12s} token embedding: {embedding_shares[name]:.1%} of the parameters")
+    embedding_shares[name] = (
+        c.vocab_size * c.emb_dim / predicted_parameters(c)
+    )
+    print(
+        f"{name:12s} token embedding: {embedding_shares[name]:.1%} of "
+        "the parameters"
+    )
 shares = list(embedding_shares.values())
-assert shares == sorted(shares, reverse=True) and shares[0] > 0.3 > 0.06 > shares[-1]
+assert (
+    shares == sorted(shares, reverse=True)
+    and shares[0] > 0.3 > 0.06 > shares[-1]
+)
 assert check("5.3", embedding_shares).passed
 check("5.3", embedding_shares)
 
@@ -789,7 +1007,8 @@ check("5.4", my_untie)
 def untie(tied_model):
     untied_cfg = dataclasses.replace(tied_model.cfg, tie_weights=False)
     untied_model = helpers.model.GPTModel(untied_cfg)
-    # the state dict includes out_head.weight, the same tensor as tok_emb.weight
+    # the state dict includes out_head.weight, the same tensor as
+    # tok_emb.weight
     state = {k: v.clone() for k, v in tied_model.state_dict().items()}
     untied_model.load_state_dict(state)
     return untied_model
@@ -802,7 +1021,9 @@ assert untied.out_head.weight is not untied.tok_emb.weight
 targets = torch.roll(batch, -1, dims=1)
 for m in (tied, untied):
     logits = m(batch)
-    nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
+    nn.functional.cross_entropy(
+        logits.flatten(0, 1), targets.flatten()
+    ).backward()
 summed = untied.tok_emb.weight.grad + untied.out_head.weight.grad
 print("tied gradient equals embedding gradient + head gradient:",
       torch.allclose(tied.tok_emb.weight.grad, summed, atol=1e-7))
@@ -816,7 +1037,8 @@ check("5.4", untie)
 # `my_extra = (extra_parameters, extra_flops)`.
 
 # %%
-my_extra = ...  # your answer: (extra parameters, extra forward FLOPs per token)
+# your answer: (extra parameters, extra forward FLOPs per token)
+my_extra = ...
 
 # %%
 check("5.5", my_extra)
@@ -833,8 +1055,11 @@ check("5.5", my_extra)
 long = GPTConfig.from_preset("gpt2-small", context_length=2048)
 extra_params = predicted_parameters(long) - predicted_parameters(cfg)
 extra_flops = flops_per_token(long) - flops_per_token(cfg)
-print(f"extra parameters: {extra_params:,}; extra FLOPs per token: {extra_flops:,} "
-      f"({extra_flops / flops_per_token(cfg):.1%} more)")
+print(
+    f"extra parameters: {extra_params:,}; extra FLOPs per token: "
+    f"{extra_flops:,} "
+    f"({extra_flops / flops_per_token(cfg):.1%} more)"
+)
 assert extra_params == 1024 * 768 and extra_flops == 4 * 12 * 1024 * 768
 assert check("5.5", (extra_params, extra_flops)).passed
 check("5.5", (extra_params, extra_flops))

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Chapter 9: Seeing inside
+# # Chapter 10: Seeing inside
 #
 # **Goal: open up a trained GPT and look at what it computes: where each attention head looks, what its embeddings learned, and how its guess for the next token forms block by block.**
 #
@@ -15,15 +15,18 @@
 # - `helpers.heads` and `helpers.insight`, which hold these tools for any `GPTModel`.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import io
@@ -46,25 +49,49 @@ from helpers.check import check
 from helpers.data import create_dataloader, fetch_the_verdict
 from helpers.gpt2 import load_hf_checkpoint, save_hf_checkpoint
 from helpers.gpt2_config import CheckpointError
-from helpers.heads import (attention_distance, attention_entropy, key_token_preference,
-                           uniform_attention)
-from helpers.insight import (cosine_similarity_matrix, greedy_trace, nearest_tokens,
-                             token_strings)
+from helpers.heads import (
+    attention_distance,
+    attention_entropy,
+    key_token_preference,
+    uniform_attention,
+)
+from helpers.insight import (
+    cosine_similarity_matrix,
+    greedy_trace,
+    nearest_tokens,
+    token_strings,
+)
 from helpers.model import GPTConfig, GPTModel, count_parameters
 from helpers.offline import gpt2_encoding
-from helpers.page_explorers import attention_explorer, attention_prompt, embedding_map
+from helpers.page_explorers import (
+    attention_explorer,
+    attention_prompt,
+    embedding_map,
+)
 from helpers.pretrain import book_model
 from helpers.tokenizer import LLAMA3_SPLIT_PATTERN, BPETokenizer
 from helpers.train import train
-from helpers.viz import (plot_attention, plot_per_layer, plot_similarity_by_distance, plot_table,
-                         plot_word_map)
-from helpers.viz_inside import (plot_attention_grid, plot_head_scores, plot_logit_lens,
-                                plot_next_token_probs)
+from helpers.viz import (
+    plot_attention,
+    plot_per_layer,
+    plot_similarity_by_distance,
+    plot_table,
+    plot_word_map,
+)
+from helpers.viz_inside import (
+    plot_attention_grid,
+    plot_head_scores,
+    plot_logit_lens,
+    plot_next_token_probs,
+)
 from helpers.word_vectors import pca_2d
 
-DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
+DATA_DIR = (
+    Path("../data") if Path("../data/README.md").exists() else Path("data")
+)
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
 # Chapters 5 and 6 built a GPT and trained it; the model turns token ids into next-token
@@ -79,7 +106,7 @@ set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any 
 # pattern that also appears in an untrained model tells you nothing about training.
 
 # %% [markdown]
-# ## 9.1 A small model to look inside
+# ## 10.1 A small model to look inside
 #
 # To see structure we need a trained model, and to keep this chapter self-contained we train one
 # here, in the spirit of a blog post that trained a GPT of 4 heads and 5 blocks on a short context
@@ -91,14 +118,19 @@ set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any 
 # - Chapter 5's `GPTModel` with GPT-2's design (query, key and value biases, the output head
 #   tied to the token embedding), shrunk to $C = 64$, $h = 4$ heads, $L = 5$ blocks and a
 #   context of $T = 16$ tokens;
-# - Chapter 6's training loop, `helpers.train.train`.
+# - Chapters 6 and 7's training loop, `helpers.train.train`.
 
 # %%
 text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
-tok = BPETokenizer().train(text, vocab_size=2000, pattern=LLAMA3_SPLIT_PATTERN)
+tok = BPETokenizer().train(
+    text, vocab_size=2000, pattern=LLAMA3_SPLIT_PATTERN
+)
 ids = tok.encode(text)
 split = int(0.9 * len(ids))
-print(f"{len(text):,} characters -> {len(ids):,} tokens, vocabulary {tok.n_vocab:,}")
+print(
+    f"{len(text):,} characters -> {len(ids):,} tokens, vocabulary "
+    f"{tok.n_vocab:,}"
+)
 print(f"training tokens: {split:,}, validation tokens: {len(ids) - split:,}")
 
 # %% [markdown]
@@ -115,21 +147,50 @@ print(f"training tokens: {split:,}, validation tokens: {len(ids) - split:,}")
 # vector instructions can still change the last digits).
 
 # %%
-cfg = GPTConfig(vocab_size=tok.n_vocab, context_length=16, emb_dim=64, n_heads=4, n_layers=5,
-                drop_rate=0.3, qkv_bias=True, tie_weights=True)
-train_loader = create_dataloader(ids[:split], batch_size=32, context_length=16, stride=1,
-                                 shuffle=True, seed=123)
-val_loader = create_dataloader(ids[split:], batch_size=32, context_length=16, stride=16,
-                               shuffle=False, drop_last=False)
-default_threads = torch.get_num_threads()  # Section 9.10 needs it once more
+cfg = GPTConfig(
+    vocab_size=tok.n_vocab,
+    context_length=16,
+    emb_dim=64,
+    n_heads=4,
+    n_layers=5,
+    drop_rate=0.3,
+    qkv_bias=True,
+    tie_weights=True,
+)
+train_loader = create_dataloader(
+    ids[:split],
+    batch_size=32,
+    context_length=16,
+    stride=1,
+    shuffle=True,
+    seed=123,
+)
+val_loader = create_dataloader(
+    ids[split:],
+    batch_size=32,
+    context_length=16,
+    stride=16,
+    shuffle=False,
+    drop_last=False,
+)
+default_threads = torch.get_num_threads()  # Section 10.10 needs it once more
 torch.set_num_threads(1)
 torch.manual_seed(123)
 model = GPTModel(cfg)
-untrained_pos = model.pos_emb.weight.detach().clone()  # (16, C), for Section 9.6
+# (16, C), for Section 10.6
+untrained_pos = model.pos_emb.weight.detach().clone()
 optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
 start = time.perf_counter()
-history = train(model, train_loader, val_loader, optimizer, num_epochs=4, eval_every=150,
-                eval_iters=10, progress=False)
+history = train(
+    model,
+    train_loader,
+    val_loader,
+    optimizer,
+    num_epochs=4,
+    eval_every=150,
+    eval_iters=10,
+    progress=False,
+)
 train_seconds = time.perf_counter() - start
 model.eval()  # no dropout from here on
 print(f"{count_parameters(model):,} parameters, {history.step} steps")
@@ -145,7 +206,7 @@ print(f"training took {train_seconds:.0f} s")
 # between positions to do that, and that routing is what we look at.
 
 # %% [markdown]
-# ## 9.2 The attention weights come from the model itself
+# ## 10.2 The attention weights come from the model itself
 #
 # There is no second copy of the model for drawing. Chapter 5's `GPTModel.forward` takes a list
 # as `attn_weights` and appends to it $L$ tensors, one per block, each
@@ -155,7 +216,9 @@ print(f"training took {train_seconds:.0f} s")
 # float rounding. A sentence from the story:
 
 # %%
-sentence = " height of his glory, he had dropped his painting, married a rich widow"
+sentence = (
+    " height of his glory, he had dropped his painting, married a rich widow"
+)
 x = torch.tensor([tok.encode(sentence)])  # (B, T) = (1, 16)
 tokens = token_strings(tok, x[0])
 with torch.no_grad():
@@ -164,9 +227,15 @@ with torch.no_grad():
     logits = model(x, attn_weights=weights)  # weights: L x (B, h, T, T)
 print(f"{len(tokens)} tokens, | between them:")
 print("|".join(tokens))
-print(f"{len(weights)} layers of weights, each {tuple(weights[0].shape)} (B, h, T, T)")
+print(
+    f"{len(weights)} layers of weights, each {tuple(weights[0].shape)} (B, "
+    "h, T, T)"
+)
 difference = (plain_logits - logits).abs().max().item()
-print(f"largest logit difference with and without attn_weights: {difference:.1e}")
+print(
+    "largest logit difference with and without attn_weights: "
+    f"{difference:.1e}"
+)
 assert x.shape == (1, cfg.context_length)
 assert torch.allclose(plain_logits, logits, atol=1e-5, rtol=0)
 
@@ -177,13 +246,19 @@ assert torch.allclose(plain_logits, logits, atol=1e-5, rtol=0)
 
 # %%
 stacked = torch.stack(weights)  # (L, B, h, T, T)
-print("rows sum to 1:", torch.allclose(stacked.sum(-1), torch.ones(stacked.shape[:-1])))
-print("weights above the diagonal:", stacked.triu(diagonal=1).abs().max().item())
+print(
+    "rows sum to 1:",
+    torch.allclose(stacked.sum(-1), torch.ones(stacked.shape[:-1])),
+)
+print(
+    "weights above the diagonal:",
+    stacked.triu(diagonal=1).abs().max().item(),
+)
 assert torch.allclose(stacked.sum(-1), torch.ones(stacked.shape[:-1]))
 assert torch.all(stacked.triu(diagonal=1) == 0)
 
 # %% [markdown]
-# ## 9.3 Attention maps
+# ## 10.3 Attention maps
 #
 # Chapter 3's `plot_attention` draws one head: query positions down the side, key positions
 # along the bottom, darker for more weight. Here is head 0 of the first block on our sentence.
@@ -191,7 +266,9 @@ assert torch.all(stacked.triu(diagonal=1) == 0)
 # may look ahead.
 
 # %%
-fig = plot_attention(weights[0][0, 0], tokens, annotate=False, title="layer 0, head 0")
+fig = plot_attention(
+    weights[0][0, 0], tokens, annotate=False, title="layer 0, head 0"
+)
 plt.show()
 
 # %% [markdown]
@@ -224,7 +301,7 @@ plt.show()
 # anecdote, though. The next section measures the same things over many windows of text.
 
 # %% [markdown]
-# ## 9.4 Scoring heads
+# ## 10.4 Scoring heads
 #
 # Interpretability work on GPT-2 has named heads by what they attend to: *previous-token heads*
 # that look one position back, heads that dump their attention on the *first token* when they
@@ -256,12 +333,14 @@ def self_attention_score(w):
     return w.diagonal(dim1=-2, dim2=-1)[..., 1:].mean(dim=(0, -1))
 
 
-def same_score(w, idx):  # idx: (B, T), the ids the weights were computed from
+# idx: (B, T), the ids the weights were computed from
+def same_score(w, idx):
     T = idx.shape[1]
     earlier = torch.ones(T, T, dtype=torch.bool).tril(diagonal=-1)  # s < t
     copies = (idx[:, :, None] == idx[:, None, :]) & earlier  # (B, T, T)
     has_copy = copies.any(dim=-1)  # (B, T)
-    mass = (w * copies[:, None]).sum(dim=-1)  # (B, h, T): weight on earlier copies
+    # (B, h, T): weight on earlier copies
+    mass = (w * copies[:, None]).sum(dim=-1)
     return (mass * has_copy[:, None]).sum(dim=(0, -1)) / has_copy.sum()
 
 
@@ -280,20 +359,31 @@ def score_table(weights, idx):  # weights: L x (B, h, T, T) -> {name: (L, h)}
 # of the validation text, which the model never trained on:
 
 # %%
-X_val = torch.stack([x for x, _ in val_loader.dataset])  # (B, T): every validation window
+# (B, T): every validation window
+X_val = torch.stack([x for x, _ in val_loader.dataset])
 with torch.no_grad():
     val_weights = []
     model(X_val, attn_weights=val_weights)
 scores = score_table(val_weights, X_val)
-even = uniform_attention(16).expand(len(X_val), 1, 16, 16)  # (B, 1, T, T): one even head
-baseline = {name: s[0, 0].item() for name, s in score_table([even], X_val).items()}
+# (B, 1, T, T): one even head
+even = uniform_attention(16).expand(len(X_val), 1, 16, 16)
+baseline = {
+    name: s[0, 0].item() for name, s in score_table([even], X_val).items()
+}
 print(f"{len(X_val)} validation windows of 16 tokens")
 for name, s in scores.items():
     best = divmod(s.argmax().item(), cfg.n_heads)
-    print(f"{name:8s} score: even head {baseline[name]:.2f}, highest {s.max():.2f} "
-          f"(layer {best[0]}, head {best[1]}), lowest {s.min():.2f}")
-print("layer 0, heads 0-3: self", [round(v, 2) for v in scores["self"][0].tolist()],
-      "| same", [round(v, 2) for v in scores["same"][0].tolist()])
+    print(
+        f"{name:8s} score: even head {baseline[name]:.2f}, highest "
+        f"{s.max():.2f} "
+        f"(layer {best[0]}, head {best[1]}), lowest {s.min():.2f}"
+    )
+print(
+    "layer 0, heads 0-3: self",
+    [round(v, 2) for v in scores["self"][0].tolist()],
+    "| same",
+    [round(v, 2) for v in scores["same"][0].tolist()],
+)
 assert scores["self"][0].min() > 0.5 > scores["self"][1:].max()
 assert scores["same"][0].min() > 1.5 * baseline["same"]
 assert scores["previous"].max() < 1.5 * baseline["previous"]
@@ -302,7 +392,9 @@ assert scores["first"].max() < 1.5 * baseline["first"]
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(7.5, 5.6), layout="constrained")
 for ax, (name, s) in zip(axes.flat, scores.items()):
-    plot_head_scores(s, ax=ax, vmax=1.0, title=f"{name} (even: {baseline[name]:.2f})")
+    plot_head_scores(
+        s, ax=ax, vmax=1.0, title=f"{name} (even: {baseline[name]:.2f})"
+    )
 plt.show()
 
 # %% [markdown]
@@ -310,7 +402,7 @@ plt.show()
 #
 # - **Self and same token.** The four heads of layer 0 put most of their weight on the token
 #   itself, and when the token occurred earlier in the window, about twice the even head's
-#   share or more on those earlier copies: they attend by token identity, the pattern of Section 9.3.
+#   share or more on those earlier copies: they attend by token identity, the pattern of Section 10.3.
 #   In the later layers the self scores stay below one half and the same-token scores near or
 #   below the even head's.
 # - **Previous token.** No head is a previous-token head. Layer 0's heads score far *below* the
@@ -326,7 +418,7 @@ plt.show()
 # initialization), and an even average over the window already tells a model *which part of the
 # story* it is in, which goes a long way towards memorizing a text this short. A model trained on
 # more text than it can memorize gains more from knowing exactly which token came before.
-# Exercise 9.1 checks the other possible explanation, a score that cannot see such heads: it
+# Exercise 10.1 checks the other possible explanation, a score that cannot see such heads: it
 # finds one at once when the data demands it.
 #
 # **How patterns change with depth.** Two summaries of a head, each averaged over the heads of a
@@ -342,18 +434,32 @@ distance = attention_distance(val_stack).mean(dim=-1)  # (L,)
 entropy = attention_entropy(val_stack).mean(dim=-1)  # (L,)
 print(f"even head: distance {even_distance:.2f}, entropy {even_entropy:.2f}")
 for layer in range(cfg.n_layers):
-    print(f"layer {layer}: distance {distance[layer]:.2f}, entropy {entropy[layer]:.2f}")
+    print(
+        f"layer {layer}: distance {distance[layer]:.2f}, entropy "
+        f"{entropy[layer]:.2f}"
+    )
 assert distance[0] < 1.0 < distance[1:].min()
 assert entropy[0] < entropy[1:].min() and entropy.max() < even_entropy
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
-plot_per_layer({"mean over heads": distance, "even head": [even_distance] * cfg.n_layers},
-               ax=axes[0], logy=False, ylabel="distance t - s (tokens)",
-               title="how far back heads look")
-plot_per_layer({"mean over heads": entropy, "even head": [even_entropy] * cfg.n_layers},
-               ax=axes[1], logy=False, ylabel="entropy (nats)",
-               title="how widely heads look")
+plot_per_layer(
+    {
+        "mean over heads": distance,
+        "even head": [even_distance] * cfg.n_layers,
+    },
+    ax=axes[0],
+    logy=False,
+    ylabel="distance t - s (tokens)",
+    title="how far back heads look",
+)
+plot_per_layer(
+    {"mean over heads": entropy, "even head": [even_entropy] * cfg.n_layers},
+    ax=axes[1],
+    logy=False,
+    ylabel="entropy (nats)",
+    title="how widely heads look",
+)
 plt.show()
 
 # %% [markdown]
@@ -367,18 +473,25 @@ plt.show()
 
 # %%
 n_windows = (len(ids) - 1) // 16
-X_all = torch.tensor(ids[: n_windows * 16]).view(-1, 16)  # (B, T): the story in windows
-Y_all = torch.tensor(ids[1: n_windows * 16 + 1]).view(-1, 16)  # the token after each one
+# (B, T): the story in windows
+X_all = torch.tensor(ids[: n_windows * 16]).view(-1, 16)
+# the token after each one
+Y_all = torch.tensor(ids[1: n_windows * 16 + 1]).view(-1, 16)
 with torch.no_grad():
     all_weights = []
     model(X_all, attn_weights=all_weights)
-# (L, h, V); ids too rare to judge (an even head would give them < 20 in all) are NaN
-preference = key_token_preference(torch.stack(all_weights), X_all, tok.n_vocab,
-                                  min_uniform=20.0)
+# (L, h, V); ids too rare to judge (an even head would give them < 20 in all)
+# are NaN
+preference = key_token_preference(
+    torch.stack(all_weights), X_all, tok.n_vocab, min_uniform=20.0
+)
 for layer in range(1, cfg.n_layers):
     for head in range(cfg.n_heads):
         ratio, best = preference[layer, head].nan_to_num(-1.0).topk(3)
-        liked = [f"{tok.decode([i])!r} {r:.1f}x" for i, r in zip(best.tolist(), ratio)]
+        liked = [
+            f"{tok.decode([i])!r} {r:.1f}x"
+            for i, r in zip(best.tolist(), ratio)
+        ]
         print(f"layer {layer} head {head}:", ", ".join(liked))
 
 # %% [markdown]
@@ -394,21 +507,25 @@ for layer in range(1, cfg.n_layers):
 # - others look for the auxiliaries " had" and " was" and the negation "'t" (in layers 1, 3
 #   and 4), and one of layer 3 for the possessives " his" and " my".
 #
-# Those are heads that attend by *what a token is for*, which the embeddings of Section 9.6 also
+# Those are heads that attend by *what a token is for*, which the embeddings of Section 10.6 also
 # encode. The check below only asks for the general fact: some later head favours sentence ends
 # and some favours " his" at least twice as much as an even head would.
 
 # %%
-def best_preference(word):  # the highest ratio any head of layers 1-4 gives this token
+# the highest ratio any head of layers 1-4 gives this token
+def best_preference(word):
     return preference[1:, :, tok.encode(word)[0]].max().item()
 
 
 for word in [".", " his", " I", " had"]:
-    print(f"{word!r:7s} most favoured by a later head: {best_preference(word):.1f}x")
+    print(
+        f"{word!r:7s} most favoured by a later head: "
+        f"{best_preference(word):.1f}x"
+    )
 assert best_preference(".") > 2 and best_preference(" his") > 2
 
 # %% [markdown]
-# ## 9.5 bertviz: the head view and the model view
+# ## 10.5 bertviz: the head view and the model view
 #
 # [bertviz](https://github.com/jessevig/bertviz) (Vig, 2019) draws attention interactively in a
 # notebook. Its `head_view` shows the tokens twice, side by side, with a line from each query to the keys it attends to
@@ -423,21 +540,31 @@ assert best_preference(".") > 2 and best_preference(" his") > 2
 
 # %%
 def to_bertviz(weights, tokens, decimals=3):
-    one = [w[:1].detach().cpu().double() for w in weights]  # L x (1, h, T, T)
+    # L x (1, h, T, T)
+    one = [w[:1].detach().cpu().double() for w in weights]
     return tuple(w.round(decimals=decimals) for w in one), list(tokens)
 
 
 bv_attention, bv_tokens = to_bertviz(weights, tokens)
-print(len(bv_attention), "layers of", tuple(bv_attention[0].shape), "|", len(bv_tokens),
-      "tokens")
-assert all(a.shape == (1, cfg.n_heads, len(tokens), len(tokens)) for a in bv_attention)
+print(
+    len(bv_attention),
+    "layers of",
+    tuple(bv_attention[0].shape),
+    "|",
+    len(bv_tokens),
+    "tokens",
+)
+assert all(
+    a.shape == (1, cfg.n_heads, len(tokens), len(tokens))
+    for a in bv_attention
+)
 
 # %% [markdown]
 # bertviz returns HTML with JavaScript. The page loads require.js, d3 and jQuery from the
 # cdnjs.cloudflare.com content network when it is viewed, so the two views below need a network
 # connection: in the rendered book they work in the browser (offline they stay blank); in
 # JupyterLab, Jupyter Notebook and Colab they work once the cell has run. The views are
-# interactive, so a static figure of the same data is Section 9.3's grid. Layer 0 is selected
+# interactive, so a static figure of the same data is Section 10.3's grid. Layer 0 is selected
 # first in the head view; hover over " his" or "," on the left.
 
 # %% tags=["nbval-ignore-output"]
@@ -452,7 +579,7 @@ model_view(bv_attention, bv_tokens, html_action="return")
 # on its left, never to the right, the same triangle as in the heatmaps.
 
 # %% [markdown]
-# ## 9.6 Embeddings
+# ## 10.6 Embeddings
 #
 # **Token embeddings.** The token embedding `tok_emb.weight` is a `(V, C)` table, one row per
 # token; tied to the output head, the same row also scores that token as the next one. Chapter 2
@@ -467,13 +594,20 @@ groups = {"pronoun": [" he", " she", " I", " you", " him", " me"],
           "punctuation": [",", ".", ";", "--", "!"]}
 words = [w for ws in groups.values() for w in ws]
 word_ids = [tok.encode(w) for w in words]
-assert all(len(i) == 1 for i in word_ids), "every chosen word must be one token"
+assert all(len(i) == 1 for i in word_ids), (
+    "every chosen word must be one token"
+)
 word_ids = [i[0] for i in word_ids]
 points = pca_2d(model.tok_emb.weight[word_ids].detach().numpy())
-fig = plot_word_map(points, words, [g for g, ws in groups.items() for _ in ws],
-                    title="token embeddings of the trained model (PCA)")
+fig = plot_word_map(
+    points,
+    words,
+    [g for g, ws in groups.items() for _ in ws],
+    title="token embeddings of the trained model (PCA)",
+)
 plt.show()
-centre = {g: points[[words.index(w) for w in ws]].mean(axis=0)  # (2,) per group
+# (2,) per group
+centre = {g: points[[words.index(w) for w in ws]].mean(axis=0)
           for g, ws in groups.items()}
 print("centre of each group on the map:")
 for g, c in centre.items():
@@ -496,8 +630,13 @@ assert left_to_right[-1] == "name" and "punctuation" in left_to_right[:2]
 
 # %%
 for word in [" he", " the", " was", " Jack", ","]:
-    neighbours = nearest_tokens(model.tok_emb.weight, tok.encode(word)[0], k=5)
-    print(f"{word!r:8s}", ", ".join(f"{tok.decode([i])!r} {sim:.2f}" for i, sim in neighbours))
+    neighbours = nearest_tokens(
+        model.tok_emb.weight, tok.encode(word)[0], k=5
+    )
+    print(
+        f"{word!r:8s}",
+        ", ".join(f"{tok.decode([i])!r} {sim:.2f}" for i, sim in neighbours),
+    )
 
 # %% [markdown]
 # The neighbours in the cell above are mostly tokens of the same kind: the pronouns " I",
@@ -513,12 +652,19 @@ for word in [" he", " the", " was", " Jack", ","]:
 
 # %%
 frequent = [i for i, _ in Counter(ids).most_common(300)]
-map_ids = list(dict.fromkeys(word_ids + frequent))  # the chosen words first, no repeats
+# the chosen words first, no repeats
+map_ids = list(dict.fromkeys(word_ids + frequent))
 group_of = dict(zip(word_ids, [g for g, ws in groups.items() for _ in ws]))
 map_points = pca_2d(model.tok_emb.weight[map_ids].detach().numpy())  # (N, 2)
-embedding_map(map_points, token_strings(tok, map_ids),
-              [group_of.get(i, "other") for i in map_ids], name="ch09-embeddings",
-              title="token embeddings: the chosen words and the 300 most frequent tokens")
+embedding_map(
+    map_points,
+    token_strings(tok, map_ids),
+    [group_of.get(i, "other") for i in map_ids],
+    name="ch10-embeddings",
+    title=(
+        "token embeddings: the chosen words and the 300 most frequent tokens"
+    ),
+)
 
 # %% [markdown]
 # **Position embeddings.** The position embedding `pos_emb.weight` is a `(context_length, C)`
@@ -529,8 +675,10 @@ embedding_map(map_points, token_strings(tok, map_ids),
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
-for ax, table, title in [(axes[0], untrained_pos, "positions' cosine similarity, untrained"),
-                         (axes[1], model.pos_emb.weight, "after training")]:
+for ax, table, title in [
+    (axes[0], untrained_pos, "positions' cosine similarity, untrained"),
+    (axes[1], model.pos_emb.weight, "after training"),
+]:
     plot_table(cosine_similarity_matrix(table), ax=ax, xlabel="position",
                ylabel="position", title=title)
 plt.show()
@@ -539,11 +687,16 @@ plt.show()
 pos_sim = cosine_similarity_matrix(model.pos_emb.weight)
 untrained_sim = cosine_similarity_matrix(untrained_pos)
 for k in (1, 4, 8, 15):
-    trained, untrained = pos_sim.diagonal(k).mean(), untrained_sim.diagonal(k).mean()
+    trained, untrained = (
+        pos_sim.diagonal(k).mean(),
+        untrained_sim.diagonal(k).mean(),
+    )
     print(f"positions {k:2d} apart: mean cosine similarity {trained:.2f} "
           f"(untrained {untrained:.2f})")
-mean_at = [pos_sim.diagonal(k).mean() for k in (1, 8, 15)]
-assert mean_at[0] > mean_at[1] > 0 > mean_at[2]
+print(f"positions 1 and 4: {pos_sim[1, 4]:.2f}, "
+      f"positions 12 and 15: {pos_sim[12, 15]:.2f}")
+mean_at = [pos_sim.diagonal(k).mean() for k in (1, 4, 8, 15)]
+assert mean_at == sorted(mean_at, reverse=True) and mean_at[-1] < 0
 
 # %% [markdown]
 # Ours too, on a small scale. Random vectors in 64 dimensions are nearly perpendicular (cosines
@@ -554,18 +707,19 @@ assert mean_at[0] > mean_at[1] > 0 > mean_at[2]
 # start at every token, positions $p$ and $p + 1$ hold statistically the same kind of text, and
 # what separates them is only how much context lies before them; their embeddings receive
 # similar gradients and drift together. The last few positions form the tightest group: 12 or 15
-# tokens of context make less difference than 1 or 4. Published plots of GPT-2's 1,024
+# tokens of context make less difference than 1 or 4 (the last line above compares the two pairs). Published plots of GPT-2's 1,024
 # positions, trained on far more text, show the same smooth fall-off over a much longer range,
 # with waves on top.
 #
 # The real GPT-2 weights cannot be downloaded where this book is built (it has no network), so
 # the figure of GPT-2's own positions is not stored here. With a network, set the switch below to
-# `True`: it loads GPT-2 small through Chapter 8's `helpers.gpt2.load_hf_checkpoint` (about
+# `True`: it loads GPT-2 small through Chapter 9's `helpers.gpt2.load_hf_checkpoint` (about
 # 500 MB, once) and draws the same two figures for its 1,024 positions. Without a network it
 # stops after one quick request, with a one-line message.
 
 # %%
-USE_OPENAI_GPT2 = False  # True: download GPT-2 small (about 500 MB), draw its positions
+# True: download GPT-2 small (about 500 MB), draw its positions
+USE_OPENAI_GPT2 = False
 if USE_OPENAI_GPT2:
     from helpers.gpt2 import load_hf_checkpoint
     from helpers.gpt2_config import HubUnreachableError
@@ -576,17 +730,25 @@ if USE_OPENAI_GPT2:
         print("GPT-2 is not available:", err)
     else:
         gpt2_pos = gpt2.pos_emb.weight.detach()  # (1024, 768)
-        fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
-        plot_table(cosine_similarity_matrix(gpt2_pos), ax=axes[0], xlabel="position",
-                   ylabel="position", title="GPT-2 small: cosine similarity of positions")
-        plot_similarity_by_distance(gpt2_pos, starts=[0, 100, 500], max_distance=400,
-                                    ax=axes[1])
+        fig, axes = plt.subplots(
+            1, 2, figsize=(7.5, 3.6), layout="constrained"
+        )
+        plot_table(
+            cosine_similarity_matrix(gpt2_pos),
+            ax=axes[0],
+            xlabel="position",
+            ylabel="position",
+            title="GPT-2 small: cosine similarity of positions",
+        )
+        plot_similarity_by_distance(
+            gpt2_pos, starts=[0, 100, 500], max_distance=400, ax=axes[1]
+        )
         plt.show()
 else:
     print("USE_OPENAI_GPT2 is False: GPT-2's positions are not drawn.")
 
 # %% [markdown]
-# ## 9.7 An inference explorer
+# ## 10.7 An inference explorer
 #
 # A course project on GPT-2 inference built a Streamlit dashboard to watch GPT-2 generate: type a
 # prompt, see the attention and the embeddings. A notebook can do the same with ipywidgets and no
@@ -596,11 +758,18 @@ else:
 
 # %%
 prompt = "I HAD always thought Jack Gisburn rather a cheap"
-steps = greedy_trace(model, torch.tensor([tok.encode(prompt)]), max_new_tokens=8, top_k=5)
+steps = greedy_trace(
+    model, torch.tensor([tok.encode(prompt)]), max_new_tokens=8, top_k=5
+)
 for i, step in enumerate(steps):
     pairs = zip(step.top_ids, step.top_probs)
-    print(f"step {i}:", ", ".join(f"{tok.decode([t])!r} {p:.2f}" for t, p in pairs))
-print("greedy continuation:", repr(tok.decode([s.top_ids[0] for s in steps])))
+    print(
+        f"step {i}:",
+        ", ".join(f"{tok.decode([t])!r} {p:.2f}" for t, p in pairs),
+    )
+print(
+    "greedy continuation:", repr(tok.decode([s.top_ids[0] for s in steps]))
+)
 
 # %% [markdown]
 # The trace shows a weak model: its top candidate rarely gets more than a quarter of the
@@ -615,9 +784,15 @@ print("greedy continuation:", repr(tok.decode([s.top_ids[0] for s in steps])))
 # %%
 def inference_explorer(model, tok, prompt, max_new_tokens=10, top_k=8):
     L, h, T = model.cfg.n_layers, model.cfg.n_heads, model.cfg.context_length
-    text_box = widgets.Text(value=prompt, description="prompt", continuous_update=False,
-                            layout=widgets.Layout(width="95%"))
-    step = widgets.IntSlider(value=0, min=0, max=max_new_tokens - 1, description="step")
+    text_box = widgets.Text(
+        value=prompt,
+        description="prompt",
+        continuous_update=False,
+        layout=widgets.Layout(width="95%"),
+    )
+    step = widgets.IntSlider(
+        value=0, min=0, max=max_new_tokens - 1, description="step"
+    )
     layer = widgets.IntSlider(value=0, min=0, max=L - 1, description="layer")
     head = widgets.IntSlider(value=0, min=0, max=h - 1, description="head")
     image = widgets.Image(format="png")  # the drawing, as PNG bytes
@@ -626,22 +801,38 @@ def inference_explorer(model, tok, prompt, max_new_tokens=10, top_k=8):
     def draw(change=None):
         text = text_box.value
         if text not in traces:
-            prompt_ids = tok.encode(text)[-T:] or tok.encode(" ")  # the last T tokens
+            # the last T tokens
+            prompt_ids = tok.encode(text)[-T:] or tok.encode(" ")
             traces.clear()
             idx = torch.tensor([prompt_ids])  # (1, T)
             traces[text] = greedy_trace(model, idx, max_new_tokens, top_k)
         s = traces[text][step.value]
         seen = token_strings(tok, s.ids)
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained",
-                                          gridspec_kw={"width_ratios": [1, 1.4]})
-        plot_next_token_probs(s.top_probs, token_strings(tok, s.top_ids), ax=left,
-                              title=f"step {step.value}: after ...{''.join(seen[-4:])!r}")
-        plot_attention(s.attention[layer.value, head.value], seen, ax=right,
-                       annotate=False, title=f"layer {layer.value}, head {head.value}",
-                       vmax=1.0)
+        fig, (left, right) = plt.subplots(
+            1,
+            2,
+            figsize=(12, 4.5),
+            layout="constrained",
+            gridspec_kw={"width_ratios": [1, 1.4]},
+        )
+        plot_next_token_probs(
+            s.top_probs,
+            token_strings(tok, s.top_ids),
+            ax=left,
+            title=f"step {step.value}: after ...{''.join(seen[-4:])!r}",
+        )
+        plot_attention(
+            s.attention[layer.value, head.value],
+            seen,
+            ax=right,
+            annotate=False,
+            title=f"layer {layer.value}, head {head.value}",
+            vmax=1.0,
+        )
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=80)
-        plt.close(fig)  # shown through the image widget, not as a cell output
+        # shown through the image widget, not as a cell output
+        plt.close(fig)
         image.value = png.getvalue()
 
     for control in (text_box, step, layer, head):
@@ -662,15 +853,15 @@ display(explorer)
 # %% [markdown]
 # The book's page cannot run that explorer, but it can hold a second one whose numbers were
 # computed once, here: `helpers.page_explorers.attention_explorer` takes three prompts (the one
-# above, Section 9.2's sentence and one more), every head's attention on each, the head scores of
-# Section 9.4 with the even head's, and the model's most probable next tokens. Pick a layer and a
+# above, Section 10.2's sentence and one more), every head's attention on each, the head scores of
+# Section 10.4 with the even head's, and the model's most probable next tokens. Pick a layer and a
 # head: layer 0's heads keep to the diagonal and have high self scores; the later layers spread
 # their attention over the window. Hovering a cell shows its weight.
 
 # %%
 page_texts = [prompt, sentence, " he had dropped his painting"]
 page_prompts = {t: attention_prompt(model, tok, t) for t in page_texts}
-attention_explorer(page_prompts, scores, baseline, name="ch09-attention")
+attention_explorer(page_prompts, scores, baseline, name="ch10-attention")
 
 # %% [markdown]
 # The static version of the first view: the next-token probabilities at each of the first four
@@ -680,36 +871,49 @@ attention_explorer(page_prompts, scores, baseline, name="ch09-attention")
 fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), layout="constrained")
 for i, ax in enumerate(axes.flat):
     labels = token_strings(tok, steps[i].top_ids)
-    plot_next_token_probs(steps[i].top_probs, labels, ax=ax, title=f"step {i}")
+    plot_next_token_probs(
+        steps[i].top_probs, labels, ax=ax, title=f"step {i}"
+    )
 plt.show()
 
 # %% [markdown]
 # And of the second: the attention of one head at the last step, when the window holds the last
 # 16 tokens of the prompt and the generated text. The head is the one with the highest same-token
-# score in Section 9.4. Where a token in the second half of the window occurred earlier in it, the
+# score in Section 10.4. Where a token in the second half of the window occurred earlier in it, the
 # cell prints how much weight the head puts on that earlier copy, next to the share an even head
-# would give it; Section 9.4's same-token score is this weight, averaged over the validation
+# would give it; Section 10.4's same-token score is this weight, averaged over the validation
 # windows.
 
 # %%
 last = steps[-1]
 same_layer, same_head = divmod(scores["same"].argmax().item(), cfg.n_heads)
-fig = plot_attention(last.attention[same_layer, same_head], token_strings(tok, last.ids),
-                     annotate=False, vmax=1.0,
-                     title=f"last step: layer {same_layer}, head {same_head}")
+fig = plot_attention(
+    last.attention[same_layer, same_head],
+    token_strings(tok, last.ids),
+    annotate=False,
+    vmax=1.0,
+    title=f"last step: layer {same_layer}, head {same_head}",
+)
 plt.show()
 assert len(last.ids) == cfg.context_length
 half = cfg.context_length // 2
-repeats = [(q, max(t for t in range(q) if last.ids[t] == last.ids[q]))
-           for q in range(half, len(last.ids)) if last.ids[q] in last.ids[:q]]
+repeats = [
+    (q, max(t for t in range(q) if last.ids[t] == last.ids[q]))
+    for q in range(half, len(last.ids))
+    if last.ids[q] in last.ids[:q]
+]
 w = last.attention[same_layer, same_head]  # (T, T)
 for q, copy in repeats:
-    print(f"query {tok.decode([last.ids[q]])!r:8} at {q:2d}: its earlier copy at {copy:2d} "
-          f"gets {w[q, copy]:.2f}, an even share would be {1 / (q + 1):.2f}")
-assert torch.allclose(w.sum(dim=-1), torch.ones(len(last.ids)), atol=1e-5)  # each row: 1
+    print(
+        f"query {tok.decode([last.ids[q]])!r:8} at {q:2d}: its earlier copy "
+        f"at {copy:2d} "
+        f"gets {w[q, copy]:.2f}, an even share would be {1 / (q + 1):.2f}"
+    )
+# each row: 1
+assert torch.allclose(w.sum(dim=-1), torch.ones(len(last.ids)), atol=1e-5)
 
 # %% [markdown]
-# ## 9.8 The logit lens
+# ## 10.8 The logit lens
 #
 # The blocks never leave the residual stream: each reads it and adds its result back, and only at
 # the end do `final_norm` and `out_head` turn it into logits. Nothing stops us from applying those
@@ -722,12 +926,14 @@ assert torch.allclose(w.sum(dim=-1), torch.ones(len(last.ids)), atol=1e-5)  # ea
 @torch.no_grad()
 def lens(model, idx):  # idx: (B, T) -> (L + 1, B, T, V)
     T = idx.shape[1]
-    x = model.tok_emb(idx) + model.pos_emb(torch.arange(T))  # (B, T, C), eval: no dropout
+    # (B, T, C), eval: no dropout
+    x = model.tok_emb(idx) + model.pos_emb(torch.arange(T))
     states = [x]
     for block in model.trf_blocks:
         x = block(x)  # (B, T, C)
         states.append(x)
-    return model.out_head(model.final_norm(torch.stack(states)))  # (L + 1, B, T, V)
+    # (L + 1, B, T, V)
+    return model.out_head(model.final_norm(torch.stack(states)))
 
 
 lens_prompt = "I HAD always thought Jack Gisburn rather a cheap genius--"
@@ -749,22 +955,41 @@ assert same_as_model
 lens_probs = lens_logits[:, 0].softmax(dim=-1)  # (L + 1, T, V)
 top_prob, top_id = lens_probs.max(dim=-1)  # (L + 1, T)
 lens_tokens = token_strings(tok, lx[0])
-top_text = [token_strings(tok, row) for row in top_id]  # L + 1 lists of T strings
+# L + 1 lists of T strings
+top_text = [token_strings(tok, row) for row in top_id]
 next_tokens = lens_tokens[1:] + ["?"]
-header = ["input", "embed", *(f"block {i}" for i in range(1, cfg.n_layers + 1)), "next"]
+header = [
+    "input",
+    "embed",
+    *(f"block {i}" for i in range(1, cfg.n_layers + 1)),
+    "next",
+]
 print("".join(f"{h:>9s}" for h in header))
 for t in range(len(lens_tokens)):
-    row = [lens_tokens[t]] + [guesses[t] for guesses in top_text] + [next_tokens[t]]
+    row = (
+        [lens_tokens[t]]
+        + [guesses[t] for guesses in top_text]
+        + [next_tokens[t]]
+    )
     print("".join(f"{c[:8]:>9s}" for c in row))
 right = (top_id[-1, :-1] == lx[0, 1:]).sum().item()
-print(f"the final answer is the true next token at {right} of {len(lens_tokens) - 1} "
-      f"positions")
-assert torch.equal(top_id[0], lx[0])  # the embeddings row reads back the input
-assert right <= (len(lens_tokens) - 1) // 4  # few if any: the story's opening is not memorized
+print(
+    f"the final answer is the true next token at {right} of "
+    f"{len(lens_tokens) - 1} "
+    f"positions"
+)
+# the embeddings row reads back the input
+assert torch.equal(top_id[0], lx[0])
+# few if any: the story's opening is not memorized
+assert right <= (len(lens_tokens) - 1) // 4
 
 # %%
-fig = plot_logit_lens(top_prob, top_text, lens_tokens,
-                      title="logit lens: the top next-token guess after each block")
+fig = plot_logit_lens(
+    top_prob,
+    top_text,
+    lens_tokens,
+    title="logit lens: the top next-token guess after each block",
+)
 plt.show()
 
 # %% [markdown]
@@ -787,13 +1012,27 @@ plt.show()
 # model's final answer, and how much probability it puts on the token that actually follows.
 
 # %%
-agree = torch.zeros(cfg.n_layers + 1)  # how often each layer's top token is the final one
-p_next = torch.zeros(cfg.n_layers + 1)  # mean probability of the true next token
-for i in range(0, len(X_all), 64):  # 64 windows at a time: (L + 1, 64, T, V) is large
+# how often each layer's top token is the final one
+agree = torch.zeros(cfg.n_layers + 1)
+# mean probability of the true next token
+p_next = torch.zeros(cfg.n_layers + 1)
+# 64 windows at a time: (L + 1, 64, T, V) is large
+for i in range(0, len(X_all), 64):
     chunk = lens(model, X_all[i:i + 64])  # (L + 1, b, T, V)
-    agree += (chunk.argmax(dim=-1) == chunk[-1].argmax(dim=-1)).float().sum(dim=(1, 2))
-    true_next = Y_all[i:i + 64][None, ..., None].expand(cfg.n_layers + 1, -1, -1, 1)
-    p_next += chunk.softmax(dim=-1).gather(-1, true_next).squeeze(-1).sum(dim=(1, 2))
+    agree += (
+        (chunk.argmax(dim=-1) == chunk[-1].argmax(dim=-1))
+        .float()
+        .sum(dim=(1, 2))
+    )
+    true_next = Y_all[i : i + 64][None, ..., None].expand(
+        cfg.n_layers + 1, -1, -1, 1
+    )
+    p_next += (
+        chunk.softmax(dim=-1)
+        .gather(-1, true_next)
+        .squeeze(-1)
+        .sum(dim=(1, 2))
+    )
 agree, p_next = agree / Y_all.numel(), p_next / Y_all.numel()
 for layer in range(cfg.n_layers + 1):
     name = "embeddings" if layer == 0 else f"block {layer}"
@@ -803,10 +1042,22 @@ assert torch.all(agree[1:].diff() > 0) and p_next[1] > 0.5 * p_next[-1]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
-plot_per_layer({"lens over the story": agree}, ax=axes[0], logy=False, ylabel="share",
-               xlabel="after block (0: embeddings)", title="top token is the final answer")
-plot_per_layer({"lens over the story": p_next}, ax=axes[1], logy=False, ylabel="probability",
-               xlabel="after block (0: embeddings)", title="probability of the true next token")
+plot_per_layer(
+    {"lens over the story": agree},
+    ax=axes[0],
+    logy=False,
+    ylabel="share",
+    xlabel="after block (0: embeddings)",
+    title="top token is the final answer",
+)
+plot_per_layer(
+    {"lens over the story": p_next},
+    ax=axes[1],
+    logy=False,
+    ylabel="probability",
+    xlabel="after block (0: embeddings)",
+    title="probability of the true next token",
+)
 plt.show()
 
 # %% [markdown]
@@ -819,7 +1070,7 @@ plt.show()
 # the final answer.
 
 # %% [markdown]
-# ## 9.9 Consolidate: `helpers.heads` and `helpers.insight`
+# ## 10.9 Consolidate: `helpers.heads` and `helpers.insight`
 #
 # The tools of this chapter are in `helpers.heads` and `helpers.insight`, written for any
 # `GPTModel`: the four head
@@ -833,21 +1084,26 @@ plt.show()
 helper_scores = helpers.heads.head_scores(torch.stack(val_weights), X_val)
 for name in ("previous", "first", "self", "same"):
     assert torch.allclose(helper_scores[name], scores[name], atol=1e-6), name
-helper_attention, helper_tokens = helpers.insight.bertviz_inputs(weights, tokens)
+helper_attention, helper_tokens = helpers.insight.bertviz_inputs(
+    weights, tokens
+)
 assert helper_tokens == bv_tokens
 assert all(torch.equal(a, b) for a, b in zip(helper_attention, bv_attention))
 helper_lens = helpers.insight.logit_lens(model, lx)
 assert torch.allclose(helper_lens, lens_logits, atol=1e-5)
 assert torch.equal(helper_lens[-1], model_logits)
-print("head scores, bertviz inputs, logit lens: the helpers agree with this chapter's code")
+print(
+    "head scores, bertviz inputs, logit lens: the helpers agree with this "
+    "chapter's code"
+)
 
 # %% [markdown]
-# ## 9.10 The same tools on GPT-2
+# ## 10.10 The same tools on GPT-2
 #
-# `helpers.heads` and `helpers.insight` work on any `GPTModel`, including one that holds OpenAI's weights (Chapter 8).
+# `helpers.heads` and `helpers.insight` work on any `GPTModel`, including one that holds OpenAI's weights (Chapter 9).
 # The next cell asks the Hugging Face hub for GPT-2 small (about 500 MB, once; then from the cache).
 # Where the hub cannot be reached, as on the machines that build this book, it says so in one
-# sentence and uses Chapter 8's stand-in instead: the book's trained small model (one block, four
+# sentence and uses Chapter 9's stand-in instead: the book's trained small model (one block, four
 # heads), exported in the hub's format and loaded back through the same loader. Every output below
 # names the model it comes from.
 
@@ -857,50 +1113,81 @@ try:
     hub_model = load_hf_checkpoint("gpt2", timeout=5.0)
     HUB_LABEL = "OpenAI's GPT-2 small (124M)"
 except CheckpointError as err:
-    print(f"OpenAI's GPT-2 small is not available here ({type(err).__name__}); using Chapter 8's stand-in.")
-    torch.set_num_threads(default_threads)  # the threads Chapters 7 and 8 train it with: the same cache entry
-    book, _ = book_model(text, gpt2_tok, log=lambda line: None)  # trained once, then cached (Chapter 6)
+    print(
+        "OpenAI's GPT-2 small is not available here "
+        f"({type(err).__name__}); using Chapter 9's stand-in."
+    )
+    # the threads Chapters 7 to 9 train it with: the same cache entry
+    torch.set_num_threads(default_threads)
+    # Chapter 6's run, trained once and cached by `book_model`
+    book, _ = book_model(text, gpt2_tok, log=lambda line: None)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as directory:
         hub_model = load_hf_checkpoint(save_hf_checkpoint(book, directory))
     HUB_LABEL = "stand-in (book's small model, not OpenAI's weights)"
 L_hub = hub_model.cfg.n_layers
-print(f"[{HUB_LABEL}] {L_hub} layer{'s' if L_hub != 1 else ''} x {hub_model.cfg.n_heads} heads")
+print(
+    f"[{HUB_LABEL}] {L_hub} layer{'s' if L_hub != 1 else ''} x "
+    f"{hub_model.cfg.n_heads} heads"
+)
 
 # %% [markdown]
-# The head scores of Section 9.4, on eight windows of 64 GPT-2 tokens from the story's validation
+# The head scores of Section 10.4, on eight windows of 64 GPT-2 tokens from the story's validation
 # part, with the strongest head of each kind against an even head on the same windows:
 
 # %%
 val_gpt2 = gpt2_tok.encode(text[int(0.9 * len(text)):])
-X_hub = torch.tensor([val_gpt2[i * 64:(i + 1) * 64] for i in range(8)])  # (8, 64)
+# (8, 64)
+X_hub = torch.tensor([val_gpt2[i * 64:(i + 1) * 64] for i in range(8)])
 with torch.no_grad():
-    hub_scores = helpers.heads.head_scores(helpers.heads.attention_of(hub_model, X_hub), X_hub)
-    even_scores = helpers.heads.head_scores(uniform_attention(64).expand(8, 1, 64, 64), X_hub)
+    hub_scores = helpers.heads.head_scores(
+        helpers.heads.attention_of(hub_model, X_hub), X_hub
+    )
+    even_scores = helpers.heads.head_scores(
+        uniform_attention(64).expand(8, 1, 64, 64), X_hub
+    )
 print(f"[{HUB_LABEL}]")
 for name, table in hub_scores.items():  # table: (L, h)
     layer, head = divmod(table.argmax().item(), table.shape[1])
-    print(f"{name:8s} strongest head: layer {layer}, head {head}, score {table.max():.2f} "
-          f"(even head {even_scores[name].item():.2f})")
-assert all(t.shape == (hub_model.cfg.n_layers, hub_model.cfg.n_heads) for t in hub_scores.values())
+    print(
+        f"{name:8s} strongest head: layer {layer}, head {head}, score "
+        f"{table.max():.2f} "
+        f"(even head {even_scores[name].item():.2f})"
+    )
+assert all(
+    t.shape == (hub_model.cfg.n_layers, hub_model.cfg.n_heads)
+    for t in hub_scores.values()
+)
 
 # %% [markdown]
-# And the logit lens of Section 9.8 on the story's opening words: the top next-token guess for the
+# And the logit lens of Section 10.8 on the story's opening words: the top next-token guess for the
 # last position after the embeddings and after every block.
 
 # %%
-opening = torch.tensor([gpt2_tok.encode("I HAD always thought Jack Gisburn rather a cheap")])  # (1, T)
+# (1, T)
+opening = torch.tensor(
+    [gpt2_tok.encode("I HAD always thought Jack Gisburn rather a cheap")]
+)
 with torch.no_grad():
-    hub_lens = helpers.insight.logit_lens(hub_model, opening)[:, 0, -1].softmax(dim=-1)  # (L + 1, V)
+    # (L + 1, V)
+    hub_lens = helpers.insight.logit_lens(hub_model, opening)[
+        :, 0, -1
+    ].softmax(dim=-1)
     final = hub_model(opening)[0, -1].softmax(dim=-1)  # (V,)
 print(f"[{HUB_LABEL}]")
 for i, probs in enumerate(hub_lens):
     p, token = probs.max(dim=-1)
-    print(f"{'embeddings' if i == 0 else f'block {i}':>10s}: {gpt2_tok.decode([token.item()])!r:14} {p:.2f}")
-assert torch.allclose(hub_lens[-1], final, atol=1e-5)  # the last row is the model's own answer
+    print(
+        f"{'embeddings' if i == 0 else f'block {i}':>10s}: "
+        f"{gpt2_tok.decode([token.item()])!r:14} {p:.2f}"
+    )
+# the last row is the model's own answer
+assert torch.allclose(hub_lens[-1], final, atol=1e-5)
 STAND_IN = HUB_LABEL.startswith("stand-in")
 if STAND_IN:  # what the next paragraph says of the stand-in
-    assert all(hub_scores[n].max() < 1.5 * even_scores[n] for n in hub_scores)
+    assert all(
+        hub_scores[n].max() < 1.5 * even_scores[n] for n in hub_scores
+    )
     assert hub_lens[0].argmax() == hub_lens[-1].argmax()
 
 # %% [markdown]
@@ -909,20 +1196,20 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 # the four patterns, none reaching 1.5 times its score, and its embeddings alone already give
 # the final guess (the asserts above check both whenever the stand-in is in use): one block
 # trained on one short story leaves the tools little to find. Its "embed" row need not read back
-# the input token, unlike Section 9.8's: the stand-in's output head is untied from its token
+# the input token, unlike Section 10.8's: the stand-in's output head is untied from its token
 # embedding (Chapter 6), so before any block the lens scores the input's embedding with a
 # separate matrix, trained to read the last block's output, not the embeddings. GPT-2 small, 12
 # layers of 12 heads trained on 40 GB of web text {cite}`radford2019gpt2`, is what they are for;
 # run this section with a network and compare its strongest heads and its lens with the book's
-# five-block model of Sections 9.4 and 9.8.
+# five-block model of Sections 10.4 and 10.8.
 
 # %% [markdown]
 # ```{admonition} Where these numbers come from
 # :class: dropdown
-# The small model of Section 9.1 (4 heads, 5 blocks, context 16, dropout 0.3, a 2,000-token BPE
+# The small model of Section 10.1 (4 heads, 5 blocks, context 16, dropout 0.3, a 2,000-token BPE
 # with Llama 3's split) follows a blog post on visualizing the attention of a small GPT trained
 # from scratch; the bertviz views follow a slide deck on attention visualization; the explorer of
-# Section 9.7 follows a course report with an interactive GPT-2 dashboard. Every number on this
+# Section 10.7 follows a course report with an interactive GPT-2 dashboard. Every number on this
 # page is computed by the cells above. {ref}`seeds` lists the write-ups the book grew from.
 # ```
 #
@@ -937,7 +1224,7 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   and, about twice as much as an even head would or more, at earlier copies of it
 #   (duplicate-token heads). It has no
 #   previous-token head and no first-token head: the scores that would find them stay near or
-#   below the level of a head with no preference, and Exercise 9.1 shows the previous-token
+#   below the level of a head with no preference, and Exercise 10.1 shows the previous-token
 #   score finds such a head as soon as the data requires one. Deeper layers look as far back as
 #   an even head but more narrowly, at kinds of tokens: sentence ends, pronouns and quotes,
 #   auxiliaries, possessives.
@@ -952,8 +1239,8 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 #   block. With a tied head, the reading before the first block is the input token itself; the
 #   first block makes most of the guess and the later blocks refine it. After the last block the lens *is* the model's
 #   output.
-# - The same tools run unchanged on a model holding OpenAI's GPT-2 weights (Section 9.10): with a
-#   network on GPT-2 small itself, without one on Chapter 8's stand-in, labelled in every output.
+# - The same tools run unchanged on a model holding OpenAI's GPT-2 weights (Section 10.10): with a
+#   network on GPT-2 small itself, without one on Chapter 9's stand-in, labelled in every output.
 #
 # Moved into `helpers/`:
 #
@@ -968,11 +1255,11 @@ if STAND_IN:  # what the next paragraph says of the stand-in
 
 # %% [markdown]
 # Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
-# it: `check("9.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# it: `check("10.1", my_answer)` runs your answer on small cases, edge cases included, and says in
 # a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
 # something it says "not attempted yet". The worked solution stays folded below.
 #
-# **Exercise 9.1.** Is the previous-token score able to find a previous-token head at all? Train
+# **Exercise 10.1.** Is the previous-token score able to find a previous-token head at all? Train
 # a fresh two-block model of the same width for a few dozen steps on random token sequences
 # whose target at every position is the *input* token one position back, and score its heads.
 # First write `my_previous_targets(inputs)`: those targets for a batch `(B, T)`, position 0
@@ -985,10 +1272,10 @@ def my_previous_targets(inputs):
 
 
 # %%
-check("9.1", my_previous_targets)
+check("10.1", my_previous_targets)
 
 # %% [markdown]
-# ```{admonition} Solution 9.1
+# ```{admonition} Solution 10.1
 # :class: dropdown
 # The targets are the inputs shifted one position right, with the first column repeated at
 # position 0 (a roll would wrap the last token around to the front). On this task the previous
@@ -1000,18 +1287,34 @@ check("9.1", my_previous_targets)
 
 # %% tags=["hide-cell"]
 def previous_targets(inputs):
-    return torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)  # (B, T): one back
+    # (B, T): one back
+    return torch.cat([inputs[:, :1], inputs[:, :-1]], dim=1)
 
 
 torch.manual_seed(0)
-copier = GPTModel(GPTConfig(vocab_size=tok.n_vocab, context_length=16, emb_dim=64,
-                            n_heads=4, n_layers=2, drop_rate=0.0))
-copier_optimizer = torch.optim.AdamW(copier.parameters(), lr=3e-3, weight_decay=0.1)
+copier = GPTModel(
+    GPTConfig(
+        vocab_size=tok.n_vocab,
+        context_length=16,
+        emb_dim=64,
+        n_heads=4,
+        n_layers=2,
+        drop_rate=0.0,
+    )
+)
+copier_optimizer = torch.optim.AdamW(
+    copier.parameters(), lr=3e-3, weight_decay=0.1
+)
 generator = torch.Generator().manual_seed(0)
 for step in range(60):
-    inputs = torch.randint(0, tok.n_vocab, (32, 16), generator=generator)  # (B, T)
+    # (B, T)
+    inputs = torch.randint(
+        0, tok.n_vocab, (32, 16), generator=generator
+    )
     targets = previous_targets(inputs)
-    loss = F.cross_entropy(copier(inputs).flatten(0, 1), targets.flatten())
+    loss = F.cross_entropy(
+        copier(inputs).flatten(0, 1), targets.flatten()
+    )
     copier_optimizer.zero_grad()
     loss.backward()
     copier_optimizer.step()
@@ -1019,16 +1322,20 @@ copier.eval()
 with torch.no_grad():
     copier_weights = []
     copier(inputs, attn_weights=copier_weights)
-copier_scores = torch.stack([previous_score(w) for w in copier_weights])  # (L, h)
+# (L, h)
+copier_scores = torch.stack([previous_score(w) for w in copier_weights])
 best = divmod(copier_scores.argmax().item(), 4)
-print(f"best previous-token score {copier_scores.max():.2f} (layer {best[0]}, "
-      f"head {best[1]}), even head {baseline['previous']:.2f}")
+print(
+    f"best previous-token score {copier_scores.max():.2f} (layer "
+    f"{best[0]}, "
+    f"head {best[1]}), even head {baseline['previous']:.2f}"
+)
 assert copier_scores.max() > 0.9
-assert check("9.1", previous_targets).passed
-check("9.1", previous_targets)
+assert check("10.1", previous_targets).passed
+check("10.1", previous_targets)
 
 # %% [markdown]
-# **Exercise 9.2.** Attention patterns show where a head looks, not whether the model needs it.
+# **Exercise 10.2.** Attention patterns show where a head looks, not whether the model needs it.
 # Write `my_loss_without(model, layer, heads, inputs, targets)`: the loss of `model` on
 # `inputs` and `targets` with the heads in the list `heads` of block `layer` switched off (zero
 # the columns of `att.out_proj.weight` that read those heads' outputs), leaving the model as it
@@ -1042,17 +1349,17 @@ def my_loss_without(model, layer, heads, inputs, targets):
 
 
 # %%
-check("9.2", my_loss_without)
+check("10.2", my_loss_without)
 
 # %% [markdown]
-# ```{admonition} Solution 9.2
+# ```{admonition} Solution 10.2
 # :class: dropdown
 # Head $k$'s output occupies features `k * head_dim` to `(k + 1) * head_dim` of the attention
 # output, and `out_proj` reads them through those columns (an `nn.Linear` weight is
 # `(out, in)`); zeroing them removes the head and nothing else, and copying the saved weight back
 # restores the model. No single head matters much: each adds about a hundredth of a nat at most.
 # Yet without all four heads of layer 0 the loss rises by most of a nat (the last line): those
-# heads all attend by token identity (Section 9.4), so any three of them cover for the fourth.
+# heads all attend by token identity (Section 10.4), so any three of them cover for the fourth.
 # The attention of each later layer is worth less than two hundredths.
 # ```
 
@@ -1063,32 +1370,55 @@ def loss_without(model, layer, heads, inputs, targets):
     d_h = model.cfg.head_dim
     saved = W.clone()
     for k in heads:
-        W[:, k * d_h:(k + 1) * d_h] = 0.0  # the columns that read head k
-    loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten()).item()
+        # the columns that read head k
+        W[:, k * d_h:(k + 1) * d_h] = 0.0
+    loss = F.cross_entropy(
+        model(inputs).flatten(0, 1), targets.flatten()
+    ).item()
     W.copy_(saved)
     return loss
 
 
-base_loss = loss_without(model, 0, [], X_all, Y_all)  # no head switched off
-head_increase = torch.tensor([[loss_without(model, layer, [k], X_all, Y_all) - base_loss
-                               for k in range(cfg.n_heads)]
-                              for layer in range(cfg.n_layers)])  # (L, h)
+# no head switched off
+base_loss = loss_without(model, 0, [], X_all, Y_all)
+head_increase = torch.tensor(
+    [
+        [
+            loss_without(model, layer, [k], X_all, Y_all) - base_loss
+            for k in range(cfg.n_heads)
+        ]
+        # (L, h)
+        for layer in range(cfg.n_layers)
+    ]
+)
 every_head = range(cfg.n_heads)
-layer_increase = torch.tensor([loss_without(model, layer, every_head, X_all, Y_all) - base_loss
-                               for layer in range(cfg.n_layers)])  # (L,)
+layer_increase = torch.tensor(
+    [
+        loss_without(model, layer, every_head, X_all, Y_all) - base_loss
+        # (L,)
+        for layer in range(cfg.n_layers)
+    ]
+)
 print(f"story loss {base_loss:.3f}")
 print("increase without one head (rows: layers):")
 for layer in range(cfg.n_layers):
-    print(f"  layer {layer}:", " ".join(f"{v:+.3f}" for v in head_increase[layer].tolist()))
+    print(
+        f"  layer {layer}:",
+        " ".join(f"{v:+.3f}" for v in head_increase[layer].tolist()),
+    )
 print("increase without a whole layer's attention:")
 print("  " + " ".join(f"{v:+.3f}" for v in layer_increase.tolist()))
-assert loss_without(model, 0, [], X_all, Y_all) == base_loss  # the weights are back
-assert head_increase.max() < 0.05 < layer_increase[0] and layer_increase.argmax() == 0
-assert check("9.2", loss_without).passed
-check("9.2", loss_without)
+# the weights are back
+assert loss_without(model, 0, [], X_all, Y_all) == base_loss
+assert (
+    head_increase.max() < 0.05 < layer_increase[0]
+    and layer_increase.argmax() == 0
+)
+assert check("10.2", loss_without).passed
+check("10.2", loss_without)
 
 # %% [markdown]
-# **Exercise 9.3.** `GPTModel` hands over its weights because Chapter 5 built it to. Recover them
+# **Exercise 10.3.** `GPTModel` hands over its weights because Chapter 5 built it to. Recover them
 # from a model that does not: catch the input of every block's attention layer with a forward
 # pre-hook during an ordinary forward pass, and write `my_recover_weights(att, a_in)`, which
 # recomputes the attention weights `(B, h, T, T)` of the attention layer `att` from its input
@@ -1102,10 +1432,10 @@ def my_recover_weights(att, a_in):
 
 
 # %%
-check("9.3", my_recover_weights)
+check("10.3", my_recover_weights)
 
 # %% [markdown]
-# ```{admonition} Solution 9.3
+# ```{admonition} Solution 10.3
 # :class: dropdown
 # The attention layer's input is the normalized residual stream `norm1(x)`. From it, the weights
 # are Chapter 3's formula: split the queries and keys into heads, take $QK^\top / \sqrt{d_h}$, hide
@@ -1125,7 +1455,8 @@ def recover_weights(att, a_in):
 
 
 caught = {}
-def catch(i):  # a pre-hook sees the module's positional arguments before it runs
+# a pre-hook sees the module's positional arguments before it runs
+def catch(i):
     def hook(module, args):
         caught[i] = args[0]  # (B, T, C): norm1 of the residual stream
     return hook
@@ -1144,13 +1475,16 @@ with torch.no_grad():
     for i, block in enumerate(model.trf_blocks):
         recovered = recover_weights(block.att, caught[i])
         worst = max(worst, (recovered - weights[i]).abs().max().item())
-print(f"largest difference from the recorded weights over all layers: {worst:.1e}")
+print(
+    "largest difference from the recorded weights over all layers: "
+    f"{worst:.1e}"
+)
 assert worst < 1e-5
-assert check("9.3", recover_weights).passed
-check("9.3", recover_weights)
+assert check("10.3", recover_weights).passed
+check("10.3", recover_weights)
 
 # %% [markdown]
-# **Exercise 9.4.** At which block does the logit lens settle? Write `my_settle_layer(top)`: given
+# **Exercise 10.4.** At which block does the logit lens settle? Write `my_settle_layer(top)`: given
 # the lens's top token at every layer, `top` `(L + 1, B, T)` (layer 0 the embeddings, layer $L$
 # the last block, the model's final answer), the first layer from which the top token stays
 # equal to the final answer through all later layers, for every position, `(B, T)`. Count how
@@ -1163,10 +1497,10 @@ def my_settle_layer(top):
 
 
 # %%
-check("9.4", my_settle_layer)
+check("10.4", my_settle_layer)
 
 # %% [markdown]
-# ```{admonition} Solution 9.4
+# ```{admonition} Solution 10.4
 # :class: dropdown
 # Compare each layer's top token with the last layer's, then scan from the top down: a position
 # has settled at layer $l$ if layers $l, \dots, L$ all agree; a layer that agrees once and is
@@ -1180,14 +1514,20 @@ def settle_layer(top):
     agrees = top == top[-1]  # (L + 1, B, T)
     settled = torch.full(top.shape[1:], n_layers)
     for layer in range(n_layers - 1, -1, -1):
-        stays = agrees[layer:].all(dim=0)  # this layer and all later ones agree
-        settled = torch.where(stays, torch.full_like(settled, layer), settled)
+        # this layer and all later ones agree
+        stays = agrees[layer:].all(dim=0)
+        settled = torch.where(
+            stays, torch.full_like(settled, layer), settled
+        )
     return settled  # (B, T)
 
 
 settle_counts = torch.zeros(cfg.n_layers + 1, dtype=torch.long)
 for i in range(0, len(X_all), 64):
-    top = helpers.insight.logit_lens(model, X_all[i:i + 64]).argmax(dim=-1)  # (L+1, b, T)
+    # (L+1, b, T)
+    top = helpers.insight.logit_lens(model, X_all[i : i + 64]).argmax(
+        dim=-1
+    )
     settled = settle_layer(top).flatten()  # (b * T,)
     settle_counts += torch.bincount(settled, minlength=cfg.n_layers + 1)
 for layer, n in enumerate(settle_counts.tolist()):
@@ -1195,11 +1535,11 @@ for layer, n in enumerate(settle_counts.tolist()):
     print(f"{name:>10s}: {n:5d} positions settle here")
 assert settle_counts.sum() == X_all.numel()
 assert settle_counts[1] == settle_counts.max()
-assert check("9.4", settle_layer).passed
-check("9.4", settle_layer)
+assert check("10.4", settle_layer).passed
+check("10.4", settle_layer)
 
 # %% [markdown]
-# **Exercise 9.5.** Layer 0's heads find earlier copies of the current token. An *induction head*
+# **Exercise 10.5.** Layer 0's heads find earlier copies of the current token. An *induction head*
 # looks instead at the token that *followed* the earlier copy and predicts it again. Feed the model
 # 8 random tokens followed by the same 8, and compare the loss on the two halves. Write
 # `my_induction_score(weights, n)`: for the stacked attention weights `(L, B, h, 2n, 2n)` of `n`
@@ -1213,10 +1553,10 @@ def my_induction_score(weights, n):
 
 
 # %%
-check("9.5", my_induction_score)
+check("10.5", my_induction_score)
 
 # %% [markdown]
-# ```{admonition} Solution 9.5
+# ```{admonition} Solution 10.5
 # :class: dropdown
 # For a query at position $t \ge n$, the earlier copy of its token sits at $t - n$ and the token
 # that followed it at $t - n + 1$. A model with an induction head predicts the second half far
@@ -1224,29 +1564,47 @@ check("9.5", my_induction_score)
 # the two losses are about the same, and no head puts much more weight on "the token after the
 # earlier copy" than an even head would (under twice as much, the assert checks). Our model has
 # five layers, so depth is not what is missing: an induction head is built on a previous-token
-# head in an earlier layer, and Section 9.4 found none. Without one, no head can know which
+# head in an earlier layer, and Section 10.4 found none. Without one, no head can know which
 # token followed the earlier copy.
 # ```
 
 # %% tags=["hide-cell"]
 def induction_score(weights, n):
     queries = torch.arange(n, 2 * n)  # the second half
-    return weights[..., queries, queries - n + 1].mean(dim=(1, -1))  # (L, h)
+    # (L, h)
+    return weights[..., queries, queries - n + 1].mean(dim=(1, -1))
 
 
 generator = torch.Generator().manual_seed(1)
 half = torch.randint(0, tok.n_vocab, (64, 8), generator=generator)
-repeated = torch.cat([half, half], dim=1)  # (64, 16): 8 random tokens, twice
+# (64, 16): 8 random tokens, twice
+repeated = torch.cat([half, half], dim=1)
 with torch.no_grad():
     rep_weights = []
     rep_logits = model(repeated, attn_weights=rep_weights)
-token_loss = F.cross_entropy(rep_logits[:, :-1].flatten(0, 1), repeated[:, 1:].flatten(),
-                             reduction="none").view(64, 15)  # predicting token t + 1
-first_half, second_half = token_loss[:, :7].mean().item(), token_loss[:, 8:].mean().item()
+token_loss = F.cross_entropy(
+    rep_logits[:, :-1].flatten(0, 1),
+    repeated[:, 1:].flatten(),
+    # predicting token t + 1
+    reduction="none",
+).view(64, 15)
+first_half, second_half = (
+    token_loss[:, :7].mean().item(),
+    token_loss[:, 8:].mean().item(),
+)
 induction = induction_score(torch.stack(rep_weights), 8)  # (L, h)
 even_induction = sum(1 / (t + 1) for t in range(8, 16)) / 8
-print(f"loss on the first half {first_half:.2f}, on the second half {second_half:.2f}")
-print(f"highest induction score {induction.max():.2f}, even head {even_induction:.2f}")
-assert abs(second_half - first_half) < 1.0 and induction.max() < 2 * even_induction
-assert check("9.5", induction_score).passed
-check("9.5", induction_score)
+print(
+    f"loss on the first half {first_half:.2f}, on the second half "
+    f"{second_half:.2f}"
+)
+print(
+    f"highest induction score {induction.max():.2f}, even head "
+    f"{even_induction:.2f}"
+)
+assert (
+    abs(second_half - first_half) < 1.0
+    and induction.max() < 2 * even_induction
+)
+assert check("10.5", induction_score).passed
+check("10.5", induction_score)

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Chapter 7: Decoding
+# # Chapter 8: Decoding
 #
 # **Goal: turn a model's next-token scores into text in every way a text-generation API offers, check each against `transformers`, and make generation fast with a KV cache.**
 #
@@ -17,15 +17,18 @@
 # - a KV cache that gives the same ids as no cache, timed against no cache and against `transformers`.
 
 # %%
-# Setup: in Google Colab, install this book's helpers package (Colab's own torch stays);
-# anywhere else this cell does nothing.
+# Setup: in Google Colab, install this book's helpers package (Colab's own
+# torch stays); anywhere else this cell does nothing.
 import sys
 
 REPO = "https://github.com/gpt2-from-scratch/gpt2-from-scratch"
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPO}"],
+        check=True,
+    )
 
 # %%
 import io
@@ -38,9 +41,12 @@ import matplotlib.pyplot as plt
 import torch
 import transformers
 from matplotlib_inline.backend_inline import set_matplotlib_formats
-from transformers.generation.logits_process import (MinPLogitsWarper,
-                                                    RepetitionPenaltyLogitsProcessor,
-                                                    TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation.logits_process import (
+    MinPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from helpers.attention import causal_mask
 from helpers.bench import time_turns
@@ -49,46 +55,61 @@ from helpers.data import fetch_the_verdict
 from helpers.generate import generate, stream, stream_text
 from helpers.gpt2 import save_hf_checkpoint
 from helpers.kvcache import KVCache
-from helpers.model import PRESETS, GPTConfig, GPTModel, count_parameters, flops_per_token
+from helpers.model import (
+    PRESETS,
+    GPTConfig,
+    GPTModel,
+    count_parameters,
+    flops_per_token,
+)
 from helpers.offline import gpt2_encoding
 from helpers.page_explorers import decoding_explorer, decoding_prompt
 from helpers.pretrain import BOOK_SMALL, book_model
 from helpers.sampling import filter_logits, top_k_filter, top_p_filter
 from helpers.viz_inside import plot_frequencies, plot_next_token_probs
 
-DATA_DIR = Path("../data") if Path("../data/README.md").exists() else Path("data")
-transformers.logging.set_verbosity_error()  # no warnings or progress bars in the outputs
+DATA_DIR = (
+    Path("../data") if Path("../data/README.md").exists() else Path("data")
+)
+# no warnings or progress bars in the outputs
+transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
-set_matplotlib_formats("retina")  # figures with twice the pixels: sharp on any screen
+# figures with twice the pixels: sharp on any screen
+set_matplotlib_formats("retina")
 
 # %% [markdown]
-# ## 7.1 A trained model to decode
+# ## 8.1 A trained model to decode
 #
 # Decoding needs a model whose probabilities mean something. We use the book's trained small model:
 # Chapter 6's default settings, `BOOK_SMALL` (64-dimensional vectors, one transformer block, GPT-2's
-# vocabulary), trained on "The Verdict" with the same seed. No chapter reads a file that another
-# chapter wrote, so this chapter gets its own copy from `helpers.pretrain.book_model`, which runs
+# vocabulary), trained on "The Verdict" with the same seed. No chapter depends on another having
+# run, so this chapter gets its own copy from `helpers.pretrain.book_model`, which runs
 # Chapter 6's training cell in one call. The first call trains (the cell prints how long it took);
 # the result is cached under a name derived from everything that determines it, so later calls, in
 # this chapter or another, load the same weights in a second.
 #
 # **In Colab, expect this cell to train: a minute or two.** The cache lives in the machine's
 # home folder and its name includes the torch version, and a fresh Colab runtime starts with an
-# empty home folder, so there each chapter that needs the model (this one, 8 and 9) trains it
-# once again.
+# empty home folder, so there each chapter that needs the model (Chapters 7 to 10) trains
+# it once again.
 
 # %% tags=["nbval-ignore-output"]
 tokenizer = gpt2_encoding()
 text = fetch_the_verdict(DATA_DIR).read_text(encoding="utf-8")
 settings = BOOK_SMALL
 model, history = book_model(text, tokenizer, settings)
-torch.set_num_threads(1)  # from here on one CPU thread, whatever the machine (Section 7.10 says why)
+# from here on one CPU thread, whatever the machine (Section 8.10 says why)
+torch.set_num_threads(1)
 
 # %%
-print(f"BOOK_SMALL: emb_dim {settings.model.emb_dim}, n_layers {settings.model.n_layers}, "
-      f"n_heads {settings.model.n_heads}, context_length {settings.model.context_length}, "
-      f"{settings.num_epochs} epochs, {history.step} steps")
+print(
+    f"BOOK_SMALL: emb_dim {settings.model.emb_dim}, n_layers "
+    f"{settings.model.n_layers}, "
+    f"n_heads {settings.model.n_heads}, context_length "
+    f"{settings.model.context_length}, "
+    f"{settings.num_epochs} epochs, {history.step} steps"
+)
 print(f"{count_parameters(model):,} parameters")
 
 # %%
@@ -103,7 +124,7 @@ assert history.train_loss[-1] < 1.5 < 6 < history.val_loss[-1]
 # sharp where it remembers the text and spread out where it does not, and both show what each decoding
 # knob does.
 #
-# ## 7.2 Greedy decoding
+# ## 8.2 Greedy decoding
 #
 # The simplest decoder takes the most probable token every time: run the model on the sequence so
 # far, take the logits of the last position, append their argmax, repeat. (Chapter 5's
@@ -125,7 +146,9 @@ def encode(prompt):
 
 
 prompt_ids = encode("Every effort moves you")
-greedy_text = tokenizer.decode(greedy_decode(model, prompt_ids, 60)[0].tolist())
+greedy_text = tokenizer.decode(
+    greedy_decode(model, prompt_ids, 60)[0].tolist()
+)
 print(greedy_text)
 assert "\n\n\n\n" in greedy_text
 
@@ -141,7 +164,8 @@ start_ids = tokenizer.encode("Every effort moves you know.")
 p_newline = []
 for k in range(4):
     with torch.no_grad():
-        logits = model(torch.tensor([start_ids + [newline] * k]))[0, -1]  # (V,)
+        # (V,)
+        logits = model(torch.tensor([start_ids + [newline] * k]))[0, -1]
     p_newline.append(torch.softmax(logits, dim=-1)[newline].item())
     print(f"after {k} newlines: P(another newline) = {p_newline[-1]:.3f}")
 assert p_newline[3] > p_newline[1] > p_newline[0]
@@ -149,9 +173,9 @@ assert p_newline[3] > p_newline[1] > p_newline[0]
 # %% [markdown]
 # The second weakness: greedy *cannot backtrack*. Each choice is final, so a first token that looks
 # best on its own can lead into a continuation that is less probable as a whole than one that starts
-# with a lesser token. Section 7.6 measures this on real output.
+# with a lesser token. Section 8.6 measures this on real output.
 #
-# ## 7.3 Temperature
+# ## 8.3 Temperature
 #
 # Sampling chooses the next token at random, with the model's probabilities
 # $p_i = e^{z_i} / \sum_j e^{z_j}$ for logits $z$. *Temperature* $\tau$ divides the logits before the
@@ -166,19 +190,27 @@ with torch.no_grad():
 top = torch.topk(logits, 12).indices  # the 12 most probable tokens
 labels = [tokenizer.decode([i]) for i in top.tolist()]
 temperatures = (0.5, 1.0, 2.0)
-fig, axes = plt.subplots(3, 1, figsize=(7.5, 7.5), sharey=True, layout="constrained")
+fig, axes = plt.subplots(
+    3, 1, figsize=(7.5, 7.5), sharey=True, layout="constrained"
+)
 for ax, t in zip(axes, temperatures):
     probs_t = torch.softmax(logits / t, dim=-1)  # (V,)
-    plot_next_token_probs(probs_t[top], labels, ax=ax, title=f"temperature {t}")
+    plot_next_token_probs(
+        probs_t[top], labels, ax=ax, title=f"temperature {t}"
+    )
 plt.show()
 
 # %%
 for t in temperatures:
     probs = torch.softmax(logits / t, dim=-1)  # (V,)
     entropy = torch.special.entr(probs).sum().item()  # -sum p log p, in nats
-    print(f"temperature {t}: top token {probs.max():.3f}, "
-          f"these 12 carry {probs[top].sum():.3f}, entropy {entropy:.2f} nats")
-sharpness = [torch.softmax(logits / t, dim=-1).max().item() for t in temperatures]
+    print(
+        f"temperature {t}: top token {probs.max():.3f}, "
+        f"these 12 carry {probs[top].sum():.3f}, entropy {entropy:.2f} nats"
+    )
+sharpness = [
+    torch.softmax(logits / t, dim=-1).max().item() for t in temperatures
+]
 assert sharpness[0] > sharpness[1] > sharpness[2]
 
 # %% [markdown]
@@ -193,24 +225,32 @@ assert sharpness[0] > sharpness[1] > sharpness[2]
 # %%
 probs = torch.softmax(logits, dim=-1)  # temperature 1
 gen = torch.Generator().manual_seed(123)
-draws = torch.multinomial(probs, 10_000, replacement=True, generator=gen)  # (10_000,)
+# (10_000,)
+draws = torch.multinomial(probs, 10_000, replacement=True, generator=gen)
 freqs = torch.bincount(draws, minlength=V).float() / len(draws)  # (V,)
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
-plot_frequencies(probs[top], freqs[top], labels, ax=ax, title="10,000 draws, temperature 1")
+plot_frequencies(
+    probs[top],
+    freqs[top],
+    labels,
+    ax=ax,
+    title="10,000 draws, temperature 1",
+)
 plt.show()
 gap = (freqs - probs).abs().max().item()
 outside = 1 - freqs[top].sum().item()
 print(f"largest gap between frequency and probability: {gap:.4f}")
 print(f"{(freqs > 0).sum().item():,} different tokens drawn; "
       f"{outside:.1%} of the draws fell outside the top 12")
-assert gap < 0.015  # the standard error of the largest frequency is about 0.004
+# the standard error of the largest frequency is about 0.004
+assert gap < 0.015
 
 # %% [markdown]
 # The frequencies match the probabilities to within sampling noise. The last line of the cell above
 # is the problem that the next two filters solve: a sizeable share of draws lands in the long tail of
 # tokens that each have tiny probability, and one bad draw can derail a text.
 #
-# ## 7.4 Top-k and top-p filtering
+# ## 8.4 Top-k and top-p filtering
 #
 # **Top-k** keeps the $k$ tokens with the largest logits and sets every other logit to $-\infty$, so
 # the softmax gives them probability 0. **Top-p** (nucleus sampling, Holtzman et al., 2020)
@@ -219,23 +259,30 @@ assert gap < 0.015  # the standard error of the largest frequency is about 0.004
 
 # %%
 def keep_top_k(logits, k):
-    kth = torch.topk(logits, k).values[..., -1:]  # (..., 1): the k-th largest logit
+    # (..., 1): the k-th largest logit
+    kth = torch.topk(logits, k).values[..., -1:]
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
 def keep_top_p(logits, p):
-    sorted_logits, order = torch.sort(logits, descending=True)  # most probable first
+    # most probable first
+    sorted_logits, order = torch.sort(logits, descending=True)
     sorted_probs = torch.softmax(sorted_logits, dim=-1)
-    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass ranked above each
-    drop_sorted = mass_before >= p  # the set already reached p without this token
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # undo the sort
+    # mass ranked above each
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    # the set already reached p without this token
+    drop_sorted = mass_before >= p
+    # undo the sort
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
 
-filtered = {"top-k, k = 5": keep_top_k(logits, 5),
-            "top-p, p = 0.5": keep_top_p(logits, 0.5),
-            "top-p, p = 0.9": keep_top_p(logits, 0.9),
-            "top-k 10, then top-p 0.5": keep_top_p(keep_top_k(logits, 10), 0.5)}
+filtered = {
+    "top-k, k = 5": keep_top_k(logits, 5),
+    "top-p, p = 0.5": keep_top_p(logits, 0.5),
+    "top-p, p = 0.9": keep_top_p(logits, 0.9),
+    "top-k 10, then top-p 0.5": keep_top_p(keep_top_k(logits, 10), 0.5),
+}
 for name, z in filtered.items():
     kept = torch.isfinite(z)
     print(f"{name:25s} keeps {kept.sum().item():3d} tokens, "
@@ -251,10 +298,16 @@ for name, z in filtered.items():
 # %%
 top20 = torch.topk(logits, 20).indices
 labels20 = [tokenizer.decode([i]) for i in top20.tolist()]
-fig, axes = plt.subplots(3, 1, figsize=(7.5, 8), sharey=True, layout="constrained")
-for ax, name in zip(axes, ["top-k, k = 5", "top-p, p = 0.5", "top-k 10, then top-p 0.5"]):
+fig, axes = plt.subplots(
+    3, 1, figsize=(7.5, 8), sharey=True, layout="constrained"
+)
+for ax, name in zip(
+    axes, ["top-k, k = 5", "top-p, p = 0.5", "top-k 10, then top-p 0.5"]
+):
     kept = torch.isfinite(filtered[name][top20])
-    plot_next_token_probs(probs[top20], labels20, ax=ax, kept=kept, title=name)
+    plot_next_token_probs(
+        probs[top20], labels20, ax=ax, kept=kept, title=name
+    )
 plt.show()
 
 # %% [markdown]
@@ -268,7 +321,10 @@ plt.show()
 
 # %%
 tied = torch.tensor([2.0, 1.0, 1.0, 1.0, 0.0])  # tokens 1, 2 and 3 are tied
-print("probabilities:", [f"{p:.4f}" for p in torch.softmax(tied, dim=-1).tolist()])
+print(
+    "probabilities:",
+    [f"{p:.4f}" for p in torch.softmax(tied, dim=-1).tolist()],
+)
 def kept_ids(z):
     return torch.isfinite(z).nonzero().flatten().tolist()
 
@@ -298,12 +354,22 @@ for trial in range(2_000):
     else:
         z = torch.randn(1, 30, generator=gen)
     k, p = trial % 7 + 1, (trial % 9 + 1) / 10
-    mismatches += kept_ids(top_k_filter(z, k)) != kept_ids(TopKLogitsWarper(k)(None, z))
-    mismatches += kept_ids(top_p_filter(z, p)) != kept_ids(TopPLogitsWarper(p)(None, z))
-print(f"{mismatches} disagreements in 2,000 vectors, half of them full of ties")
+    mismatches += kept_ids(top_k_filter(z, k)) != kept_ids(
+        TopKLogitsWarper(k)(None, z)
+    )
+    mismatches += kept_ids(top_p_filter(z, p)) != kept_ids(
+        TopPLogitsWarper(p)(None, z)
+    )
+print(
+    f"{mismatches} disagreements in 2,000 vectors, half of them full of ties"
+)
 assert mismatches == 0
-assert kept_ids(top_k_filter(logits, 5)) == kept_ids(filtered["top-k, k = 5"])
-assert kept_ids(top_p_filter(logits, 0.9)) == kept_ids(filtered["top-p, p = 0.9"])
+assert kept_ids(top_k_filter(logits, 5)) == kept_ids(
+    filtered["top-k, k = 5"]
+)
+assert kept_ids(top_p_filter(logits, 0.9)) == kept_ids(
+    filtered["top-p, p = 0.9"]
+)
 
 # %% [markdown]
 # On the model's logits (no ties) our inline filters and the helpers agree too (the last lines).
@@ -318,24 +384,41 @@ with torch.no_grad():
     sure = model(encode("Jack Gis"))[0, -1]  # (V,)
 best = torch.softmax(sure, dim=-1).max().item()
 best_token = tokenizer.decode([sure.argmax().item()])
-print(f"after 'Jack Gis' the top token {best_token!r} has probability {best:.3f}")
+print(
+    f"after 'Jack Gis' the top token {best_token!r} has probability "
+    f"{best:.3f}"
+)
 for keep in (1, 3):
-    kept = torch.isfinite(top_p_filter(sure, 0.9, min_tokens_to_keep=keep)).sum().item()
+    kept = (
+        torch.isfinite(top_p_filter(sure, 0.9, min_tokens_to_keep=keep))
+        .sum()
+        .item()
+    )
     print(f"top-p 0.9 with min_tokens_to_keep={keep}: {kept} token(s)")
 assert torch.isfinite(top_p_filter(sure, 0.9)).sum() == 1
-assert torch.isfinite(top_p_filter(sure, 0.9, min_tokens_to_keep=3)).sum() == 3
+assert (
+    torch.isfinite(top_p_filter(sure, 0.9, min_tokens_to_keep=3)).sum() == 3
+)
 
 # %% [markdown]
-# ## 7.5 Sampling text
+# ## 8.5 Sampling text
 #
 # Put together, one sampling step is: logits of the last position, temperature, top-k, top-p, softmax,
 # one draw. `do_sample=False` in a generation API means "take the argmax instead of drawing"; with it,
 # temperature, top-k and top-p change nothing, because none of them ever removes the largest logit.
 
 # %%
-def sample_decode(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                  seed=0):
-    gen = torch.Generator().manual_seed(seed)  # our own random stream, not the global one
+def sample_decode(
+    model,
+    idx,
+    max_new_tokens,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    seed=0,
+):
+    # our own random stream, not the global one
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(max_new_tokens):
         with torch.no_grad():
             logits = model(idx[:, -context_length:])[:, -1, :]  # (B, V)
@@ -345,7 +428,8 @@ def sample_decode(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p
         if top_p is not None:
             logits = keep_top_p(logits, top_p)
         probs = torch.softmax(logits, dim=-1)  # (B, V)
-        next_id = torch.multinomial(probs, num_samples=1, generator=gen)  # (B, 1)
+        # (B, 1)
+        next_id = torch.multinomial(probs, num_samples=1, generator=gen)
         idx = torch.cat([idx, next_id], dim=1)
     return idx
 
@@ -361,7 +445,8 @@ global_state = torch.get_rng_state()
 a = sample_decode(model, prompt_ids, 30, temperature=0.7, top_k=40, seed=123)
 b = sample_decode(model, prompt_ids, 30, temperature=0.7, top_k=40, seed=123)
 assert torch.equal(a, b)  # the same seed gives the same text
-assert torch.equal(torch.get_rng_state(), global_state)  # the global state is untouched
+# the global state is untouched
+assert torch.equal(torch.get_rng_state(), global_state)
 print("same seed, same text; global RNG untouched")
 
 # %% [markdown]
@@ -374,7 +459,7 @@ print("same seed, same text; global RNG untouched")
 # probabilities does not change which of them wins. (A sampler that compares one uniform number with
 # the cumulative sum of the probabilities would shift many draws.)
 #
-# ## 7.6 Beam search
+# ## 8.6 Beam search
 #
 # Greedy keeps one candidate text; **beam search** keeps `num_beams` of them. At each step it extends
 # every beam by every token, scores each extension by its total log-probability
@@ -394,15 +479,20 @@ print("same seed, same text; global RNG untouched")
 
 # %%
 def beam_decode(model, idx, max_new_tokens, num_beams):
-    beams = idx.repeat(num_beams, 1)  # (K, T): every beam starts as the prompt
+    # (K, T): every beam starts as the prompt
+    beams = idx.repeat(num_beams, 1)
     scores = torch.zeros(num_beams)
-    scores[1:] = float("-inf")  # the beams are identical: expand only the first
+    # the beams are identical: expand only the first
+    scores[1:] = float("-inf")
     for _ in range(max_new_tokens):
         with torch.no_grad():
             logits = model(beams[:, -context_length:])[:, -1, :]  # (K, V)
-        total = scores[:, None] + torch.log_softmax(logits, dim=-1)  # (K, V) extensions
-        scores, flat = torch.topk(total.flatten(), num_beams)  # the K best of K * V
-        beam, token = flat // V, flat % V  # which beam each extends, with which token
+        # (K, V) extensions
+        total = scores[:, None] + torch.log_softmax(logits, dim=-1)
+        # the K best of K * V
+        scores, flat = torch.topk(total.flatten(), num_beams)
+        # which beam each extends, with which token
+        beam, token = flat // V, flat % V
         beams = torch.cat([beams[beam], token[:, None]], dim=1)  # (K, T + 1)
     return beams[:1]  # (1, T + new): topk sorts, so beam 0 is the best
 
@@ -410,8 +500,12 @@ def beam_decode(model, idx, max_new_tokens, num_beams):
 def continuation_logprobs(model, ids, prompt_len):
     """log p of each token after the prompt, given everything before it."""
     with torch.no_grad():
-        logprobs = torch.log_softmax(model(ids[:, :-1]), dim=-1)[0]  # (T - 1, V)
-    return logprobs[prompt_len - 1:].gather(1, ids[0, prompt_len:, None])[:, 0]  # (new,)
+        # (T - 1, V)
+        logprobs = torch.log_softmax(model(ids[:, :-1]), dim=-1)[0]
+    # (new,)
+    return logprobs[prompt_len - 1 :].gather(1, ids[0, prompt_len:, None])[
+        :, 0
+    ]
 
 # %% [markdown]
 # On that deck's prompt, with 8 new tokens and 3 beams:
@@ -428,9 +522,17 @@ for name, ids in results.items():
     words = [tokenizer.decode([i]) for i in ids[0, n:].tolist()]
     print(f"{name:12s} total log-prob {totals[name]:7.3f}: "
           f"{tokenizer.decode(ids[0, n:].tolist())!r}")
-    print("   " + " ".join(f"{w!r}:{p:.2f}" for w, p in zip(words, lp.exp().tolist())))
+    print(
+        "   "
+        + " ".join(
+            f"{w!r}:{p:.2f}" for w, p in zip(words, lp.exp().tolist())
+        )
+    )
 dog_greedy, dog_beam = totals["greedy"], totals["beam search"]
-print(f"beam search's text is {math.exp(dog_beam - dog_greedy):.1f} times as probable")
+print(
+    f"beam search's text is {math.exp(dog_beam - dog_greedy):.1f} times as "
+    "probable"
+)
 assert dog_beam > dog_greedy
 
 # %% [markdown]
@@ -441,17 +543,33 @@ assert dog_beam > dog_greedy
 # (the last line). Over a dozen prompts:
 
 # %%
-prompts = ["Every effort moves you", "I HAD always thought", "My cute dog", "The picture",
-           "She said", "He laughed", "It was", "Mrs. Gisburn", "I looked at", "The donkey",
-           "Jack", "I turned"]
+prompts = [
+    "Every effort moves you",
+    "I HAD always thought",
+    "My cute dog",
+    "The picture",
+    "She said",
+    "He laughed",
+    "It was",
+    "Mrs. Gisburn",
+    "I looked at",
+    "The donkey",
+    "Jack",
+    "I turned",
+]
 gains = []
 for prompt in prompts:
     ids = encode(prompt)
-    greedy_ids, beam_ids = greedy_decode(model, ids, 8), beam_decode(model, ids, 8, num_beams=3)
+    greedy_ids, beam_ids = (
+        greedy_decode(model, ids, 8),
+        beam_decode(model, ids, 8, num_beams=3),
+    )
     g = continuation_logprobs(model, greedy_ids, ids.shape[1]).sum().item()
     b = continuation_logprobs(model, beam_ids, ids.shape[1]).sum().item()
     gains.append(b - g)
-    print(f"{prompt!r:25s} greedy {g:8.3f}   beam {b:8.3f}   gain {b - g:6.3f}")
+    print(
+        f"{prompt!r:25s} greedy {g:8.3f}   beam {b:8.3f}   gain {b - g:6.3f}"
+    )
 better = sum(gain > 1e-4 for gain in gains)
 worse = sum(gain < -1e-4 for gain in gains)
 print(f"beam search more probable for {better} prompts, equal for "
@@ -500,13 +618,14 @@ assert lengths[0.0] < lengths[1.0]
 # With the plain total (`length_penalty = 0`) the best finished sentence is the shortest one; dividing
 # by the length lets a longer sentence win (the lengths above).
 #
-# ## 7.7 One function: `helpers.generate`
+# ## 8.7 One function: `helpers.generate`
 #
 # Everything so far is one function in `helpers/generate.py`:
 #
 # ```python
-# generate(model, idx, max_new_tokens, *, temperature=1.0, top_k=None, top_p=None, num_beams=1,
-#          do_sample=False, eos_id=None, seed=None, length_penalty=1.0, use_cache=True)
+# generate(model, idx, max_new_tokens, *, temperature=1.0, top_k=None,
+#          top_p=None, num_beams=1, do_sample=False, eos_id=None, seed=None,
+#          length_penalty=1.0, use_cache=True)
 # ```
 #
 # `do_sample=False` is greedy (`num_beams=1`) or beam search (`num_beams > 1`); `do_sample=True`
@@ -514,28 +633,36 @@ assert lengths[0.0] < lengths[1.0]
 # `seed` (never the global one); `temperature=0` means greedy. A row that emits `eos_id` is padded
 # with `eos_id` afterwards, and generation stops once every row has. Sampling inside beam search is
 # not implemented (it raises an error). Its filters are `apply_temperature`, `top_k_filter` and
-# `top_p_filter`, each with `min_tokens_to_keep`. `use_cache` is Section 7.9's.
+# `top_p_filter`, each with `min_tokens_to_keep`. `use_cache` is Section 8.9's.
 #
 # The consolidation check: the chapter's loops and the helper give the same ids.
 
 # %%
 for prompt in prompts[:4]:
     ids = encode(prompt)
-    assert torch.equal(greedy_decode(model, ids, 20), generate(model, ids, 20))
-    assert torch.equal(sample_decode(model, ids, 20, temperature=0.8, top_k=40, seed=7),
-                       generate(model, ids, 20, do_sample=True, temperature=0.8, top_k=40,
-                                seed=7))
+    assert torch.equal(
+        greedy_decode(model, ids, 20), generate(model, ids, 20)
+    )
+    assert torch.equal(
+        sample_decode(model, ids, 20, temperature=0.8, top_k=40, seed=7),
+        generate(
+            model, ids, 20, do_sample=True, temperature=0.8, top_k=40, seed=7
+        ),
+    )
     assert torch.equal(beam_decode(model, ids, 8, num_beams=3),
                        generate(model, ids, 8, num_beams=3))
-print("greedy, sampling and beam search: the same ids as the chapter's loops")
+print(
+    "greedy, sampling and beam search: the same ids as the chapter's loops"
+)
 
 # %% [markdown]
-# And against `transformers`: `helpers.gpt2.save_hf_checkpoint` (Chapter 8) writes our model in the
+# And against `transformers`: `helpers.gpt2.save_hf_checkpoint` (Chapter 9) writes our model in the
 # Hugging Face hub's format, `GPT2LMHeadModel.from_pretrained` reads it, and its `generate` decodes
 # with the same weights. Greedy and beam search, with "." as end of text, on the twelve prompts:
 
 # %%
-with tempfile.TemporaryDirectory() as directory:  # the checkpoint is needed only to load it
+# the checkpoint is needed only to load it
+with tempfile.TemporaryDirectory() as directory:
     save_hf_checkpoint(model, directory)
     hf_model = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
 
@@ -549,10 +676,17 @@ def hf_generate(ids, max_new_tokens, **kw):
 same_ids = 0
 for prompt in prompts:
     ids = encode(prompt)
-    same_ids += torch.equal(generate(model, ids, 20, eos_id=period), hf_generate(ids, 20))
-    same_ids += torch.equal(generate(model, ids, 20, num_beams=3, eos_id=period),
-                            hf_generate(ids, 20, num_beams=3))
-print(f"{same_ids} of {2 * len(prompts)} generations identical to transformers'")
+    same_ids += torch.equal(
+        generate(model, ids, 20, eos_id=period), hf_generate(ids, 20)
+    )
+    same_ids += torch.equal(
+        generate(model, ids, 20, num_beams=3, eos_id=period),
+        hf_generate(ids, 20, num_beams=3),
+    )
+print(
+    f"{same_ids} of {2 * len(prompts)} generations identical to "
+    "transformers'"
+)
 assert same_ids == 2 * len(prompts)
 
 # %% [markdown]
@@ -565,18 +699,22 @@ assert same_ids == 2 * len(prompts)
 
 # %%
 pieces = []
-ids_stream = stream(model, prompt_ids, 30, do_sample=True, top_p=0.9, seed=3)  # ints
+# ints
+ids_stream = stream(model, prompt_ids, 30, do_sample=True, top_p=0.9, seed=3)
 for piece in stream_text(ids_stream, tokenizer.decode):
-    pieces.append(piece)  # a command line would print(piece, end="", flush=True) here
+    # a command line would print(piece, end="", flush=True) here
+    pieces.append(piece)
 print("|".join(pieces))
 whole = generate(model, prompt_ids, 30, do_sample=True, top_p=0.9, seed=3)
-assert "".join(pieces) == tokenizer.decode(whole[0, prompt_ids.shape[1]:].tolist())
+assert "".join(pieces) == tokenizer.decode(
+    whole[0, prompt_ids.shape[1] :].tolist()
+)
 
 # %% [markdown]
 # The cell above prints the pieces as they arrived, separated by "|"; joined, they are exactly the
 # text that `generate` returns with the same seed.
 #
-# ## 7.8 An explorer
+# ## 8.8 An explorer
 #
 # Move the sliders to see what temperature, top-k and top-p do to the next-token distribution after
 # "Every effort moves you": the bars are the probabilities after temperature, grey and hatched for
@@ -587,26 +725,42 @@ assert "".join(pieces) == tokenizer.decode(whole[0, prompt_ids.shape[1]:].tolist
 
 # %% tags=["remove-output"]
 def draw_distribution(temperature=1.0, top_k=0, top_p=1.0, ax=None, n=15):
-    probs_t = torch.softmax(logits / temperature, dim=-1)  # (V,) after temperature
-    kept = torch.isfinite(filter_logits(logits, temperature, top_k or None, top_p))  # (V,)
-    shown = torch.topk(logits, n).indices  # the n most probable, at any temperature
+    # (V,) after temperature
+    probs_t = torch.softmax(logits / temperature, dim=-1)
+    # (V,)
+    kept = torch.isfinite(
+        filter_logits(logits, temperature, top_k or None, top_p)
+    )
+    # the n most probable, at any temperature
+    shown = torch.topk(logits, n).indices
     names = [tokenizer.decode([i]) for i in shown.tolist()]
-    title = (f"T {temperature:.1f}, top-k {top_k or 'off'}, top-p {top_p:.2f}: "
-             f"{kept.sum().item():,} kept, mass {probs_t[kept].sum():.2f}")
-    return plot_next_token_probs(probs_t[shown], names, ax=ax, kept=kept[shown], title=title)
+    title = (
+        f"T {temperature:.1f}, top-k {top_k or 'off'}, top-p {top_p:.2f}: "
+        f"{kept.sum().item():,} kept, mass {probs_t[kept].sum():.2f}"
+    )
+    return plot_next_token_probs(
+        probs_t[shown], names, ax=ax, kept=kept[shown], title=title
+    )
 
 
-sliders = {"temperature": widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1,
-                                             description="temperature"),
-           "top_k": widgets.IntSlider(value=0, min=0, max=50, description="top_k"),
-           "top_p": widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05,
-                                        description="top_p")}
-picture = widgets.Image(format="png")  # the figure, as PNG bytes held by the widget
+sliders = {
+    "temperature": widgets.FloatSlider(
+        value=1.0, min=0.1, max=3.0, step=0.1, description="temperature"
+    ),
+    "top_k": widgets.IntSlider(value=0, min=0, max=50, description="top_k"),
+    "top_p": widgets.FloatSlider(
+        value=1.0, min=0.05, max=1.0, step=0.05, description="top_p"
+    ),
+}
+# the figure, as PNG bytes held by the widget
+picture = widgets.Image(format="png")
 
 
 def redraw(change=None):
     fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
-    draw_distribution(**{name: s.value for name, s in sliders.items()}, ax=ax)
+    draw_distribution(
+        **{name: s.value for name, s in sliders.items()}, ax=ax
+    )
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)  # shown by the widget, not as an output of this cell
@@ -620,8 +774,12 @@ explorer = widgets.VBox([*sliders.values(), picture])
 explorer
 
 # %%
-fig, axes = plt.subplots(3, 1, figsize=(7.5, 8), sharey=True, layout="constrained")
-for ax, (t, k, p) in zip(axes, [(1.0, 0, 1.0), (0.5, 0, 0.9), (1.5, 10, 1.0)]):
+fig, axes = plt.subplots(
+    3, 1, figsize=(7.5, 8), sharey=True, layout="constrained"
+)
+for ax, (t, k, p) in zip(
+    axes, [(1.0, 0, 1.0), (0.5, 0, 0.9), (1.5, 10, 1.0)]
+):
     draw_distribution(t, k, p, ax=ax)
 plt.show()
 
@@ -635,15 +793,29 @@ plt.show()
 # top-p below 1 and raise the temperature: the bars flatten and top-p keeps more and more tokens.
 
 # %%
-page_prompts = ["Every effort moves you", "Jack Gis", "I HAD always thought", " she said"]
+page_prompts = [
+    "Every effort moves you",
+    "Jack Gis",
+    "I HAD always thought",
+    " she said",
+]
 with torch.no_grad():
-    page_data = {p: decoding_prompt(model(encode(p))[0, -1], tokenizer) for p in page_prompts}
-decoding_explorer(page_data, name="ch07-decoding",
-                  checks=[("Every effort moves you", 0.7, 0, 0.9), ("Jack Gis", 1.5, 10, 1.0),
-                          (" she said", 2.0, 0, 0.5)])
+    page_data = {
+        p: decoding_prompt(model(encode(p))[0, -1], tokenizer)
+        for p in page_prompts
+    }
+decoding_explorer(
+    page_data,
+    name="ch08-decoding",
+    checks=[
+        ("Every effort moves you", 0.7, 0, 0.9),
+        ("Jack Gis", 1.5, 10, 1.0),
+        (" she said", 2.0, 0, 0.5),
+    ],
+)
 
 # %% [markdown]
-# ## 7.9 A KV cache
+# ## 8.9 A KV cache
 #
 # Every loop above calls the model on the whole sequence at every step, and uses only the last
 # position's logits. Because attention is causal, the earlier positions' outputs do not depend on the
@@ -652,7 +824,8 @@ decoding_explorer(page_data, name="ch07-decoding",
 # %%
 with torch.no_grad():
     first = model(prompt_ids)  # (1, T, V)
-    longer = torch.cat([prompt_ids, first[:, -1:].argmax(dim=-1)], dim=1)  # (1, T + 1)
+    # (1, T + 1)
+    longer = torch.cat([prompt_ids, first[:, -1:].argmax(dim=-1)], dim=1)
     second = model(longer)  # (1, T + 1, V)
 print(f"largest difference between the first T positions of the two calls: "
       f"{(second[:, :-1] - first).abs().max():.1e}")
@@ -671,17 +844,26 @@ assert torch.allclose(second[:, :-1], first, atol=1e-5)
 # %%
 small = GPTConfig.from_preset("gpt2-small")
 prompt_len, new_tokens = 4, 256
-lengths_seen = range(prompt_len + 1, prompt_len + new_tokens + 1)  # input lengths
-no_cache = sum(t * flops_per_token(small, t) for t in lengths_seen)  # t tokens, each step
+# input lengths
+lengths_seen = range(prompt_len + 1, prompt_len + new_tokens + 1)
+# t tokens, each step
+no_cache = sum(t * flops_per_token(small, t) for t in lengths_seen)
 with_cache = prompt_len * flops_per_token(small, prompt_len) + sum(
-    flops_per_token(small, t) for t in lengths_seen[:-1])  # the prompt, then one per step
-print(f"without a cache: {no_cache / 1e12:.1f} TFLOPs; with one: {with_cache / 1e12:.3f} "
-      f"TFLOPs ({no_cache / with_cache:.0f}x fewer)")
+    # the prompt, then one per step
+    flops_per_token(small, t) for t in lengths_seen[:-1])
+print(
+    f"without a cache: {no_cache / 1e12:.1f} TFLOPs; with one: "
+    f"{with_cache / 1e12:.3f} "
+    f"TFLOPs ({no_cache / with_cache:.0f}x fewer)"
+)
 cache_bytes = 2 * small.n_layers * small.context_length * small.emb_dim * 4
-print(f"the price: a full 1024-token cache of GPT-2 small is {cache_bytes / 2**20:.0f} MiB")
+print(
+    "the price: a full 1024-token cache of GPT-2 small is "
+    f"{cache_bytes / 2**20:.0f} MiB"
+)
 
 # %% [markdown]
-# The work drops by two orders of magnitude (the cell above). The time drops less, as Section 7.10
+# The work drops by two orders of magnitude (the cell above). The time drops less, as Section 8.10
 # measures: one token at a time, the model must still read every weight from memory for very little
 # arithmetic.
 #
@@ -692,7 +874,8 @@ print(f"the price: a full 1024-token cache of GPT-2 small is {cache_bytes / 2**2
 # %%
 att = model.trf_blocks[0].att
 h, d_h, C = att.num_heads, att.head_dim, att.d_out
-x = torch.randn(1, 6, C, generator=torch.Generator().manual_seed(1))  # (B, T, C)
+# (B, T, C)
+x = torch.randn(1, 6, C, generator=torch.Generator().manual_seed(1))
 with torch.no_grad():
     full = att(x)  # (1, 6, C), all at once, causal mask
     k_cache = torch.empty(1, h, 0, d_h)  # (B, h, 0, d_h): nothing cached yet
@@ -700,18 +883,25 @@ with torch.no_grad():
     outputs = []
     for t in range(6):
         x_t = x[:, t:t + 1]  # (1, 1, C): the new token only
-        q = att.W_query(x_t).view(1, 1, h, d_h).transpose(1, 2)  # (1, h, 1, d_h)
+        # (1, h, 1, d_h)
+        q = att.W_query(x_t).view(1, 1, h, d_h).transpose(1, 2)
         k = att.W_key(x_t).view(1, 1, h, d_h).transpose(1, 2)
         v = att.W_value(x_t).view(1, 1, h, d_h).transpose(1, 2)
         k_cache = torch.cat([k_cache, k], dim=2)  # (1, h, t + 1, d_h)
         v_cache = torch.cat([v_cache, v], dim=2)
-        scores = q @ k_cache.transpose(-2, -1) / math.sqrt(d_h)  # (1, h, 1, t + 1)
-        weights = torch.softmax(scores, dim=-1)  # no mask: the past and itself
-        context = (weights @ v_cache).transpose(1, 2).reshape(1, 1, C)  # (1, 1, C)
+        # (1, h, 1, t + 1)
+        scores = q @ k_cache.transpose(-2, -1) / math.sqrt(d_h)
+        # no mask: the past and itself
+        weights = torch.softmax(scores, dim=-1)
+        # (1, 1, C)
+        context = (weights @ v_cache).transpose(1, 2).reshape(1, 1, C)
         outputs.append(att.out_proj(context))
 cached = torch.cat(outputs, dim=1)  # (1, 6, C)
-print(f"cache: keys {tuple(k_cache.shape)}, values {tuple(v_cache.shape)}; "
-      f"largest difference from the full layer {(cached - full).abs().max():.1e}")
+print(
+    f"cache: keys {tuple(k_cache.shape)}, values {tuple(v_cache.shape)}; "
+    "largest difference from the full layer "
+    f"{(cached - full).abs().max():.1e}"
+)
 assert torch.allclose(cached, full, atol=1e-6)
 
 # %% [markdown]
@@ -728,7 +918,11 @@ assert torch.allclose(cached, full, atol=1e-6)
 
 # %%
 past_len, T_new = 3, 2
-print(causal_mask(past_len + T_new)[past_len:past_len + T_new, :past_len + T_new].int())
+print(
+    causal_mask(past_len + T_new)[
+        past_len : past_len + T_new, : past_len + T_new
+    ].int()
+)
 
 # %% [markdown]
 # `helpers.kvcache.KVCache` holds one `(k, v)` pair per block. It is passed in, and the forward
@@ -740,7 +934,8 @@ print(causal_mask(past_len + T_new)[past_len:past_len + T_new, :past_len + T_new
 # in three parts equal those for the whole prompt, and forgetting the offset changes them:
 
 # %%
-ids = encode("I HAD always thought Jack Gisburn rather a cheap genius")  # (1, T)
+# (1, T)
+ids = encode("I HAD always thought Jack Gisburn rather a cheap genius")
 with torch.no_grad():
     full = model(ids)  # (1, T, V)
     cache = KVCache()
@@ -748,11 +943,16 @@ with torch.no_grad():
     part2 = model(ids[:, 4:9], cache=cache)  # positions 4 .. 8
     part3 = model(ids[:, 9:], cache=cache)
     k0, v0 = cache[0]
-    print(f"{len(cache)} layer; keys {tuple(k0.shape)}, values {tuple(v0.shape)}: (B, h, T, d_h)")
-    # the third part again, by hand, with positions 0, 1, ... instead of 9, 10, ...
+    print(
+        f"{len(cache)} layer; keys {tuple(k0.shape)}, values "
+        f"{tuple(v0.shape)}: (B, h, T, d_h)"
+    )
+    # the third part again, by hand, with positions 0, 1, ...
+    # instead of 9, 10, ...
     cache.crop(9)  # keep the first 9 tokens' keys and values
     wrong_positions = torch.arange(ids.shape[1] - 9)
-    x = model.tok_emb(ids[:, 9:]) + model.pos_emb(wrong_positions)  # (1, T - 9, C)
+    # (1, T - 9, C)
+    x = model.tok_emb(ids[:, 9:]) + model.pos_emb(wrong_positions)
     for i, block in enumerate(model.trf_blocks):
         x = block(x, cache=cache, layer=i)
     wrong = model.out_head(model.final_norm(x))
@@ -767,34 +967,55 @@ assert not torch.allclose(wrong, full[:, 9:], atol=1e-2)
 # fills it, then each step feeds one token per row. Beam search reorders the cache after each step,
 # because a beam may continue another beam's text. Past the context the window slides, every
 # position shifts, and the cached keys no longer belong to the right positions, so from there on each
-# step recomputes the window (as `transformers`' GPT-2 cannot go past its context at all). The cache
+# step recomputes the window (`transformers`' GPT-2 cannot go past its context at all). The cache
 # changes no id:
 
 # %%
 for prompt in prompts[:3]:
     ids = encode(prompt)
-    for kw in [dict(), dict(do_sample=True, temperature=0.9, top_p=0.95, seed=1),
-               dict(num_beams=3), dict(num_beams=2, eos_id=period)]:
-        assert torch.equal(generate(model, ids, 20, use_cache=True, **kw),
-                           generate(model, ids, 20, use_cache=False, **kw)), (prompt, kw)
-long_ids = encode(text[:2000])[:, :250]  # 250 tokens: the next 10 cross context_length 256
+    for kw in [
+        dict(),
+        dict(do_sample=True, temperature=0.9, top_p=0.95, seed=1),
+        dict(num_beams=3),
+        dict(num_beams=2, eos_id=period),
+    ]:
+        assert torch.equal(
+            generate(model, ids, 20, use_cache=True, **kw),
+            generate(model, ids, 20, use_cache=False, **kw),
+        ), (prompt, kw)
+# 250 tokens: the next 10 cross context_length 256
+long_ids = encode(text[:2000])[:, :250]
 assert torch.equal(generate(model, long_ids, 10),
                    generate(model, long_ids, 10, use_cache=False))
-print("greedy, sampling, beam search: the same ids with and without the cache, "
-      "also past the context")
+print(
+    "greedy, sampling, beam search: the same ids with and without the "
+    "cache, "
+    "also past the context"
+)
 
 # %% [markdown]
-# ## 7.10 How fast
+# ## 8.10 How fast
 #
 # First our small model, 150 new tokens after a short prompt, greedily:
 
 # %% tags=["nbval-ignore-output"]
-seconds = time_turns({cache: lambda cache=cache: generate(model, prompt_ids, 150,
-                                                          use_cache=cache)
-                       for cache in (False, True)}, repeat=1, warmup=0)
+seconds = time_turns(
+    {
+        cache: lambda cache=cache: generate(
+            model, prompt_ids, 150, use_cache=cache
+        )
+        for cache in (False, True)
+    },
+    repeat=1,
+    warmup=0,
+)
 small_speed = {cache: 150 / s for cache, s in seconds.items()}
-print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the cache, "
-      f"{small_speed[True]:,.0f} with it ({small_speed[True] / small_speed[False]:.1f}x)")
+print(
+    f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without "
+    "the cache, "
+    f"{small_speed[True]:,.0f} with it "
+    f"({small_speed[True] / small_speed[False]:.1f}x)"
+)
 
 # %% [markdown]
 # Then GPT-2 small's configuration, 124 million parameters (random weights: speed does not depend on
@@ -805,40 +1026,75 @@ print(f"BOOK_SMALL, 150 tokens: {small_speed[False]:,.0f} tokens/s without the c
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
-gpt2_small = GPTModel(GPTConfig.from_preset("gpt2-small", drop_rate=0.0)).eval()
+gpt2_small = GPTModel(
+    GPTConfig.from_preset("gpt2-small", drop_rate=0.0)
+).eval()
 with tempfile.TemporaryDirectory() as directory:
     save_hf_checkpoint(gpt2_small, directory)
     hf_small = transformers.GPT2LMHeadModel.from_pretrained(directory).eval()
 n_new = 48
 def hf_small_generate(n):
-    return hf_small.generate(prompt_ids, attention_mask=torch.ones_like(prompt_ids),
-                             max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                             pad_token_id=50256)
+    return hf_small.generate(
+        prompt_ids,
+        attention_mask=torch.ones_like(prompt_ids),
+        max_new_tokens=n,
+        min_new_tokens=n,
+        do_sample=False,
+        pad_token_id=50256,
+    )
 
 
-runs = {"ours, no cache": lambda: generate(gpt2_small, prompt_ids, n_new, use_cache=False),
-        "ours, KV cache": lambda: generate(gpt2_small, prompt_ids, n_new),
-        "transformers": lambda: hf_small_generate(n_new)}
-generate(gpt2_small, prompt_ids, 2), hf_small_generate(2)  # warm-up: one-off costs
-outputs = {}  # the slow one once; the cached runs twice, taking turns, keeping the faster
-slow = time_turns({"ours, no cache": runs["ours, no cache"]}, repeat=1, warmup=0,
-                  outputs=outputs)
-fast = time_turns({name: runs[name] for name in ("ours, KV cache", "transformers")}, repeat=2,
-                  warmup=0, reduce="min", outputs=outputs)
+runs = {
+    "ours, no cache": lambda: generate(
+        gpt2_small, prompt_ids, n_new, use_cache=False
+    ),
+    "ours, KV cache": lambda: generate(gpt2_small, prompt_ids, n_new),
+    "transformers": lambda: hf_small_generate(n_new),
+}
+# warm-up: one-off costs
+generate(gpt2_small, prompt_ids, 2), hf_small_generate(2)
+# the slow one once; the cached runs twice, taking turns, keeping the faster
+outputs = {}
+slow = time_turns(
+    {"ours, no cache": runs["ours, no cache"]},
+    repeat=1,
+    warmup=0,
+    outputs=outputs,
+)
+fast = time_turns(
+    {name: runs[name] for name in ("ours, KV cache", "transformers")},
+    repeat=2,
+    warmup=0,
+    reduce="min",
+    outputs=outputs,
+)
 speed = {name: n_new / s for name, s in {**slow, **fast}.items()}
-assert all(torch.equal(out, outputs["transformers"]) for out in outputs.values())
+assert all(
+    torch.equal(out, outputs["transformers"]) for out in outputs.values()
+)
 n_params = count_parameters(gpt2_small)
-print(f"GPT-2 small config: {n_params:,} parameters, {4 * n_params / 1e6:.0f} MB of float32 "
-      f"weights; {n_new} new tokens, one thread:")
+print(
+    f"GPT-2 small config: {n_params:,} parameters, {4 * n_params / 1e6:.0f} "
+    "MB of float32 "
+    f"weights; {n_new} new tokens, one thread:"
+)
 for name, tps in speed.items():
     print(f"  {name:15s} {tps:6.1f} tokens/s")
-seen = range(prompt_ids.shape[1] + 1, prompt_ids.shape[1] + n_new + 1)  # input lengths
+# input lengths
+seen = range(prompt_ids.shape[1] + 1, prompt_ids.shape[1] + n_new + 1)
 flop_ratio = sum(t * flops_per_token(small, t) for t in seen) / (
     prompt_ids.shape[1] * flops_per_token(small, prompt_ids.shape[1])
     + sum(flops_per_token(small, t) for t in seen[:-1]))
-print(f"FLOP count: {flop_ratio:.0f}x fewer with the cache for {n_new} new tokens")
-print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f}x; "
-      f"ours vs transformers {speed['ours, KV cache'] / speed['transformers']:.2f}x")
+print(
+    f"FLOP count: {flop_ratio:.0f}x fewer with the cache for {n_new} new "
+    "tokens"
+)
+print(
+    "cache vs no cache "
+    f"{speed['ours, KV cache'] / speed['ours, no cache']:.1f}x; "
+    "ours vs transformers "
+    f"{speed['ours, KV cache'] / speed['transformers']:.2f}x"
+)
 
 # %% [markdown]
 # The three produce the same ids (the assert). On our small model the cache wins by a wide margin
@@ -847,16 +1103,13 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 # for these tokens (both are in the cell above),
 # and grows with the number of tokens (`benchmarks/generate.py` measures 256). With one token per
 # step the model does two floating-point operations per weight and must read every weight from
-# memory (the megabytes in the cell above): memory, not arithmetic, sets the pace. Our cached loop
-# is slower than `transformers`' `generate` here: the ratio on the last line of the cell above is
-# below 1, so `transformers` is ahead. In short runs like this one `transformers` is usually ahead on
-# this CPU; the script's 256-token runs, repeated in turns, measure the comparison better. Timings on
-# a shared machine move by tens of percent from run to run. {doc}`../book/appendix_speed_inference`
-# measures more: the 256-token comparison, where `transformers` is ahead, and why (how the weights
-# lie in memory, and the number of small operations each cached step runs, which
-# `benchmarks/op_count.py` counts: our LayerNorm and GELU written out as formulas against
-# `transformers`' fused kernels), a pre-allocated cache, and several prompts generated in one
-# padded batch.
+# memory (the megabytes in the cell above): memory, not arithmetic, sets the pace. The last line of
+# the cell above is our cached loop's speed over `transformers`' `generate` on the same weights (above
+# 1: ours is faster). Runs this short are noisy: timings on a shared machine move by tens of percent
+# from run to run, so `benchmarks/generate.py` repeats 128- and 256-token runs in turns.
+# {doc}`../book/appendix_speed_inference` reports those, and what made our loop faster: fused
+# LayerNorm and GELU kernels, fewer small operations per cached step (`benchmarks/op_count.py` counts
+# them), a pre-allocated cache, and several prompts generated in one padded batch.
 #
 # Why one thread? This chapter sets `torch.set_num_threads(1)` after loading the model. Its models are
 # small enough that a second thread gains little; with one thread the order of floating-point sums
@@ -908,11 +1161,11 @@ print(f"cache vs no cache {speed['ours, KV cache'] / speed['ours, no cache']:.1f
 
 # %% [markdown]
 # Each exercise whose answer is code or a value has a cell for your answer and a cell that checks
-# it: `check("7.1", my_answer)` runs your answer on small cases, edge cases included, and says in
+# it: `check("8.1", my_answer)` runs your answer on small cases, edge cases included, and says in
 # a sentence or two what is wrong and where, with a hint, or that it is right. Until you write
 # something it says "not attempted yet". The worked solution stays folded below.
 #
-# **Exercise 7.1.** A *repetition penalty* (Keskar et al., 2019, for the CTRL model) makes tokens that already appear in
+# **Exercise 8.1.** A *repetition penalty* (Keskar et al., 2019, for the CTRL model) makes tokens that already appear in
 # the text less likely: for each such token, a positive logit is divided by the penalty and a negative
 # one multiplied by it. Write `my_penalize_repeats(logits, ids, penalty)` for logits `(B, V)` and
 # the ids so far `(B, T)`, check it against `transformers`' `RepetitionPenaltyLogitsProcessor`,
@@ -926,10 +1179,10 @@ def my_penalize_repeats(logits, ids, penalty):
 
 
 # %%
-check("7.1", my_penalize_repeats)
+check("8.1", my_penalize_repeats)
 
 # %% [markdown]
-# ```{admonition} Solution 7.1
+# ```{admonition} Solution 8.1
 # :class: dropdown
 # Gather the logits of the tokens in `ids`, change them with `torch.where` on their sign, and scatter
 # them back; a token that appears several times is changed once. In a greedy loop the penalty is
@@ -939,13 +1192,16 @@ check("7.1", my_penalize_repeats)
 
 # %% tags=["hide-cell"]
 def penalize_repeats(logits, ids, penalty):
-    seen = torch.gather(logits, 1, ids)  # (B, T): logits of the tokens already there
+    # (B, T): logits of the tokens already there
+    seen = torch.gather(logits, 1, ids)
     seen = torch.where(seen > 0, seen / penalty, seen * penalty)
     return logits.scatter(1, ids, seen)
 
 
 z = torch.randn(2, V, generator=torch.Generator().manual_seed(0))
-past = torch.randint(0, V, (2, 12), generator=torch.Generator().manual_seed(1))
+past = torch.randint(
+    0, V, (2, 12), generator=torch.Generator().manual_seed(1)
+)
 theirs = RepetitionPenaltyLogitsProcessor(1.3)(past, z.clone())
 assert torch.equal(penalize_repeats(z, past, 1.3), theirs)
 
@@ -953,7 +1209,8 @@ assert torch.equal(penalize_repeats(z, past, 1.3), theirs)
 def greedy_with_penalty(ids, max_new_tokens, penalty):
     for _ in range(max_new_tokens):
         with torch.no_grad():
-            next_logits = model(ids[:, -context_length:])[:, -1, :]  # (1, V)
+            # (1, V)
+            next_logits = model(ids[:, -context_length:])[:, -1, :]
         next_logits = penalize_repeats(next_logits, ids, penalty)
         next_id = next_logits.argmax(dim=-1, keepdim=True)  # (1, 1)
         ids = torch.cat([ids, next_id], dim=1)
@@ -962,16 +1219,20 @@ def greedy_with_penalty(ids, max_new_tokens, penalty):
 
 counts = {}
 for penalty in (1.0, 1.3):
-    out = greedy_with_penalty(prompt_ids, 60, penalty)[0, prompt_ids.shape[1]:]
+    out = greedy_with_penalty(prompt_ids, 60, penalty)[
+        0, prompt_ids.shape[1] :
+    ]
     counts[penalty] = (out == newline).sum().item()
-    print(f"penalty {penalty}: {counts[penalty]} newlines in 60 tokens:")
+    print(
+        f"penalty {penalty}: {counts[penalty]} newlines in 60 tokens:"
+    )
     print(f"  {tokenizer.decode(out.tolist())!r}")
 assert counts[1.3] < counts[1.0]
-assert check("7.1", penalize_repeats).passed
-check("7.1", penalize_repeats)
+assert check("8.1", penalize_repeats).passed
+check("8.1", penalize_repeats)
 
 # %% [markdown]
-# **Exercise 7.2.** *Min-p* filtering keeps the tokens whose probability is at least `min_p` times the
+# **Exercise 8.2.** *Min-p* filtering keeps the tokens whose probability is at least `min_p` times the
 # probability of the most probable token. Write `my_min_p_filter(logits, min_p)` (the other logits
 # set to `-inf`), check that it keeps the same tokens as `transformers`' `MinPLogitsWarper` on 500
 # random logit vectors, and print how many tokens it keeps at `min_p = 0.1` after "Every effort
@@ -984,10 +1245,10 @@ def my_min_p_filter(logits, min_p):
 
 
 # %%
-check("7.2", my_min_p_filter)
+check("8.2", my_min_p_filter)
 
 # %% [markdown]
-# ```{admonition} Solution 7.2
+# ```{admonition} Solution 8.2
 # :class: dropdown
 # Compare the softmax with `min_p` times its maximum, row by row. Like top-p it adapts to the model's
 # confidence: more tokens where the top token is weak, fewer where it dominates.
@@ -1004,17 +1265,22 @@ gen = torch.Generator().manual_seed(2)
 for _ in range(500):
     z = torch.randn(3, 40, generator=gen) * 2
     theirs = MinPLogitsWarper(0.1)(None, z)
-    assert torch.equal(torch.isfinite(min_p_filter(z, 0.1)), torch.isfinite(theirs))
+    assert torch.equal(
+        torch.isfinite(min_p_filter(z, 0.1)), torch.isfinite(theirs)
+    )
 kept_unsure = torch.isfinite(min_p_filter(logits, 0.1)).sum().item()
 kept_sure = torch.isfinite(min_p_filter(sure, 0.1)).sum().item()
-print(f"min-p 0.1 keeps {kept_unsure} tokens after 'Every effort moves you', "
-      f"{kept_sure} after 'Jack Gis'")
+print(
+    f"min-p 0.1 keeps {kept_unsure} tokens after 'Every effort moves "
+    "you', "
+    f"{kept_sure} after 'Jack Gis'"
+)
 assert kept_unsure > kept_sure >= 1
-assert check("7.2", min_p_filter).passed
-check("7.2", min_p_filter)
+assert check("8.2", min_p_filter).passed
+check("8.2", min_p_filter)
 
 # %% [markdown]
-# **Exercise 7.3.** How much memory does a KV cache take? Write
+# **Exercise 8.3.** How much memory does a KV cache take? Write
 # `my_kv_cache_bytes(cfg, num_tokens, batch_size)`, the bytes of a float32 cache of `num_tokens`
 # tokens for `batch_size` sequences of a configuration; print it for GPT-2's four sizes
 # (`PRESETS`) at their full context, and check it against the bytes of the cache our model
@@ -1027,10 +1293,10 @@ def my_kv_cache_bytes(cfg, num_tokens, batch_size):
 
 
 # %%
-check("7.3", my_kv_cache_bytes)
+check("8.3", my_kv_cache_bytes)
 
 # %% [markdown]
-# ```{admonition} Solution 7.3
+# ```{admonition} Solution 8.3
 # :class: dropdown
 # Each of the $L$ layers keeps keys and values, each $T \times C$ numbers for one sequence ($h$ heads
 # of $d_h$ features make $C$), so $2 L T C$ numbers of 4 bytes per sequence. GPT-2 XL at 1024
@@ -1039,9 +1305,20 @@ check("7.3", my_kv_cache_bytes)
 # ```
 
 # %% tags=["hide-cell"]
-def kv_cache_bytes(cfg, num_tokens=None, batch_size=1, bytes_per_number=4):
-    num_tokens = cfg.context_length if num_tokens is None else num_tokens
-    return 2 * cfg.n_layers * num_tokens * cfg.emb_dim * batch_size * bytes_per_number
+def kv_cache_bytes(
+    cfg, num_tokens=None, batch_size=1, bytes_per_number=4
+):
+    num_tokens = (
+        cfg.context_length if num_tokens is None else num_tokens
+    )
+    return (
+        2
+        * cfg.n_layers
+        * num_tokens
+        * cfg.emb_dim
+        * batch_size
+        * bytes_per_number
+    )
 
 
 for name in PRESETS:
@@ -1055,14 +1332,15 @@ measured = sum(t.nbytes for kv in full_cache for t in kv)
 print(f"our model, 256 tokens: {measured:,} bytes measured, "
       f"{kv_cache_bytes(model.cfg, 256):,} predicted")
 assert measured == kv_cache_bytes(model.cfg, 256)
-assert check("7.3", kv_cache_bytes).passed
-check("7.3", kv_cache_bytes)
+assert check("8.3", kv_cache_bytes).passed
+check("8.3", kv_cache_bytes)
 
 # %% [markdown]
-# **Exercise 7.4.** Write `my_top_p_filter(logits, p)` from Section 7.4's definition, without
+# **Exercise 8.4.** Write `my_top_p_filter(logits, p)` from Section 8.4's definition, without
 # looking at `keep_top_p`: for each row of logits, keep the smallest set of most probable tokens
-# whose probabilities add up to at least `p`, and set the others to `-inf`. With it, and with
-# `top_k_filter`, look at logits tied at the top, `[1, 3, 3, 0.5, 3]`: which tokens does `top_k=1`
+# whose probabilities add up to at least `p`, and set the others to `-inf`. Then, with the
+# helpers' `top_k_filter` and `top_p_filter` (which break ties as `transformers` does), look at
+# logits tied at the top, `[1, 3, 3, 0.5, 3]`: which tokens does `top_k=1`
 # keep, which does `top_p=1e-6` keep, and which does greedy's `argmax` pick? Then show with
 # `helpers.generate.generate` that sampling with `top_k=1` or `top_p=1e-6` gives exactly greedy's
 # ids for any seed and temperature, on five prompts. Why do they match greedy there, and when
@@ -1075,10 +1353,10 @@ def my_top_p_filter(logits, p):
 
 
 # %%
-check("7.4", my_top_p_filter)
+check("8.4", my_top_p_filter)
 
 # %% [markdown]
-# ```{admonition} Solution 7.4
+# ```{admonition} Solution 8.4
 # :class: dropdown
 # Sort each row most probable first and keep a token while the probability ranked above it is
 # still below $p$: the token that makes the mass reach $p$ stays, and so does the most probable
@@ -1088,40 +1366,65 @@ check("7.4", my_top_p_filter)
 # logit, which real logits almost never do. Top-k keeps every token tied with the $k$-th, so
 # `top_k=1` keeps all the tied tokens and a draw picks any of them at random. Top-p keeps
 # exactly one of them, the one its sort puts first among the most probable, which is
-# deterministic but need not be the lowest index that greedy's `argmax` returns. The cell's
-# first lines show both on the tied logits.
+# deterministic but need not be the lowest index that greedy's `argmax` returns: which tied
+# token survives depends on the sort (the helpers', like `transformers`', keeps a different one
+# from a descending sort). The cell's first lines show both on the tied logits.
 # ```
 
 # %% tags=["hide-cell"]
 def nucleus_filter(logits, p):
-    sorted_logits, order = torch.sort(logits, descending=True)  # most probable first
+    # most probable first
+    sorted_logits, order = torch.sort(logits, descending=True)
     sorted_probs = torch.softmax(sorted_logits, dim=-1)
-    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # ranked above each token
+    # ranked above each token
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
     drop_sorted = mass_before >= p
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # undo the sort
+    # undo the sort
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 
 
-assert check("7.4", nucleus_filter).passed
-tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])  # tokens 1, 2 and 4 tie at the top
-kept_k = torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
-kept_p = torch.isfinite(top_p_filter(tied_top, 1e-6)).nonzero()[:, 1].tolist()
+assert check("8.4", nucleus_filter).passed
+# tokens 1, 2 and 4 tie at the top
+tied_top = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0]])
+kept_k = (
+    torch.isfinite(top_k_filter(tied_top, 1)).nonzero()[:, 1].tolist()
+)
+kept_p = (
+    torch.isfinite(top_p_filter(tied_top, 1e-6))
+    .nonzero()[:, 1]
+    .tolist()
+)
 print(f"tied logits: greedy picks token {tied_top.argmax().item()};",
       f"top_k=1 keeps {kept_k}, top_p=1e-6 keeps {kept_p}")
-assert kept_k == [1, 2, 4] and len(kept_p) == 1 and kept_p != [tied_top.argmax().item()]
+assert (
+    kept_k == [1, 2, 4]
+    and len(kept_p) == 1
+    and kept_p != [tied_top.argmax().item()]
+)
 for i, prompt in enumerate(prompts[:5]):
     ids = encode(prompt)
     greedy_ids = generate(model, ids, 20)
     for seed, t in [(i, 0.5), (i + 10, 2.0)]:
         for kw in (dict(top_k=1), dict(top_p=1e-6)):
-            sampled = generate(model, ids, 20, do_sample=True, temperature=t, seed=seed,
-                               **kw)
+            sampled = generate(
+                model,
+                ids,
+                20,
+                do_sample=True,
+                temperature=t,
+                seed=seed,
+                **kw,
+            )
             assert torch.equal(sampled, greedy_ids), (prompt, seed, kw)
-print("top_k=1 and top_p=1e-6 sampling give greedy's ids (5 prompts, 2 seeds each)")
-check("7.4", nucleus_filter)
+print(
+    "top_k=1 and top_p=1e-6 sampling give greedy's ids (5 prompts, 2 "
+    "seeds each)"
+)
+check("8.4", nucleus_filter)
 
 # %% [markdown]
-# **Exercise 7.5.** Sample eight 30-token continuations of "Every effort moves you" at temperatures
+# **Exercise 8.5.** Sample eight 30-token continuations of "Every effort moves you" at temperatures
 # 0.5, 1.0 and 1.5. Write `my_average_logprob(model, ids, prompt_len)`: the average
 # log-probability per token that `model` (at temperature 1) gives the continuation tokens of `ids`
 # `(B, T)`, those from position `prompt_len` on. Measure it for the three temperatures. What does
@@ -1134,10 +1437,10 @@ def my_average_logprob(model, ids, prompt_len):
 
 
 # %%
-check("7.5", my_average_logprob)
+check("8.5", my_average_logprob)
 
 # %% [markdown]
-# ```{admonition} Solution 7.5
+# ```{admonition} Solution 8.5
 # :class: dropdown
 # The logits at position $t$ predict token $t + 1$, so token `ids[:, t]` is scored by the
 # log-softmax at position $t - 1$; average those entries over the continuation. Lower
@@ -1148,16 +1451,29 @@ check("7.5", my_average_logprob)
 # %% tags=["hide-cell"]
 @torch.no_grad()
 def average_logprob(model, ids, prompt_len):
-    lp = torch.log_softmax(model(ids[:, :-1]), dim=-1)  # (B, T - 1, V): for ids[:, 1:]
-    return lp[:, prompt_len - 1:].gather(2, ids[:, prompt_len:, None]).mean().item()
+    # (B, T - 1, V): for ids[:, 1:]
+    lp = torch.log_softmax(model(ids[:, :-1]), dim=-1)
+    return (
+        lp[:, prompt_len - 1 :]
+        .gather(2, ids[:, prompt_len:, None])
+        .mean()
+        .item()
+    )
 
 
 batch = prompt_ids.repeat(8, 1)  # (8, T): eight samples at once
 average = {}
 for t in (0.5, 1.0, 1.5):
-    out = generate(model, batch, 30, do_sample=True, temperature=t, seed=5)  # (8, T + 30)
-    average[t] = average_logprob(model, out, prompt_ids.shape[1])  # over (8, 30)
-    print(f"temperature {t}: average log-probability per token {average[t]:.3f}")
+    # (8, T + 30)
+    out = generate(
+        model, batch, 30, do_sample=True, temperature=t, seed=5
+    )
+    # over (8, 30)
+    average[t] = average_logprob(model, out, prompt_ids.shape[1])
+    print(
+        f"temperature {t}: average log-probability per token "
+        f"{average[t]:.3f}"
+    )
 assert average[0.5] > average[1.0] > average[1.5]
-assert check("7.5", average_logprob).passed
-check("7.5", average_logprob)
+assert check("8.5", average_logprob).passed
+check("8.5", average_logprob)
