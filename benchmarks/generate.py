@@ -1,4 +1,4 @@
-"""Chapter 7 benchmark: greedy generation speed with and without the KV cache, and transformers'
+"""Chapter 8 benchmark: greedy generation speed with and without the KV cache, and transformers'
 generate.
 
 Run from the repository root:  .venv/bin/python benchmarks/generate.py [--new-tokens 128 256]

@@ -1,4 +1,4 @@
-"""Appendix benchmark: greedy generation with no cache, Chapter 7's KV cache, a pre-allocated cache,
+"""Appendix benchmark: greedy generation with no cache, Chapter 8's KV cache, a pre-allocated cache,
 and several prompts batched with padding.
 
 Run from the repository root:  .venv/bin/python benchmarks/inference_speed.py [--repeat 3]
@@ -71,7 +71,7 @@ def main():
             "no cache (recompute every token)": lambda: generate(model, idx, n, use_cache=False),
             "KV cache, grown with torch.cat": lambda: generate_grown(model, idx, n),
             "KV cache, pre-allocated (generate_static)": lambda: generate_static(model, idx, n),
-            "Chapter 7's generate (pre-allocated)": lambda: generate(model, idx, n),
+            "Chapter 8's generate (pre-allocated)": lambda: generate(model, idx, n),
         }
         s_single, out = timed_turns(single, args.repeat)
         first = next(iter(out.values()))

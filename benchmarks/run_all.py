@@ -18,6 +18,7 @@ SCRIPTS = [
     "tokenizer.py",
     "train_speed.py",
     "train_throughput.py",
+    "book_small.py",
     "inference_speed.py",
     "generate.py",
     "op_count.py",
@@ -28,6 +29,7 @@ SCRIPTS = [
 TAKES_THREADS = {
     "train_speed.py",
     "train_throughput.py",
+    "book_small.py",
     "inference_speed.py",
     "generate.py",
     "weight_layout.py",
@@ -36,6 +38,7 @@ EXTRA = {
     "tokenizer.py": ["--markdown", "book/tables/tokenizer.md"],
     "train_throughput.py": ["--markdown", "book/tables/train_vs_transformers.md"],
     "op_count.py": ["--markdown", "book/tables/op_count.md"],
+    "book_small.py": ["--markdown", "book/tables/train_book_small.md"],
     "generate.py": ["--repeat", "3", "--skip-no-cache", "--markdown", "book/tables/generate.md"],
 }
 

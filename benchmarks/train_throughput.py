@@ -1,4 +1,4 @@
-"""Chapter 6 benchmark: training throughput of our GPTModel against transformers' GPT2LMHeadModel.
+"""Chapter 7 benchmark: training throughput of our GPTModel against transformers' GPT2LMHeadModel.
 
 Run from the repository root:  .venv/bin/python benchmarks/train_throughput.py [--preset gpt2-small
 book-small] [--markdown PATH]. For each preset, both models are built from one configuration

@@ -38,13 +38,13 @@ CHAPTERS = sorted((ROOT / "chapters").glob("ch*.ipynb"))
 # The reader's switches for the online branches: (chapter, line as stored, line as the run sets it).
 SWITCHES = [
     ("ch02_embeddings", "USE_PRETRAINED = False", "USE_PRETRAINED = True"),
-    ("ch09_visualization", "USE_OPENAI_GPT2 = False", "USE_OPENAI_GPT2 = True"),
+    ("ch10_visualization", "USE_OPENAI_GPT2 = False", "USE_OPENAI_GPT2 = True"),
 ]
 # Text that an executed chapter prints only when its online branch ran.
 TAKEN = {
     "ch02_embeddings": "Vectors in use: pretrained glove-wiki-gigaword-50",
-    "ch08_gpt2_weights": "OpenAI's GPT-2 small is available.",
-    "ch09_visualization": "OpenAI's GPT-2 small",
+    "ch09_gpt2_weights": "OpenAI's GPT-2 small is available.",
+    "ch10_visualization": "OpenAI's GPT-2 small",
 }
 
 
